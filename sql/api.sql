@@ -1,0 +1,65 @@
+-- pg_tenancy SQL surface written in SQL: wrappers that give the Rust functions the SPEC's result
+-- types, views, and privileges. Runs last (finalize). Every function pins its search_path.
+
+-- Parameters are text (not name) so that an over-long tenant name is refused (42622) instead of
+-- being silently truncated to 63 bytes by the name type; results are name, as in the SPEC.
+CREATE FUNCTION tenancy.create_tenant(schema text) RETURNS name
+    LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT tenancy._create_tenant(schema)::pg_catalog.name $$;
+
+CREATE FUNCTION tenancy.register_tenant(schema text, baseline text DEFAULT NULL) RETURNS name
+    LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT tenancy._register_tenant(schema, baseline)::pg_catalog.name $$;
+
+CREATE FUNCTION tenancy.rename_tenant(old text, new text) RETURNS name
+    LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT tenancy._rename_tenant(old, new)::pg_catalog.name $$;
+
+CREATE FUNCTION tenancy.all_tenants() RETURNS SETOF name
+    LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT schema_name FROM tenancy.tenants ORDER BY schema_name $$;
+
+CREATE FUNCTION tenancy.current_tenant() RETURNS name
+    LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT NULLIF(current_setting('tenancy.tenant', true), '')::pg_catalog.name $$;
+
+-- Every known tenant migration, in apply order.
+CREATE VIEW tenancy.migrations AS
+    SELECT m.version, m.name, m.checksum, m.source
+    FROM (
+        SELECT e.version, e.name, e.checksum, 'embedded'::text AS source
+        FROM tenancy._embedded_migrations() AS e
+        UNION ALL
+        SELECT r.version, r.name, r.checksum, 'registered'::text
+        FROM tenancy.registered_migrations AS r
+        WHERE NOT EXISTS (
+            SELECT FROM tenancy._embedded_migrations() AS e2
+            WHERE e2.version::pg_catalog.numeric OPERATOR(pg_catalog.=) r.version::pg_catalog.numeric
+              AND e2.checksum OPERATOR(pg_catalog.=) r.checksum)
+    ) AS m
+    ORDER BY m.version::pg_catalog.numeric;
+
+-- Grants a role what it needs to provision and migrate tenants. The role also needs CREATE on
+-- the database to create schemas (see the hint of the 42501 error).
+CREATE FUNCTION tenancy.grant_admin(role regrole) RETURNS void
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF role IS NULL THEN
+        RAISE EXCEPTION 'tenancy.grant_admin: role must not be NULL'
+            USING ERRCODE = '22004', HINT = 'Pass an existing role, e.g. SELECT tenancy.grant_admin(''app_admin'').';
+    END IF;
+    EXECUTE format('GRANT USAGE ON SCHEMA tenancy TO %s', role);
+    EXECUTE format('GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA tenancy TO %s', role);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA tenancy TO %s', role);
+END
+$$;
+
+-- Out of the box nobody but superusers and the extension's owner runs DDL through pg_tenancy.
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tenancy FROM PUBLIC;
+REVOKE ALL ON ALL TABLES IN SCHEMA tenancy FROM PUBLIC;
+GRANT USAGE ON SCHEMA tenancy TO PUBLIC;
+-- Reading which tenants exist and choosing one is what application roles need.
+GRANT EXECUTE ON FUNCTION tenancy.all_tenants(), tenancy.current_tenant(),
+    tenancy.set_tenant(text, boolean), tenancy._embedded_migrations() TO PUBLIC;
+GRANT SELECT ON tenancy.tenants, tenancy.migrations TO PUBLIC;

@@ -1,0 +1,42 @@
+-- pg_tenancy catalog: the tenant registry, the per-tenant ledger, and registered migrations.
+-- Runs first (bootstrap). Every object is schema-qualified.
+
+-- One row per tenant. schema_oid identifies the schema (a rename does not change it);
+-- name_key is the name ignoring case, unique so that 'Org_1' and 'org_1' cannot both be tenants.
+CREATE TABLE tenancy.tenants (
+    schema_name    name        PRIMARY KEY,
+    name_key       text        NOT NULL UNIQUE,
+    schema_oid     oid         NOT NULL UNIQUE,
+    registered_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE tenancy.tenants IS 'pg_tenancy: registered tenants (one schema each)';
+
+-- What has been applied to each tenant, written in the same transaction as the migration's DDL.
+CREATE TABLE tenancy.ledger (
+    schema_name  name        NOT NULL
+                 REFERENCES tenancy.tenants (schema_name) ON UPDATE CASCADE ON DELETE CASCADE,
+    version      text        NOT NULL,
+    name         text        NOT NULL,
+    checksum     text        NOT NULL,
+    applied_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    duration     interval    NOT NULL,
+    baselined    boolean     NOT NULL DEFAULT false,
+    PRIMARY KEY (schema_name, version)
+);
+COMMENT ON TABLE tenancy.ledger IS 'pg_tenancy: tenant migrations applied to each tenant (sha256 checksums)';
+
+-- Migrations stored in the database with tenancy.add_migration.
+CREATE TABLE tenancy.registered_migrations (
+    version   text        PRIMARY KEY CHECK (version OPERATOR(pg_catalog.~) '^[0-9]+$'),
+    name      text        NOT NULL,
+    sql       text        NOT NULL,
+    checksum  text        NOT NULL,
+    added_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    added_by  name        NOT NULL DEFAULT CURRENT_USER
+);
+COMMENT ON TABLE tenancy.registered_migrations IS 'pg_tenancy: tenant migrations added with tenancy.add_migration';
+
+-- pg_dump keeps the contents of these tables.
+SELECT pg_catalog.pg_extension_config_dump('tenancy.tenants', '');
+SELECT pg_catalog.pg_extension_config_dump('tenancy.ledger', '');
+SELECT pg_catalog.pg_extension_config_dump('tenancy.registered_migrations', '');

@@ -1,0 +1,201 @@
+//! Applying migrations to one tenant: the single path every caller (create_tenant,
+//! migrate_tenant, later the trigger and the fleet runner) goes through.
+//!
+//! Order of work: lock the tenant (advisory lock on its schema OID), re-read the registry and the
+//! ledger *after* the lock (a fresh snapshot, so a concurrent run's commits are seen), refuse drift,
+//! then run each pending migration statement by statement with
+//! `search_path = <tenant>, <shared schemas>`, writing its ledger row in the same transaction.
+
+use std::cmp::Ordering;
+use std::time::Instant;
+
+use pgrx::pg_sys::errcodes::PgSqlErrorCode;
+use pgrx::pg_sys::panic::{CaughtError, ErrorReport};
+use pgrx::prelude::*;
+
+use crate::error::{Result, SqlState, TenancyError};
+use crate::migration_set::{cmp_versions, Migration};
+use crate::names::quote_ident;
+use crate::registry::{self, Tenant};
+use crate::report::{raise, OrRaise};
+use crate::{migrations, settings, sqltext};
+
+/// Looks a tenant up by name, or fails with 42704.
+pub fn require_tenant(name: &str) -> Tenant {
+    registry::tenant_by_name(name).unwrap_or_else(|| {
+        raise(
+            TenancyError::new(
+                SqlState::UndefinedObject,
+                format!("{} is not a registered tenant", quote_ident(name)),
+            )
+            .hint("SELECT * FROM tenancy.all_tenants() lists the tenants; tenancy.create_tenant or tenancy.register_tenant adds one."),
+        )
+    })
+}
+
+/// Locks the tenant and returns its registry row as it is once the lock is held, after checking
+/// that its schema is still there under its registered name.
+pub fn lock(t: &Tenant) -> Tenant {
+    registry::lock_tenant(t.oid);
+    let fresh = registry::tenant_by_oid(t.oid).unwrap_or_else(|| {
+        raise(
+            TenancyError::new(
+                SqlState::UndefinedObject,
+                format!("tenant {} was removed by another session", quote_ident(&t.name)),
+            )
+            .hint("Check tenancy.all_tenants(); the tenant was detached or dropped while this call waited."),
+        )
+    });
+    match registry::schema_name(fresh.oid) {
+        Some(actual) if actual == fresh.name => fresh,
+        Some(actual) => raise(
+            TenancyError::new(
+                SqlState::ObjectNotInPrerequisiteState,
+                format!(
+                    "schema of tenant {} was renamed to {} behind pg_tenancy's back",
+                    quote_ident(&fresh.name),
+                    quote_ident(&actual)
+                ),
+            )
+            .hint("Rename it back with ALTER SCHEMA, or use tenancy.rename_tenant for renames."),
+        ),
+        None => raise(
+            TenancyError::new(
+                SqlState::InvalidSchemaName,
+                format!("schema of tenant {} no longer exists", quote_ident(&fresh.name)),
+            )
+            .hint("It was dropped behind pg_tenancy's back; tenancy.detach_tenant removes the registration."),
+        ),
+    }
+}
+
+/// `search_path` for running a tenant's migrations or for `set_tenant`: the tenant, then the
+/// shared schemas (each quoted; an unquoted element is folded to lower case as PostgreSQL would).
+pub fn tenant_search_path(tenant: &str) -> String {
+    let mut path = quote_ident(tenant);
+    for s in settings::shared_schemas().split(',') {
+        let s = s.trim();
+        if s.is_empty() {
+            continue;
+        }
+        path.push_str(", ");
+        if s.starts_with('"') {
+            path.push_str(s);
+        } else {
+            path.push_str(&quote_ident(&s.to_lowercase()));
+        }
+    }
+    path
+}
+
+/// The migrations not yet in the tenant's ledger, up to `target`; refuses drift.
+fn pending(tenant: &str, known: Vec<Migration>, target: Option<&str>) -> Result<Vec<Migration>> {
+    let applied = registry::ledger(tenant);
+    for (version, checksum) in &applied {
+        if let Some(m) = known.iter().find(|m| &m.version == version) {
+            if &m.checksum != checksum {
+                return Err(TenancyError::new(
+                    SqlState::ObjectNotInPrerequisiteState,
+                    format!(
+                        "migration {} has changed since it was applied to tenant {}: applied checksum {}, current checksum {}",
+                        m.label(),
+                        quote_ident(tenant),
+                        checksum,
+                        m.checksum
+                    ),
+                )
+                .hint(format!(
+                    "Restore the original text, or accept the new text with SELECT tenancy.repair('{}') (it does not re-run the migration).",
+                    m.version
+                )));
+            }
+        }
+    }
+    Ok(known
+        .into_iter()
+        .filter(|m| !applied.iter().any(|(v, _)| v == &m.version))
+        .filter(|m| target.is_none_or(|t| cmp_versions(&m.version, t) != Ordering::Greater))
+        .collect())
+}
+
+/// Runs one statement of a migration; on error, re-raises with the tenant, the migration and the
+/// statement named, keeping the original SQLSTATE.
+fn run_statement(tenant: &str, m: &Migration, number: usize, sql: &str) {
+    PgTryBuilder::new(|| registry::run(sql))
+        .catch_others(|e| {
+            let r = match &e {
+                CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r,
+                CaughtError::RustPanic { .. } => e.rethrow(),
+            };
+            let code = r.sql_error_code();
+            let mut detail = format!("statement {number}: {}", sqltext::excerpt(sql));
+            if let Some(d) = r.detail() {
+                detail = format!("{d}\n{detail}");
+            }
+            let hint = r.hint().map(str::to_string).unwrap_or_else(|| {
+                format!(
+                    "Fix migration {}; tenant {} stays at its previous version because the whole call is rolled back.",
+                    m.label(),
+                    quote_ident(tenant)
+                )
+            });
+            let code = if code == PgSqlErrorCode::ERRCODE_INTERNAL_ERROR {
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
+            } else {
+                code
+            };
+            ErrorReport::new(
+                code,
+                format!(
+                    "tenant {}: migration {} failed: {}",
+                    quote_ident(tenant),
+                    m.label(),
+                    r.message()
+                ),
+                "pg_tenancy",
+            )
+            .set_detail(detail)
+            .set_hint(hint)
+            .report(PgLogLevel::ERROR);
+            unreachable!()
+        })
+        .execute()
+}
+
+/// Applies one migration to a locked tenant and records it.
+fn apply_one(tenant: &str, search_path: &str, m: &Migration) {
+    let started = Instant::now();
+    let stmts = sqltext::check_migration(&m.label(), &m.sql).or_raise();
+    registry::set_config("search_path", search_path, true);
+    for s in &stmts {
+        let sql = sqltext::substitute_tenant(&s.text, tenant)
+            .map_err(|e| TenancyError {
+                message: format!("migration {}: {}", m.label(), e.message),
+                ..e
+            })
+            .or_raise();
+        run_statement(tenant, m, s.number, &sql);
+    }
+    registry::set_config("search_path", "pg_catalog, pg_temp", true);
+    registry::record(tenant, m, started.elapsed().as_secs_f64(), false);
+}
+
+/// Migrates a tenant (locking it first) up to `target`; returns what was applied now.
+pub fn migrate(t: &Tenant, target: Option<&str>) -> Vec<Migration> {
+    let known = migrations::known_set();
+    if let Some(target) = target {
+        migrations::find(&known, target).or_raise();
+    }
+    let t = lock(t);
+    let todo = pending(&t.name, known, target).or_raise();
+    if todo.is_empty() {
+        return todo;
+    }
+    let saved = registry::current_setting("search_path").unwrap_or_default();
+    let path = tenant_search_path(&t.name);
+    for m in &todo {
+        apply_one(&t.name, &path, m);
+    }
+    registry::set_config("search_path", &saved, true);
+    todo
+}

@@ -1,0 +1,100 @@
+//! One error type for everything a user can cause: SQLSTATE + message + detail + hint.
+//!
+//! Pure: no pgrx here. The SPI layer turns a [`TenancyError`] into an `ereport(ERROR)` with
+//! [`crate::report::raise`].
+
+use std::fmt;
+
+/// The SQLSTATEs pg_tenancy raises. Each maps 1:1 to a PostgreSQL error code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SqlState {
+    /// 42602 invalid_name
+    InvalidName,
+    /// 42622 name_too_long
+    NameTooLong,
+    /// 42P06 duplicate_schema
+    DuplicateSchema,
+    /// 3F000 invalid_schema_name (a schema that does not exist)
+    InvalidSchemaName,
+    /// 42704 undefined_object (not a registered tenant, unknown migration)
+    UndefinedObject,
+    /// 42710 duplicate_object (already registered, clashing migration)
+    DuplicateObject,
+    /// 42501 insufficient_privilege
+    InsufficientPrivilege,
+    /// 22023 invalid_parameter_value
+    InvalidParameterValue,
+    /// 22004 null_value_not_allowed
+    NullValueNotAllowed,
+    /// 25001 active_sql_transaction (statement that cannot run inside a transaction block)
+    ActiveSqlTransaction,
+    /// 55000 object_not_in_prerequisite_state (checksum drift, schema replaced behind our back)
+    ObjectNotInPrerequisiteState,
+    /// 42601 syntax_error (unterminated quote or comment in a migration)
+    SyntaxError,
+}
+
+impl SqlState {
+    pub fn code(self) -> &'static str {
+        match self {
+            SqlState::InvalidName => "42602",
+            SqlState::NameTooLong => "42622",
+            SqlState::DuplicateSchema => "42P06",
+            SqlState::InvalidSchemaName => "3F000",
+            SqlState::UndefinedObject => "42704",
+            SqlState::DuplicateObject => "42710",
+            SqlState::InsufficientPrivilege => "42501",
+            SqlState::InvalidParameterValue => "22023",
+            SqlState::NullValueNotAllowed => "22004",
+            SqlState::ActiveSqlTransaction => "25001",
+            SqlState::ObjectNotInPrerequisiteState => "55000",
+            SqlState::SyntaxError => "42601",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TenancyError {
+    pub state: SqlState,
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+}
+
+impl TenancyError {
+    pub fn new(state: SqlState, message: impl Into<String>) -> Self {
+        TenancyError {
+            state,
+            message: message.into(),
+            detail: None,
+            hint: None,
+        }
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+}
+
+impl fmt::Display for TenancyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.state.code(), self.message)?;
+        if let Some(d) = &self.detail {
+            write!(f, "\nDETAIL: {d}")?;
+        }
+        if let Some(h) = &self.hint {
+            write!(f, "\nHINT: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for TenancyError {}
+
+pub type Result<T> = std::result::Result<T, TenancyError>;

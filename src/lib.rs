@@ -1,0 +1,44 @@
+//! pg_tenancy: schema-per-tenant multitenancy inside PostgreSQL.
+//!
+//! Layers (a module uses only what stands below it):
+//! - rules, pure (no pgrx): `error`, `names`, `sqltext`, `migration_set`
+//! - storage: `registry` (SPI), `settings` (GUCs), `report` (errors → ereport)
+//! - one tenant: `apply`
+//! - SQL-facing: `lifecycle`, `migrations`; plus `sql/*.sql`
+
+use pgrx::prelude::*;
+
+pub mod error;
+pub mod migration_set;
+pub mod names;
+pub mod sqltext;
+
+mod apply;
+mod lifecycle;
+mod migrations;
+mod registry;
+mod report;
+mod settings;
+
+::pgrx::pg_module_magic!(name, version);
+
+extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
+extension_sql_file!("../sql/api.sql", name = "api", finalize);
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    settings::init();
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+mod tests;
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

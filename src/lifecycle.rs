@@ -1,0 +1,230 @@
+//! Tenant lifecycle (SPEC §2): create, register, rename, detach, drop, set_tenant.
+//!
+//! The functions that return a tenant name are `tenancy._create_tenant` etc. returning text; the
+//! SQL wrappers in `sql/api.sql` give them the `name` result type of the SPEC while their
+//! parameters stay `text`, so an over-long name is refused instead of silently truncated.
+
+use pgrx::prelude::*;
+
+use crate::apply;
+use crate::error::{SqlState, TenancyError};
+use crate::migrations;
+use crate::names::{self, quote_ident};
+use crate::registry;
+use crate::report::{raise, OrRaise};
+
+fn required<'a>(value: Option<&'a str>, function: &str, arg: &str) -> &'a str {
+    value.unwrap_or_else(|| {
+        raise(
+            TenancyError::new(
+                SqlState::NullValueNotAllowed,
+                format!("tenancy.{function}: {arg} must not be NULL"),
+            )
+            .hint("Pass a tenant schema name, such as 'org_1'."),
+        )
+    })
+}
+
+fn require_create_privilege(function: &str) {
+    if !registry::can_create_schemas() {
+        raise(
+            TenancyError::new(
+                SqlState::InsufficientPrivilege,
+                format!(
+                    "permission denied for tenancy.{function}: the current role cannot create schemas in database {}",
+                    quote_ident(&registry::current_database())
+                ),
+            )
+            .hint(format!(
+                "A superuser can run GRANT CREATE ON DATABASE {} TO <role> and SELECT tenancy.grant_admin('<role>').",
+                quote_ident(&registry::current_database())
+            )),
+        );
+    }
+}
+
+/// Name rules (SPEC §1) including the case-insensitive collision with another tenant.
+fn check_new_name(name: &str, except: Option<pg_sys::Oid>) {
+    names::validate(name).or_raise();
+    if let Some(other) = registry::tenant_by_key(&names::fold(name)) {
+        if Some(other.oid) != except {
+            raise(names::collision(name, &other.name));
+        }
+    }
+}
+
+fn schema_exists_error(name: &str) -> TenancyError {
+    let msg = match registry::tenant_by_name(name) {
+        Some(_) => format!("tenant {} already exists", quote_ident(name)),
+        None => format!("schema {} already exists", quote_ident(name)),
+    };
+    TenancyError::new(SqlState::DuplicateSchema, msg).hint(
+        "To adopt an existing schema as a tenant use tenancy.register_tenant(schema, baseline); otherwise choose another name.",
+    )
+}
+
+#[pg_extern(volatile, name = "_create_tenant")]
+#[search_path(pg_catalog, pg_temp)]
+fn create_tenant(schema: Option<&str>) -> String {
+    let name = required(schema, "create_tenant", "schema");
+    require_create_privilege("create_tenant");
+    check_new_name(name, None);
+    if registry::schema_oid(name).is_some() {
+        raise(schema_exists_error(name));
+    }
+    registry::run(&format!("CREATE SCHEMA {}", quote_ident(name)));
+    let oid = registry::schema_oid(name).expect("schema just created");
+    registry::insert(name, &names::fold(name), oid);
+    let t = registry::Tenant {
+        name: name.to_string(),
+        oid,
+    };
+    apply::migrate(&t, None);
+    name.to_string()
+}
+
+#[pg_extern(volatile, name = "_register_tenant")]
+#[search_path(pg_catalog, pg_temp)]
+fn register_tenant(schema: Option<&str>, baseline: Option<&str>) -> String {
+    let name = required(schema, "register_tenant", "schema");
+    names::validate(name).or_raise();
+    let Some(oid) = registry::schema_oid(name) else {
+        raise(
+            TenancyError::new(SqlState::InvalidSchemaName, format!("schema {} does not exist", quote_ident(name)))
+                .hint("tenancy.register_tenant adopts an existing schema; tenancy.create_tenant creates a new one."),
+        )
+    };
+    if registry::tenant_by_oid(oid).is_some() || registry::tenant_by_name(name).is_some() {
+        raise(
+            TenancyError::new(
+                SqlState::DuplicateObject,
+                format!(
+                    "schema {} is already a registered tenant",
+                    quote_ident(name)
+                ),
+            )
+            .hint("SELECT * FROM tenancy.ledger shows what has been applied to it."),
+        );
+    }
+    check_new_name(name, None);
+    if !registry::owns_schema(oid) {
+        raise(
+            TenancyError::new(
+                SqlState::InsufficientPrivilege,
+                format!("permission denied to register schema {}: the current role does not own it", quote_ident(name)),
+            )
+            .hint("Register it as the schema's owner, or ALTER SCHEMA … OWNER TO the provisioning role first."),
+        );
+    }
+    let known = migrations::known_set();
+    let upto = baseline.map(|b| migrations::find(&known, b).or_raise().version.clone());
+    registry::insert(name, &names::fold(name), oid);
+    if let Some(upto) = upto {
+        let t = registry::Tenant {
+            name: name.to_string(),
+            oid,
+        };
+        registry::lock_tenant(t.oid);
+        for m in known.iter().filter(|m| {
+            crate::migration_set::cmp_versions(&m.version, &upto) != std::cmp::Ordering::Greater
+        }) {
+            registry::record(name, m, 0.0, true);
+        }
+    }
+    name.to_string()
+}
+
+#[pg_extern(volatile, name = "_rename_tenant")]
+#[search_path(pg_catalog, pg_temp)]
+fn rename_tenant(old: Option<&str>, new: Option<&str>) -> String {
+    let old = required(old, "rename_tenant", "old");
+    let new = required(new, "rename_tenant", "new");
+    require_create_privilege("rename_tenant");
+    let t = apply::require_tenant(old);
+    check_new_name(new, Some(t.oid));
+    if old == new {
+        return new.to_string();
+    }
+    if registry::schema_oid(new).is_some() {
+        raise(schema_exists_error(new));
+    }
+    let t = apply::lock(&t);
+    registry::run(&format!(
+        "ALTER SCHEMA {} RENAME TO {}",
+        quote_ident(&t.name),
+        quote_ident(new)
+    ));
+    registry::rename(t.oid, new, &names::fold(new));
+    new.to_string()
+}
+
+#[pg_extern(volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn detach_tenant(schema: Option<&str>) {
+    let name = required(schema, "detach_tenant", "schema");
+    let t = apply::require_tenant(name);
+    registry::lock_tenant(t.oid);
+    registry::delete(t.oid);
+}
+
+#[pg_extern(volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn drop_tenant(schema: Option<&str>) {
+    let name = required(schema, "drop_tenant", "schema");
+    let Some(oid) = registry::schema_oid(name) else {
+        let hint = if registry::tenant_by_name(name).is_some() {
+            "The tenant is registered but its schema is gone; tenancy.detach_tenant removes the registration."
+        } else {
+            "SELECT * FROM tenancy.all_tenants() lists the tenants."
+        };
+        raise(
+            TenancyError::new(
+                SqlState::InvalidSchemaName,
+                format!("schema {} does not exist", quote_ident(name)),
+            )
+            .hint(hint),
+        )
+    };
+    // Matched by OID: a schema that merely carries a tenant's name is never dropped.
+    let Some(t) = registry::tenant_by_oid(oid) else {
+        let e = match registry::tenant_by_name(name) {
+            Some(_) => TenancyError::new(
+                SqlState::ObjectNotInPrerequisiteState,
+                format!("schema {} is not the schema registered for tenant {}: it was replaced behind pg_tenancy's back", quote_ident(name), quote_ident(name)),
+            )
+            .hint("Nothing was dropped. Inspect the schema and use DROP SCHEMA yourself if it must go; tenancy.detach_tenant removes the stale registration."),
+            None => TenancyError::new(
+                SqlState::UndefinedObject,
+                format!("schema {} is not a registered tenant; tenancy.drop_tenant only drops tenants", quote_ident(name)),
+            )
+            .hint("Nothing was dropped. Use DROP SCHEMA for schemas that are not tenants."),
+        };
+        raise(e)
+    };
+    let t = apply::lock(&t);
+    registry::run(&format!("DROP SCHEMA {} CASCADE", quote_ident(&t.name)));
+    registry::delete(t.oid);
+}
+
+/// Sets `search_path` to the tenant then the shared schemas, and `tenancy.tenant`.
+/// No `SET search_path` clause here on purpose: that clause would undo the `SET LOCAL` at function
+/// exit. Every name below is therefore schema-qualified.
+#[pg_extern(volatile)]
+fn set_tenant(schema: Option<&str>, is_local: default!(bool, true)) {
+    let name = required(schema, "set_tenant", "schema");
+    let t = apply::require_tenant(name);
+    registry::set_config("search_path", &apply::tenant_search_path(&t.name), is_local);
+    registry::set_config("tenancy.tenant", &t.name, is_local);
+}
+
+#[pg_extern(volatile, name = "migrate_tenant")]
+#[search_path(pg_catalog, pg_temp)]
+fn migrate_tenant(
+    schema: Option<&str>,
+    target: default!(Option<&str>, "NULL"),
+) -> TableIterator<'static, (name!(version, String), name!(name, String))> {
+    let name = required(schema, "migrate_tenant", "schema");
+    let t = apply::require_tenant(name);
+    let applied = apply::migrate(&t, target);
+    TableIterator::new(applied.into_iter().map(|m| (m.version, m.name)))
+}

@@ -1,0 +1,255 @@
+//! The tenant migration set: file names, versions and their order, checksums, and loading a
+//! folder of migrations (what `build.rs` embeds).
+//!
+//! Pure: no pgrx. `build.rs` includes this file, so a malformed, duplicate or non-transactional
+//! migration fails the build with a message naming the file.
+
+use std::cmp::Ordering;
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Result, SqlState, TenancyError};
+use crate::sqltext;
+
+/// A migration as pg_tenancy knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Migration {
+    pub version: String,
+    pub name: String,
+    pub checksum: String,
+    pub sql: String,
+}
+
+impl Migration {
+    pub fn new(version: &str, name: &str, sql: &str) -> Migration {
+        Migration {
+            version: version.to_string(),
+            name: name.to_string(),
+            checksum: checksum(sql),
+            sql: sql.to_string(),
+        }
+    }
+
+    /// `0003_tasks`: how messages name a migration.
+    pub fn label(&self) -> String {
+        format!("{}_{}", self.version, self.name)
+    }
+}
+
+/// Hex sha256 of the migration text, exactly as written (before `@tenant@` substitution).
+pub fn checksum(sql: &str) -> String {
+    let digest = Sha256::digest(sql.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A version is one or more ASCII digits.
+pub fn check_version(version: &str) -> Result<()> {
+    if version.is_empty() || !version.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(TenancyError::new(
+            SqlState::InvalidParameterValue,
+            format!("migration version {version:?} is not a number"),
+        )
+        .hint("A version is digits only, such as '0005' or '20261126093000'; versions are ordered numerically."));
+    }
+    Ok(())
+}
+
+/// A migration name: non-empty, no control characters.
+pub fn check_name(version: &str, name: &str) -> Result<()> {
+    if name.trim().is_empty() || name.chars().any(char::is_control) {
+        return Err(TenancyError::new(
+            SqlState::InvalidParameterValue,
+            format!("migration {version} has an empty name or a name with control characters"),
+        )
+        .hint("Name the migration after what it does, such as 'add_invoices'."));
+    }
+    Ok(())
+}
+
+fn numeric_key(version: &str) -> &str {
+    let t = version.trim_start_matches('0');
+    if t.is_empty() {
+        "0"
+    } else {
+        t
+    }
+}
+
+/// Orders versions numerically (`2` < `10`, `0001` == `1`), without overflow for long versions.
+pub fn cmp_versions(a: &str, b: &str) -> Ordering {
+    let (a, b) = (numeric_key(a), numeric_key(b));
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+/// Parses `<version>_<name>.sql`. Returns `Ok(None)` for files that are not `.sql` (READMEs).
+pub fn parse_file_name(file_name: &str) -> Result<Option<(String, String)>> {
+    let Some(stem) = file_name.strip_suffix(".sql") else {
+        return Ok(None);
+    };
+    let bad = || {
+        TenancyError::new(
+            SqlState::InvalidParameterValue,
+            format!("migration file {file_name:?} is not named <version>_<name>.sql"),
+        )
+        .hint("Name tenant migration files like 0005_add_invoices.sql: digits, an underscore, a name.")
+    };
+    let (version, name) = stem.split_once('_').ok_or_else(bad)?;
+    if check_version(version).is_err() || check_name(version, name).is_err() {
+        return Err(bad());
+    }
+    Ok(Some((version.to_string(), name.to_string())))
+}
+
+/// Sorts into apply order and refuses two migrations with the same (numeric) version.
+pub fn order(mut set: Vec<Migration>) -> Result<Vec<Migration>> {
+    set.sort_by(|a, b| cmp_versions(&a.version, &b.version));
+    for pair in set.windows(2) {
+        if cmp_versions(&pair[0].version, &pair[1].version) == Ordering::Equal {
+            return Err(TenancyError::new(
+                SqlState::DuplicateObject,
+                format!(
+                    "migrations {} and {} have the same version",
+                    pair[0].label(),
+                    pair[1].label()
+                ),
+            )
+            .hint("Give each migration its own version number."));
+        }
+    }
+    Ok(set)
+}
+
+/// Loads and checks every `<version>_<name>.sql` in `dir`. Errors name the file.
+pub fn load_dir(dir: &Path) -> std::result::Result<Vec<Migration>, String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        format!(
+            "cannot read tenant migrations folder {}: {e}",
+            dir.display()
+        )
+    })?;
+    let mut set = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
+        let path = entry.path();
+        if !path.is_file() {
+            continue;
+        }
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let in_file = |e: TenancyError| format!("{}: {}", path.display(), e);
+        let Some((version, name)) = parse_file_name(&file_name).map_err(in_file)? else {
+            continue;
+        };
+        let sql = std::fs::read_to_string(&path)
+            .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+        let m = Migration::new(&version, &name, &sql);
+        sqltext::check_migration(&m.label(), &sql).map_err(in_file)?;
+        set.push((m, path));
+    }
+    let paths: Vec<(String, String)> = set
+        .iter()
+        .map(|(m, p)| (m.label(), p.display().to_string()))
+        .collect();
+    order(set.into_iter().map(|(m, _)| m).collect()).map_err(|e| {
+        // Name the files, not only the versions.
+        let files: Vec<&str> = paths
+            .iter()
+            .filter(|(label, _)| e.message.contains(label.as_str()))
+            .map(|(_, p)| p.as_str())
+            .collect();
+        format!("{} ({})", e, files.join(", "))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn fixture(name: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name)
+    }
+
+    #[test]
+    fn versions_order_numerically() {
+        let mut v = vec!["10", "2", "0001", "20261126093000", "0003"];
+        v.sort_by(|a, b| cmp_versions(a, b));
+        assert_eq!(v, vec!["0001", "2", "0003", "10", "20261126093000"]);
+        assert_eq!(cmp_versions("0001", "1"), Ordering::Equal);
+        assert_eq!(cmp_versions("0", "000"), Ordering::Equal);
+    }
+
+    #[test]
+    fn file_names() {
+        assert_eq!(
+            parse_file_name("0001_users.sql").unwrap(),
+            Some(("0001".into(), "users".into()))
+        );
+        assert_eq!(
+            parse_file_name("20261126093000_add_x_y.sql").unwrap(),
+            Some(("20261126093000".into(), "add_x_y".into()))
+        );
+        assert_eq!(parse_file_name("README.md").unwrap(), None);
+        for bad in [
+            "users.sql",
+            "v1_users.sql",
+            "0001.sql",
+            "0001_.sql",
+            "_x.sql",
+            "1a_x.sql",
+        ] {
+            let e = parse_file_name(bad).unwrap_err();
+            assert!(e.message.contains(bad), "{bad}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn checksum_is_sha256_hex() {
+        assert_eq!(
+            checksum("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn duplicates_are_refused() {
+        let e = order(vec![
+            Migration::new("1", "a", "select 1"),
+            Migration::new("0001", "b", "select 2"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.state, SqlState::DuplicateObject);
+    }
+
+    #[test]
+    fn shipped_folder_loads_in_order() {
+        let set =
+            load_dir(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tenant_migrations")).unwrap();
+        assert!(set.len() >= 4);
+        assert!(set
+            .windows(2)
+            .all(|p| cmp_versions(&p[0].version, &p[1].version) == Ordering::Less));
+    }
+
+    #[test]
+    fn alternative_folder_loads() {
+        let set = load_dir(&fixture("migrations_alt")).unwrap();
+        let labels: Vec<String> = set.iter().map(Migration::label).collect();
+        assert_eq!(labels, vec!["1_widgets", "2_gadgets", "10_widget_index"]);
+    }
+
+    #[test]
+    fn bad_folders_name_the_file() {
+        let e = load_dir(&fixture("migrations_bad_name")).unwrap_err();
+        assert!(e.contains("1x_broken.sql"), "{e}");
+        let e = load_dir(&fixture("migrations_duplicate")).unwrap_err();
+        assert!(e.contains("0001_a.sql") && e.contains("1_b.sql"), "{e}");
+        let e = load_dir(&fixture("migrations_concurrently")).unwrap_err();
+        assert!(
+            e.contains("0002_index.sql") && e.contains("CONCURRENTLY"),
+            "{e}"
+        );
+    }
+}

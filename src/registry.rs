@@ -1,0 +1,220 @@
+//! The tenant registry and the per-tenant ledger, through SPI. Thin: every query is here, fully
+//! qualified, with its operators qualified too, so it means the same thing whatever the caller's
+//! `search_path` is.
+
+use pgrx::prelude::*;
+
+use crate::migration_set::Migration;
+use crate::report::OrRaise;
+
+/// A registered tenant.
+#[derive(Clone, Debug)]
+pub struct Tenant {
+    pub name: String,
+    pub oid: pg_sys::Oid,
+}
+
+fn tenant_where(cond: &str, arg: pgrx::datum::DatumWithOid) -> Option<Tenant> {
+    let q = format!("SELECT schema_name::text, schema_oid FROM tenancy.tenants WHERE {cond}");
+    let (name, oid) = Spi::get_two_with_args::<String, pg_sys::Oid>(&q, &[arg]).or_raise();
+    Some(Tenant {
+        name: name?,
+        oid: oid?,
+    })
+}
+
+pub fn tenant_by_name(name: &str) -> Option<Tenant> {
+    tenant_where("schema_name OPERATOR(pg_catalog.=) $1::text", name.into())
+}
+
+pub fn tenant_by_oid(oid: pg_sys::Oid) -> Option<Tenant> {
+    tenant_where("schema_oid OPERATOR(pg_catalog.=) $1", oid.into())
+}
+
+/// The tenant whose name equals `key` ignoring case (see [`crate::names::fold`]).
+pub fn tenant_by_key(key: &str) -> Option<Tenant> {
+    tenant_where("name_key OPERATOR(pg_catalog.=) $1", key.into())
+}
+
+/// The OID of the schema named exactly `name`.
+pub fn schema_oid(name: &str) -> Option<pg_sys::Oid> {
+    Spi::get_one_with_args::<pg_sys::Oid>(
+        "SELECT oid FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) $1::text",
+        &[name.into()],
+    )
+    .or_raise()
+}
+
+/// The current name of the schema with this OID.
+pub fn schema_name(oid: pg_sys::Oid) -> Option<String> {
+    Spi::get_one_with_args::<String>(
+        "SELECT nspname::text FROM pg_catalog.pg_namespace WHERE oid OPERATOR(pg_catalog.=) $1",
+        &[oid.into()],
+    )
+    .or_raise()
+}
+
+pub fn insert(name: &str, key: &str, oid: pg_sys::Oid) {
+    Spi::run_with_args(
+        "INSERT INTO tenancy.tenants (schema_name, name_key, schema_oid) VALUES ($1, $2, $3)",
+        &[name.into(), key.into(), oid.into()],
+    )
+    .or_raise()
+}
+
+/// Renames in the registry; the ledger follows through its `ON UPDATE CASCADE` key.
+pub fn rename(oid: pg_sys::Oid, new_name: &str, new_key: &str) {
+    Spi::run_with_args(
+        "UPDATE tenancy.tenants SET schema_name = $2, name_key = $3 WHERE schema_oid OPERATOR(pg_catalog.=) $1",
+        &[oid.into(), new_name.into(), new_key.into()],
+    )
+    .or_raise()
+}
+
+/// Unregisters; the ledger rows go with it (`ON DELETE CASCADE`).
+pub fn delete(oid: pg_sys::Oid) {
+    Spi::run_with_args(
+        "DELETE FROM tenancy.tenants WHERE schema_oid OPERATOR(pg_catalog.=) $1",
+        &[oid.into()],
+    )
+    .or_raise()
+}
+
+/// The tenant's ledger: (version, checksum) of every applied migration.
+pub fn ledger(name: &str) -> Vec<(String, String)> {
+    Spi::connect_mut(|c| {
+        let t = c
+            .update(
+                "SELECT version, checksum FROM tenancy.ledger WHERE schema_name OPERATOR(pg_catalog.=) $1::text",
+                None,
+                &[name.into()],
+            )
+            .or_raise();
+        t.map(|row| {
+            (
+                row.get::<String>(1).or_raise().unwrap_or_default(),
+                row.get::<String>(2).or_raise().unwrap_or_default(),
+            )
+        })
+        .collect()
+    })
+}
+
+/// Writes one ledger row, in the same transaction as the migration's DDL.
+pub fn record(tenant: &str, m: &Migration, seconds: f64, baselined: bool) {
+    Spi::run_with_args(
+        "INSERT INTO tenancy.ledger (schema_name, version, name, checksum, duration, baselined) \
+         VALUES ($1, $2, $3, $4, pg_catalog.make_interval(secs => $5), $6)",
+        &[
+            tenant.into(),
+            m.version.as_str().into(),
+            m.name.as_str().into(),
+            m.checksum.as_str().into(),
+            seconds.into(),
+            baselined.into(),
+        ],
+    )
+    .or_raise()
+}
+
+/// Accepts new text for `version`: every ledger row of that version takes `checksum`.
+pub fn repair(version: &str, checksum: &str) -> i64 {
+    Spi::get_one_with_args::<i64>(
+        "WITH fixed AS (UPDATE tenancy.ledger SET checksum = $2 \
+           WHERE version OPERATOR(pg_catalog.=) $1 AND checksum OPERATOR(pg_catalog.<>) $2 RETURNING 1) \
+         SELECT pg_catalog.count(*) FROM fixed",
+        &[version.into(), checksum.into()],
+    )
+    .or_raise()
+    .unwrap_or(0)
+}
+
+/// The migrations stored with `tenancy.add_migration`.
+pub fn registered_migrations() -> Vec<Migration> {
+    Spi::connect_mut(|c| {
+        let t = c
+            .update(
+                "SELECT version, name, checksum, sql FROM tenancy.registered_migrations",
+                None,
+                &[],
+            )
+            .or_raise();
+        t.map(|row| Migration {
+            version: row.get::<String>(1).or_raise().unwrap_or_default(),
+            name: row.get::<String>(2).or_raise().unwrap_or_default(),
+            checksum: row.get::<String>(3).or_raise().unwrap_or_default(),
+            sql: row.get::<String>(4).or_raise().unwrap_or_default(),
+        })
+        .collect()
+    })
+}
+
+pub fn insert_registered(m: &Migration) {
+    Spi::run_with_args(
+        "INSERT INTO tenancy.registered_migrations (version, name, sql, checksum) VALUES ($1, $2, $3, $4)",
+        &[
+            m.version.as_str().into(),
+            m.name.as_str().into(),
+            m.sql.as_str().into(),
+            m.checksum.as_str().into(),
+        ],
+    )
+    .or_raise()
+}
+
+/// Serialises everything done to one tenant (migrate, rename, drop) until the transaction ends.
+/// Keyed by the schema's OID, which a rename does not change.
+pub fn lock_tenant(oid: pg_sys::Oid) {
+    const TENANCY_LOCK_CLASS: i32 = 0x7465_6e61; // "tena"
+    Spi::run_with_args(
+        "SELECT pg_catalog.pg_advisory_xact_lock($1, $2)",
+        &[TENANCY_LOCK_CLASS.into(), (oid.to_u32() as i32).into()],
+    )
+    .or_raise()
+}
+
+/// Whether the current user may create schemas in the current database.
+pub fn can_create_schemas() -> bool {
+    Spi::get_one::<bool>(
+        "SELECT pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE')",
+    )
+    .or_raise()
+    .unwrap_or(false)
+}
+
+/// Whether the current user owns (or is a member of the owner of) the schema.
+pub fn owns_schema(oid: pg_sys::Oid) -> bool {
+    Spi::get_one_with_args::<bool>(
+        "SELECT pg_catalog.pg_has_role(nspowner, 'USAGE') FROM pg_catalog.pg_namespace WHERE oid OPERATOR(pg_catalog.=) $1",
+        &[oid.into()],
+    )
+    .or_raise()
+    .unwrap_or(false)
+}
+
+pub fn current_database() -> String {
+    Spi::get_one::<String>("SELECT pg_catalog.current_database()::text")
+        .or_raise()
+        .unwrap_or_default()
+}
+
+pub fn run(sql: &str) {
+    Spi::run(sql).or_raise()
+}
+
+/// `set_config(name, value, is_local)`.
+pub fn set_config(name: &str, value: &str, is_local: bool) {
+    Spi::run_with_args(
+        "SELECT pg_catalog.set_config($1, $2, $3)",
+        &[name.into(), value.into(), is_local.into()],
+    )
+    .or_raise()
+}
+
+pub fn current_setting(name: &str) -> Option<String> {
+    Spi::get_one_with_args::<String>(
+        "SELECT pg_catalog.current_setting($1, true)",
+        &[name.into()],
+    )
+    .or_raise()
+}

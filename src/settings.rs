@@ -1,0 +1,39 @@
+//! pg_tenancy's configuration parameters (GUCs).
+
+use std::ffi::CString;
+
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+
+/// `tenancy.shared_schemas`: the schemas that follow the tenant in `search_path` while its
+/// migrations run and after `set_tenant`.
+pub static SHARED_SCHEMAS: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"public"));
+
+/// `tenancy.tenant`: the tenant chosen by `tenancy.set_tenant` (read by `current_tenant`).
+pub static TENANT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+pub fn init() {
+    GucRegistry::define_string_guc(
+        c"tenancy.shared_schemas",
+        c"Schemas that follow the tenant schema in search_path (comma-separated).",
+        c"Used while tenant migrations run and by tenancy.set_tenant. Default: public.",
+        &SHARED_SCHEMAS,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"tenancy.tenant",
+        c"The current tenant, as set by tenancy.set_tenant.",
+        c"Use tenancy.set_tenant to change it: that also sets search_path and checks the tenant exists.",
+        &TENANT,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+}
+
+pub fn shared_schemas() -> String {
+    SHARED_SCHEMAS
+        .get()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "public".to_string())
+}
