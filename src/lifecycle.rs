@@ -47,6 +47,9 @@ fn require_create_privilege(function: &str) {
 fn check_new_name(name: &str, except: Option<pg_sys::Oid>) {
     names::validate(name).or_raise();
     if let Some(other) = registry::tenant_by_key(&names::fold(name)) {
+        if other.name == name && except.is_none() {
+            raise(schema_exists_error(name));
+        }
         if Some(other.oid) != except {
             raise(names::collision(name, &other.name));
         }

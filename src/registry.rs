@@ -2,6 +2,7 @@
 //! qualified, with its operators qualified too, so it means the same thing whatever the caller's
 //! `search_path` is.
 
+use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 
 use crate::migration_set::Migration;
@@ -14,12 +15,32 @@ pub struct Tenant {
     pub oid: pg_sys::Oid,
 }
 
-fn tenant_where(cond: &str, arg: pgrx::datum::DatumWithOid) -> Option<Tenant> {
+/// The first column of the first row, or `None` when there is no row (or it is NULL).
+/// Runs read-write, so in READ COMMITTED each call takes a fresh snapshot: it sees what committed
+/// while this statement waited for a lock.
+fn get_one<T: FromDatum + IntoDatum>(query: &str, args: &[DatumWithOid]) -> Option<T> {
+    Spi::connect_mut(|c| {
+        let t = c.update(query, Some(1), args).or_raise();
+        if t.is_empty() {
+            None
+        } else {
+            t.first().get_one::<T>().or_raise()
+        }
+    })
+}
+
+fn tenant_where(cond: &str, arg: DatumWithOid) -> Option<Tenant> {
     let q = format!("SELECT schema_name::text, schema_oid FROM tenancy.tenants WHERE {cond}");
-    let (name, oid) = Spi::get_two_with_args::<String, pg_sys::Oid>(&q, &[arg]).or_raise();
-    Some(Tenant {
-        name: name?,
-        oid: oid?,
+    Spi::connect_mut(|c| {
+        let t = c.update(q.as_str(), Some(1), &[arg]).or_raise();
+        if t.is_empty() {
+            return None;
+        }
+        let (name, oid) = t.first().get_two::<String, pg_sys::Oid>().or_raise();
+        Some(Tenant {
+            name: name?,
+            oid: oid?,
+        })
     })
 }
 
@@ -38,20 +59,18 @@ pub fn tenant_by_key(key: &str) -> Option<Tenant> {
 
 /// The OID of the schema named exactly `name`.
 pub fn schema_oid(name: &str) -> Option<pg_sys::Oid> {
-    Spi::get_one_with_args::<pg_sys::Oid>(
+    get_one::<pg_sys::Oid>(
         "SELECT oid FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) $1::text",
         &[name.into()],
     )
-    .or_raise()
 }
 
 /// The current name of the schema with this OID.
 pub fn schema_name(oid: pg_sys::Oid) -> Option<String> {
-    Spi::get_one_with_args::<String>(
+    get_one::<String>(
         "SELECT nspname::text FROM pg_catalog.pg_namespace WHERE oid OPERATOR(pg_catalog.=) $1",
         &[oid.into()],
     )
-    .or_raise()
 }
 
 pub fn insert(name: &str, key: &str, oid: pg_sys::Oid) {
@@ -119,13 +138,12 @@ pub fn record(tenant: &str, m: &Migration, seconds: f64, baselined: bool) {
 
 /// Accepts new text for `version`: every ledger row of that version takes `checksum`.
 pub fn repair(version: &str, checksum: &str) -> i64 {
-    Spi::get_one_with_args::<i64>(
+    get_one::<i64>(
         "WITH fixed AS (UPDATE tenancy.ledger SET checksum = $2 \
            WHERE version OPERATOR(pg_catalog.=) $1 AND checksum OPERATOR(pg_catalog.<>) $2 RETURNING 1) \
          SELECT pg_catalog.count(*) FROM fixed",
         &[version.into(), checksum.into()],
     )
-    .or_raise()
     .unwrap_or(0)
 }
 
@@ -175,27 +193,25 @@ pub fn lock_tenant(oid: pg_sys::Oid) {
 
 /// Whether the current user may create schemas in the current database.
 pub fn can_create_schemas() -> bool {
-    Spi::get_one::<bool>(
+    get_one::<bool>(
         "SELECT pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE')",
+        &[],
     )
-    .or_raise()
     .unwrap_or(false)
 }
 
 /// Whether the current user owns (or is a member of the owner of) the schema.
 pub fn owns_schema(oid: pg_sys::Oid) -> bool {
-    Spi::get_one_with_args::<bool>(
+    get_one::<bool>(
         "SELECT pg_catalog.pg_has_role(nspowner, 'USAGE') FROM pg_catalog.pg_namespace WHERE oid OPERATOR(pg_catalog.=) $1",
         &[oid.into()],
     )
-    .or_raise()
+
     .unwrap_or(false)
 }
 
 pub fn current_database() -> String {
-    Spi::get_one::<String>("SELECT pg_catalog.current_database()::text")
-        .or_raise()
-        .unwrap_or_default()
+    get_one::<String>("SELECT pg_catalog.current_database()::text", &[]).unwrap_or_default()
 }
 
 pub fn run(sql: &str) {
@@ -212,9 +228,8 @@ pub fn set_config(name: &str, value: &str, is_local: bool) {
 }
 
 pub fn current_setting(name: &str) -> Option<String> {
-    Spi::get_one_with_args::<String>(
+    get_one::<String>(
         "SELECT pg_catalog.current_setting($1, true)",
         &[name.into()],
     )
-    .or_raise()
 }

@@ -320,8 +320,8 @@ pub fn check_migration(label: &str, sql: &str) -> Result<Vec<Statement>> {
 /// in code it becomes `"name"`; inside a string literal the same text with the literal's quoting
 /// applied (`'` doubled, and `\` doubled in `E''`), so the literal holds the quoted identifier;
 /// inside a dollar-quoted body (function bodies) the body is treated as SQL recursively. In comments
-/// and quoted identifiers it is left alone. The result can never end a quote early: a name that
-/// would close a dollar-quoted body is refused.
+/// and quoted identifiers it is left alone. The result can never end a quote early: when the name
+/// contains a body's own `$tag$`, the body is re-quoted with a tag it does not contain.
 pub fn substitute_tenant(sql: &str, tenant: &str) -> Result<String> {
     if !sql.contains(TENANT_TOKEN) {
         return Ok(sql.to_string());
@@ -349,18 +349,17 @@ pub fn substitute_tenant(sql: &str, tenant: &str) -> Result<String> {
                     // A body that is not SQL (another language): plain substitution.
                     Err(_) => body.replace(TENANT_TOKEN, &ident),
                 };
-                if new_body.contains(tag) {
-                    return Err(TenancyError::new(
-                        SqlState::InvalidName,
-                        format!(
-                            "tenant name {ident} cannot be substituted for {TENANT_TOKEN} inside a body quoted with {tag}"
-                        ),
-                    )
-                    .hint("Use a different dollar-quote tag in the migration (for example $body$), or a tenant name without that tag."));
+                // The name may contain the body's own delimiter: pick a tag the body does not
+                // contain (the tag of a dollar quote carries no meaning).
+                let mut tag = tag.to_string();
+                let mut n = 0;
+                while new_body.contains(&tag) {
+                    n += 1;
+                    tag = format!("$tenancy{n}$");
                 }
-                out.push_str(tag);
+                out.push_str(&tag);
                 out.push_str(&new_body);
-                out.push_str(tag);
+                out.push_str(&tag);
             }
         }
     }
@@ -509,9 +508,10 @@ mod tests {
             out.contains("'\"a''\"\"; drop schema public cascade; --$$\"'"),
             "{out}"
         );
-        // A name that would close the body's own tag is refused rather than executed.
-        let e = substitute_tenant("SELECT $$ @tenant@ $$", name).unwrap_err();
-        assert_eq!(e.state, SqlState::InvalidName);
+        // A name that contains the body's own tag gets the body re-quoted with another tag.
+        let out = substitute_tenant("SELECT $$ @tenant@ $$; SELECT 2", name).unwrap();
+        assert_eq!(split_statements(&out).unwrap().len(), 2, "{out}");
+        assert!(out.starts_with("SELECT $tenancy1$ \"a'\"\"; drop"), "{out}");
     }
 
     #[test]

@@ -1,12 +1,762 @@
+//! In-database tests (`cargo pgrx test`): each runs inside one transaction that is rolled back.
+//! Errors are caught in a PL/pgSQL sub-transaction (`pg_temp.try_sql`) so a test can assert the
+//! SQLSTATE, message and hint, and then check that nothing was left behind.
+
 #[pgrx::pg_schema]
 mod tests {
     use pgrx::prelude::*;
 
-    #[pg_test]
-    fn smoke() {
-        assert_eq!(
-            Spi::get_one::<i64>("SELECT count(*) FROM tenancy.migrations").unwrap(),
-            Some(5)
+    use crate::names::{quote_ident, quote_literal};
+
+    fn run(sql: &str) {
+        Spi::run(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    fn one<T: FromDatum + IntoDatum>(sql: &str) -> Option<T> {
+        Spi::get_one::<T>(sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    fn count(sql: &str) -> i64 {
+        one::<i64>(&format!("SELECT count(*) FROM ({sql}) AS q")).unwrap()
+    }
+
+    fn strings(sql: &str) -> Vec<String> {
+        Spi::connect(|c| {
+            c.select(sql, None, &[])
+                .unwrap()
+                .map(|r| r.get::<String>(1).unwrap().unwrap_or_default())
+                .collect()
+        })
+    }
+
+    /// The app's own public migration, which the shipped tenant migrations reference.
+    fn setup() {
+        run("CREATE TABLE IF NOT EXISTS public.plans (id bigint PRIMARY KEY, label text)");
+        run("INSERT INTO public.plans VALUES (1, 'free') ON CONFLICT DO NOTHING");
+        run(
+            r#"CREATE OR REPLACE FUNCTION pg_temp.try_sql(q text) RETURNS text[] LANGUAGE plpgsql AS $f$
+            DECLARE s text; m text; h text; d text;
+            BEGIN
+                EXECUTE q;
+                RETURN NULL;
+            EXCEPTION WHEN OTHERS THEN
+                GET STACKED DIAGNOSTICS s = RETURNED_SQLSTATE, m = MESSAGE_TEXT,
+                                        h = PG_EXCEPTION_HINT, d = PG_EXCEPTION_DETAIL;
+                RETURN ARRAY[s, m, h, d];
+            END $f$"#,
         );
+    }
+
+    struct Failure {
+        state: String,
+        message: String,
+        hint: String,
+        detail: String,
+    }
+
+    /// Runs `sql` expecting an error with SQLSTATE `state` (PostgreSQL's own errors included).
+    fn fails_bare(sql: &str, state: &str) -> Failure {
+        let r: Vec<Option<String>> = Spi::get_one_with_args::<Vec<Option<String>>>(
+            "SELECT pg_temp.try_sql($1)",
+            &[sql.into()],
+        )
+        .unwrap()
+        .unwrap_or_else(|| panic!("expected {state} from {sql}, but it succeeded"));
+        let f = Failure {
+            state: r[0].clone().unwrap_or_default(),
+            message: r[1].clone().unwrap_or_default(),
+            hint: r[2].clone().unwrap_or_default(),
+            detail: r[3].clone().unwrap_or_default(),
+        };
+        assert_eq!(f.state, state, "{sql}: {}", f.message);
+        f
+    }
+
+    /// Like [`fails_bare`], and the error must carry a hint: every error pg_tenancy raises does.
+    fn fails(sql: &str, state: &str) -> Failure {
+        let f = fails_bare(sql, state);
+        assert!(
+            !f.hint.is_empty(),
+            "{sql}: error without a hint: {}",
+            f.message
+        );
+        f
+    }
+
+    fn lit(s: &str) -> String {
+        quote_literal(s)
+    }
+
+    fn schema_exists(name: &str) -> bool {
+        count(&format!(
+            "SELECT 1 FROM pg_namespace WHERE nspname = {}",
+            lit(name)
+        )) == 1
+    }
+
+    fn ledger(name: &str) -> Vec<String> {
+        strings(&format!(
+            "SELECT version FROM tenancy.ledger WHERE schema_name = {} ORDER BY version::numeric",
+            lit(name)
+        ))
+    }
+
+    fn all_versions() -> Vec<String> {
+        strings("SELECT version FROM tenancy.migrations")
+    }
+
+    // ---- lifecycle -------------------------------------------------------------------------
+
+    #[pg_test]
+    fn create_tenant_creates_registers_and_migrates() {
+        setup();
+        assert_eq!(
+            one::<String>("SELECT tenancy.create_tenant('org_1')::text").unwrap(),
+            "org_1"
+        );
+        assert!(schema_exists("org_1"));
+        assert_eq!(ledger("org_1"), all_versions());
+        assert_eq!(all_versions(), vec!["0001", "0002", "0003", "0004", "0005"]);
+        // Checksums are the sha256 of the migration text.
+        assert_eq!(
+            count(
+                "SELECT 1 FROM tenancy.ledger l JOIN tenancy.migrations m USING (version)
+                 WHERE l.schema_name = 'org_1' AND l.checksum = m.checksum AND length(l.checksum) = 64"
+            ),
+            5
+        );
+        assert_eq!(
+            one::<String>("SELECT checksum FROM tenancy.migrations WHERE version = '0001'"),
+            Some(crate::migration_set::checksum(
+                crate::migrations::embedded()[0].sql.as_str()
+            ))
+        );
+        for t in ["users", "projects", "tasks", "comments", "subscription"] {
+            assert_eq!(
+                count(&format!(
+                    "SELECT 1 FROM pg_tables WHERE schemaname = 'org_1' AND tablename = '{t}'"
+                )),
+                1,
+                "{t}"
+            );
+        }
+        assert_eq!(
+            one::<String>("SELECT pg_typeof(tenancy.create_tenant('org_2'))::text").unwrap(),
+            "name"
+        );
+    }
+
+    #[pg_test]
+    fn all_tenants_lists_in_name_order() {
+        setup();
+        for t in ["org_b", "org_a", "Org_C"] {
+            run(&format!("SELECT tenancy.create_tenant({})", lit(t)));
+        }
+        assert_eq!(
+            strings("SELECT t::text FROM tenancy.all_tenants() AS t"),
+            vec!["Org_C", "org_a", "org_b"]
+        );
+    }
+
+    #[pg_test]
+    fn create_tenant_refuses_existing_schema() {
+        setup();
+        run("CREATE SCHEMA legacy");
+        let f = fails("SELECT tenancy.create_tenant('legacy')", "42P06");
+        assert!(f.hint.contains("register_tenant"), "{}", f.hint);
+        run("SELECT tenancy.create_tenant('org_1')");
+        let f = fails("SELECT tenancy.create_tenant('org_1')", "42P06");
+        assert!(
+            f.message.contains("tenant \"org_1\" already exists"),
+            "{}",
+            f.message
+        );
+    }
+
+    #[pg_test]
+    fn register_tenant_with_baseline_then_migrate() {
+        setup();
+        run("CREATE SCHEMA legacy");
+        run("CREATE TABLE legacy.users (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, email text NOT NULL, full_name text NOT NULL DEFAULT '', created_at timestamptz NOT NULL DEFAULT now())");
+        run("CREATE TABLE legacy.projects (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text NOT NULL, owner_id bigint NOT NULL REFERENCES legacy.users (id), archived boolean NOT NULL DEFAULT false, created_at timestamptz NOT NULL DEFAULT now())");
+        assert_eq!(
+            one::<String>("SELECT tenancy.register_tenant('legacy', '0002')::text").unwrap(),
+            "legacy"
+        );
+        assert_eq!(ledger("legacy"), vec!["0001", "0002"]);
+        assert_eq!(
+            count("SELECT 1 FROM tenancy.ledger WHERE schema_name = 'legacy' AND baselined"),
+            2
+        );
+        assert_eq!(
+            strings("SELECT version FROM tenancy.migrate_tenant('legacy')"),
+            vec!["0003", "0004", "0005"]
+        );
+        assert_eq!(count("SELECT * FROM tenancy.migrate_tenant('legacy')"), 0);
+        // Without a baseline nothing is recorded and nothing runs until migrate_tenant.
+        run("CREATE SCHEMA legacy2");
+        run("SELECT tenancy.register_tenant('legacy2')");
+        assert!(ledger("legacy2").is_empty());
+        assert_eq!(
+            strings("SELECT version FROM tenancy.migrate_tenant('legacy2', '3')"),
+            vec!["0001", "0002", "0003"]
+        );
+        assert_eq!(
+            strings("SELECT version FROM tenancy.migrate_tenant('legacy2')"),
+            vec!["0004", "0005"]
+        );
+    }
+
+    #[pg_test]
+    fn register_tenant_refusals() {
+        setup();
+        fails("SELECT tenancy.register_tenant('nope')", "3F000");
+        run("CREATE SCHEMA legacy");
+        fails("SELECT tenancy.register_tenant('legacy', '0099')", "42704");
+        fails("SELECT tenancy.register_tenant('legacy', 'v1')", "22023");
+        assert_eq!(count("SELECT 1 FROM tenancy.tenants"), 0);
+        run("SELECT tenancy.register_tenant('legacy')");
+        fails("SELECT tenancy.register_tenant('legacy')", "42710");
+        fails("SELECT tenancy.register_tenant('public')", "42602");
+    }
+
+    #[pg_test]
+    fn rename_tenant_moves_schema_registry_and_ledger() {
+        setup();
+        run("SELECT tenancy.create_tenant('org_1')");
+        let oid = one::<pg_sys::Oid>("SELECT oid FROM pg_namespace WHERE nspname = 'org_1'");
+        assert_eq!(
+            one::<String>("SELECT tenancy.rename_tenant('org_1', 'org_10')::text").unwrap(),
+            "org_10"
+        );
+        assert!(!schema_exists("org_1"));
+        assert_eq!(
+            one::<pg_sys::Oid>("SELECT oid FROM pg_namespace WHERE nspname = 'org_10'"),
+            oid
+        );
+        assert_eq!(ledger("org_10"), all_versions());
+        assert!(ledger("org_1").is_empty());
+        assert_eq!(
+            strings("SELECT t::text FROM tenancy.all_tenants() t"),
+            vec!["org_10"]
+        );
+        // A case-only rename of the same tenant is allowed.
+        run("SELECT tenancy.rename_tenant('org_10', 'ORG_10')");
+        assert_eq!(ledger("ORG_10").len(), 5);
+        // The target exists.
+        run("CREATE SCHEMA taken");
+        fails("SELECT tenancy.rename_tenant('ORG_10', 'taken')", "42P06");
+        fails("SELECT tenancy.rename_tenant('nope', 'x')", "42704");
+        fails("SELECT tenancy.rename_tenant('ORG_10', 'pg_x')", "42602");
+        assert!(schema_exists("ORG_10"));
+    }
+
+    #[pg_test]
+    fn detach_keeps_schema_and_data() {
+        setup();
+        run("SELECT tenancy.create_tenant('org_1')");
+        run("INSERT INTO org_1.users (email) VALUES ('a@example.com')");
+        run("SELECT tenancy.detach_tenant('org_1')");
+        assert!(schema_exists("org_1"));
+        assert_eq!(count("SELECT 1 FROM org_1.users"), 1);
+        assert_eq!(count("SELECT * FROM tenancy.all_tenants()"), 0);
+        assert!(ledger("org_1").is_empty());
+        fails("SELECT tenancy.detach_tenant('org_1')", "42704");
+        // It can be adopted again.
+        run("SELECT tenancy.register_tenant('org_1', '0005')");
+        assert_eq!(count("SELECT * FROM tenancy.migrate_tenant('org_1')"), 0);
+    }
+
+    #[pg_test]
+    fn drop_tenant_drops_only_registered_schemas_matched_by_oid() {
+        setup();
+        run("SELECT tenancy.create_tenant('org_1')");
+        run("SELECT tenancy.drop_tenant('org_1')");
+        assert!(!schema_exists("org_1"));
+        assert_eq!(count("SELECT 1 FROM tenancy.tenants"), 0);
+        assert_eq!(count("SELECT 1 FROM tenancy.ledger"), 0);
+        // Not a tenant: refused, nothing dropped.
+        run("CREATE SCHEMA plain; CREATE TABLE plain.t (x int)");
+        fails("SELECT tenancy.drop_tenant('plain')", "42704");
+        assert!(schema_exists("plain"));
+        fails("SELECT tenancy.drop_tenant('nope')", "3F000");
+        // A schema that carries a tenant's name but is not the tenant's schema (OID differs).
+        run("SELECT tenancy.create_tenant('org_2')");
+        run("ALTER SCHEMA org_2 RENAME TO org_2_moved");
+        run("CREATE SCHEMA org_2");
+        let f = fails("SELECT tenancy.drop_tenant('org_2')", "55000");
+        assert!(f.message.contains("replaced"), "{}", f.message);
+        assert!(schema_exists("org_2") && schema_exists("org_2_moved"));
+        // Migrating such a tenant is refused too.
+        run("DROP SCHEMA org_2");
+        let f = fails("SELECT * FROM tenancy.migrate_tenant('org_2')", "55000");
+        assert!(
+            f.message.contains("renamed to \"org_2_moved\""),
+            "{}",
+            f.message
+        );
+    }
+
+    #[pg_test]
+    fn set_tenant_sets_search_path_locally_and_refuses_unknown() {
+        setup();
+        run("SELECT tenancy.create_tenant('org 1')");
+        assert_eq!(one::<String>("SELECT tenancy.current_tenant()::text"), None);
+        run("SELECT tenancy.set_tenant('org 1')");
+        assert_eq!(
+            one::<String>("SELECT current_setting('search_path')").unwrap(),
+            "\"org 1\", \"public\""
+        );
+        assert_eq!(
+            one::<String>("SELECT tenancy.current_tenant()::text").unwrap(),
+            "org 1"
+        );
+        // Unqualified names now resolve inside the tenant.
+        run("INSERT INTO users (email) VALUES ('x@example.com')");
+        assert_eq!(count("SELECT 1 FROM \"org 1\".users"), 1);
+        // SET LOCAL by default: the setting is transaction-scoped.
+        assert_eq!(
+            one::<String>("SELECT setting FROM pg_settings WHERE name = 'search_path'").unwrap(),
+            "\"org 1\", \"public\""
+        );
+        let f = fails("SELECT tenancy.set_tenant('org_2')", "42704");
+        assert!(f.message.contains("\"org_2\""));
+        // Refused: search_path and current tenant unchanged.
+        assert_eq!(
+            one::<String>("SELECT tenancy.current_tenant()::text").unwrap(),
+            "org 1"
+        );
+        fails("SELECT tenancy.set_tenant(NULL)", "22004");
+    }
+
+    // ---- names -----------------------------------------------------------------------------
+
+    fn full_cycle(name: &str) {
+        let public_before =
+            one::<pg_sys::Oid>("SELECT oid FROM pg_namespace WHERE nspname = 'public'");
+        let schemas_before = count("SELECT 1 FROM pg_namespace");
+        run(&format!("SELECT tenancy.create_tenant({})", lit(name)));
+        assert!(schema_exists(name), "{name}");
+        assert_eq!(ledger(name).len(), 5);
+        // The @tenant@ function works from anywhere.
+        run(&format!(
+            "INSERT INTO {}.users (email) VALUES ('u@example.com')",
+            quote_ident(name)
+        ));
+        run(&format!(
+            "INSERT INTO {q}.projects (name, owner_id) SELECT 'p', id FROM {q}.users",
+            q = quote_ident(name)
+        ));
+        run(&format!(
+            "INSERT INTO {q}.tasks (project_id, title) SELECT id, 't' FROM {q}.projects",
+            q = quote_ident(name)
+        ));
+        assert_eq!(
+            one::<i64>(&format!(
+                "SELECT {}.open_task_count((SELECT id FROM {}.projects))",
+                quote_ident(name),
+                quote_ident(name)
+            )),
+            Some(1)
+        );
+        run(
+            "SELECT tenancy.add_migration('0100', 'notes', 'CREATE TABLE notes (id int PRIMARY KEY, body text); CREATE VIEW @tenant@.note_count AS SELECT count(*) FROM @tenant@.notes')",
+        );
+        assert_eq!(
+            strings(&format!(
+                "SELECT version FROM tenancy.migrate_tenant({})",
+                lit(name)
+            )),
+            vec!["0100"]
+        );
+        let renamed = format!("{name}2");
+        let renamed = if renamed.len() > 63 {
+            format!("x{}", &name[name.char_indices().nth(1).unwrap().0..])
+        } else {
+            renamed
+        };
+        run(&format!(
+            "SELECT tenancy.rename_tenant({}, {})",
+            lit(name),
+            lit(&renamed)
+        ));
+        assert!(schema_exists(&renamed) && !schema_exists(name));
+        assert_eq!(ledger(&renamed).len(), 6);
+        run(&format!("SELECT tenancy.drop_tenant({})", lit(&renamed)));
+        assert!(!schema_exists(&renamed));
+        assert_eq!(
+            one::<pg_sys::Oid>("SELECT oid FROM pg_namespace WHERE nspname = 'public'"),
+            public_before
+        );
+        assert_eq!(count("SELECT 1 FROM pg_namespace"), schemas_before);
+        assert_eq!(
+            count("SELECT 1 FROM pg_tables WHERE schemaname = 'public' AND tablename = 'plans'"),
+            1
+        );
+        run("DELETE FROM tenancy.registered_migrations");
+    }
+
+    #[pg_test]
+    fn hostile_names_go_through_the_whole_lifecycle_unexecuted() {
+        setup();
+        full_cycle("a\"; drop schema public cascade; --");
+        full_cycle("name with spaces");
+        full_cycle("it's; select pg_sleep(10); $$ $x$");
+        let multibyte = format!("{}x", "é".repeat(31));
+        assert_eq!(multibyte.len(), 63);
+        full_cycle(&multibyte);
+    }
+
+    #[pg_test]
+    fn bad_names_are_refused_before_any_ddl() {
+        setup();
+        let schemas = count("SELECT 1 FROM pg_namespace");
+        let f = fails(
+            &format!("SELECT tenancy.create_tenant({})", lit(&"é".repeat(32))),
+            "42622",
+        );
+        assert!(f.message.contains("64 bytes"), "{}", f.message);
+        fails(
+            &format!("SELECT tenancy.create_tenant({})", lit(&"a".repeat(64))),
+            "42622",
+        );
+        fails("SELECT tenancy.create_tenant('pg_x')", "42602");
+        fails("SELECT tenancy.create_tenant('public')", "42602");
+        fails("SELECT tenancy.create_tenant('tenancy')", "42602");
+        fails(
+            "SELECT tenancy.create_tenant('information_schema')",
+            "42602",
+        );
+        fails("SELECT tenancy.create_tenant('')", "42602");
+        fails("SELECT tenancy.create_tenant(NULL)", "22004");
+        run("SELECT tenancy.create_tenant('org_1')");
+        let f = fails("SELECT tenancy.create_tenant('Org_1')", "42602");
+        assert!(f.message.contains("\"org_1\""), "{}", f.message);
+        fails("SELECT tenancy.register_tenant('ORG_1')", "3F000");
+        run("CREATE SCHEMA \"ORG_1\"");
+        fails("SELECT tenancy.register_tenant('ORG_1')", "42602");
+        assert_eq!(count("SELECT 1 FROM pg_namespace"), schemas + 2);
+        assert_eq!(count("SELECT 1 FROM tenancy.tenants"), 1);
+    }
+
+    // ---- migrations ------------------------------------------------------------------------
+
+    #[pg_test]
+    fn registered_migrations_and_the_view() {
+        setup();
+        run("SELECT tenancy.create_tenant('org_1')");
+        assert_eq!(
+            one::<String>("SELECT tenancy.add_migration('0006', 'add_invoices', 'CREATE TABLE invoices (id bigint PRIMARY KEY, amount numeric NOT NULL)')").unwrap(),
+            "0006_add_invoices"
+        );
+        assert_eq!(
+            strings("SELECT version || ':' || source FROM tenancy.migrations"),
+            vec![
+                "0001:embedded",
+                "0002:embedded",
+                "0003:embedded",
+                "0004:embedded",
+                "0005:embedded",
+                "0006:registered"
+            ]
+        );
+        // Idempotent with the same text; a clash is refused; embedded versions too.
+        run("SELECT tenancy.add_migration('0006', 'add_invoices', 'CREATE TABLE invoices (id bigint PRIMARY KEY, amount numeric NOT NULL)')");
+        let f = fails(
+            "SELECT tenancy.add_migration('6', 'other', 'SELECT 1')",
+            "42710",
+        );
+        assert!(f.message.contains("0006_add_invoices"), "{}", f.message);
+        fails(
+            "SELECT tenancy.add_migration('0001', 'users', 'SELECT 1')",
+            "42710",
+        );
+        fails(
+            "SELECT tenancy.add_migration('v7', 'x', 'SELECT 1')",
+            "22023",
+        );
+        fails(
+            "SELECT tenancy.add_migration('0007', 'x', '-- nothing')",
+            "22023",
+        );
+        fails(
+            "SELECT tenancy.add_migration('0007', 'x', 'SELECT ''unterminated')",
+            "42601",
+        );
+        let f = fails(
+            "SELECT tenancy.add_migration('0007', 'idx', 'CREATE TABLE t (x int); CREATE INDEX CONCURRENTLY t_x ON t (x)')",
+            "25001",
+        );
+        assert!(
+            f.message.contains("0007_idx") && f.message.contains("statement 2"),
+            "{}",
+            f.message
+        );
+        assert_eq!(count("SELECT 1 FROM tenancy.registered_migrations"), 1);
+        assert_eq!(
+            strings("SELECT version FROM tenancy.migrate_tenant('org_1')"),
+            vec!["0006"]
+        );
+        assert_eq!(count("SELECT 1 FROM org_1.invoices"), 0);
+        // New tenants get registered migrations too.
+        run("SELECT tenancy.create_tenant('org_2')");
+        assert_eq!(ledger("org_2").len(), 6);
+    }
+
+    #[pg_test]
+    fn drift_is_refused_until_repair() {
+        setup();
+        run("SELECT tenancy.add_migration('0006', 'x', 'CREATE TABLE x (id int)')");
+        run("SELECT tenancy.create_tenant('org_1')");
+        let old =
+            one::<String>("SELECT checksum FROM tenancy.ledger WHERE version = '0006'").unwrap();
+        // Someone edits the migration's text after it was applied.
+        let new_sql = "CREATE TABLE x (id bigint)";
+        let new = crate::migration_set::checksum(new_sql);
+        run(&format!(
+            "UPDATE tenancy.registered_migrations SET sql = {}, checksum = {} WHERE version = '0006'",
+            lit(new_sql),
+            lit(&new)
+        ));
+        run("SELECT tenancy.add_migration('0007', 'y', 'CREATE TABLE y (id int)')");
+        let f = fails("SELECT * FROM tenancy.migrate_tenant('org_1')", "55000");
+        assert!(
+            f.message.contains("\"org_1\"") && f.message.contains("0006_x"),
+            "{}",
+            f.message
+        );
+        assert!(
+            f.message.contains(&old) && f.message.contains(&new),
+            "{}",
+            f.message
+        );
+        assert!(f.hint.contains("tenancy.repair('0006')"), "{}", f.hint);
+        assert_eq!(one::<i64>("SELECT tenancy.repair('0006')"), Some(1));
+        assert_eq!(one::<i64>("SELECT tenancy.repair('6')"), Some(0));
+        assert_eq!(
+            strings("SELECT version FROM tenancy.migrate_tenant('org_1')"),
+            vec!["0007"]
+        );
+        fails("SELECT tenancy.repair('0099')", "42704");
+    }
+
+    #[pg_test]
+    fn tenant_placeholder_and_search_path_restored() {
+        setup();
+        run("SET LOCAL search_path = public, pg_catalog");
+        run("SELECT tenancy.add_migration('0006', 'fn', $m$CREATE FUNCTION user_count() RETURNS bigint LANGUAGE sql AS $$ SELECT count(*) FROM @tenant@.users $$; COMMENT ON FUNCTION user_count() IS '@tenant@ users'$m$)");
+        run("SELECT tenancy.create_tenant('Org \"1\"')");
+        assert_eq!(
+            one::<String>("SELECT current_setting('search_path')").unwrap(),
+            "public, pg_catalog"
+        );
+        let def = one::<String>(
+            "SELECT pg_get_functiondef('\"Org \"\"1\"\"\".user_count()'::regprocedure)",
+        )
+        .unwrap();
+        assert!(def.contains("FROM \"Org \"\"1\"\"\".users"), "{def}");
+        assert_eq!(
+            one::<String>("SELECT obj_description('\"Org \"\"1\"\"\".user_count()'::regprocedure)")
+                .unwrap(),
+            "\"Org \"\"1\"\"\" users"
+        );
+        assert_eq!(one::<i64>("SELECT \"Org \"\"1\"\"\".user_count()"), Some(0));
+        run("SELECT tenancy.create_tenant('org_2')");
+        assert_eq!(
+            one::<String>("SELECT current_setting('search_path')").unwrap(),
+            "public, pg_catalog"
+        );
+    }
+
+    #[pg_test]
+    fn failing_migration_names_tenant_migration_statement_and_leaves_prior_version() {
+        setup();
+        run("SELECT tenancy.create_tenant('org_1')");
+        run("SELECT tenancy.add_migration('0006', 'broken', 'CREATE TABLE ok_table (x int);\nCREATE TABLE users (x int)')");
+        let f = fails("SELECT * FROM tenancy.migrate_tenant('org_1')", "42P07");
+        assert!(
+            f.message.contains("tenant \"org_1\"") && f.message.contains("0006_broken"),
+            "{}",
+            f.message
+        );
+        assert!(
+            f.detail.contains("statement 2: CREATE TABLE users (x int)"),
+            "{}",
+            f.detail
+        );
+        assert_eq!(ledger("org_1").len(), 5);
+        assert_eq!(
+            count("SELECT 1 FROM pg_tables WHERE schemaname = 'org_1' AND tablename = 'ok_table'"),
+            0
+        );
+        // create_tenant with a failing migration leaves no schema and no registration.
+        let f = fails("SELECT tenancy.create_tenant('org_2')", "42P07");
+        assert!(f.message.contains("\"org_2\""), "{}", f.message);
+        assert!(!schema_exists("org_2"));
+        assert_eq!(
+            count("SELECT 1 FROM tenancy.tenants WHERE schema_name = 'org_2'"),
+            0
+        );
+        fails(
+            "SELECT * FROM tenancy.migrate_tenant('org_1', '0099')",
+            "42704",
+        );
+    }
+
+    #[pg_test]
+    fn foreign_keys_point_at_the_right_schema() {
+        setup();
+        // A same-named table in public must not capture the tenant's references.
+        run("CREATE TABLE public.users (id bigint PRIMARY KEY)");
+        run("SELECT tenancy.create_tenant('a')");
+        run("SELECT tenancy.create_tenant('b')");
+        for t in ["a", "b"] {
+            let targets = strings(&format!(
+                "SELECT c.conrelid::regclass::text || ' -> ' || c.confrelid::regclass::text
+                 FROM pg_constraint c WHERE c.contype = 'f' AND c.connamespace = '{t}'::regnamespace
+                 ORDER BY 1"
+            ));
+            assert_eq!(
+                targets,
+                vec![
+                    format!("{t}.comments -> {t}.tasks"),
+                    format!("{t}.comments -> {t}.users"),
+                    format!("{t}.projects -> {t}.users"),
+                    format!("{t}.subscription -> plans"),
+                    format!("{t}.tasks -> {t}.projects"),
+                    format!("{t}.tasks -> {t}.users"),
+                ],
+                "tenant {t}"
+            );
+        }
+        assert_eq!(
+            one::<String>("SELECT confrelid::regclass::text FROM pg_constraint WHERE conrelid = 'a.subscription'::regclass AND contype = 'f'"),
+            Some("plans".into())
+        );
+        assert_eq!(
+            one::<String>("SELECT n.nspname::text FROM pg_constraint c JOIN pg_class r ON r.oid = c.confrelid JOIN pg_namespace n ON n.oid = r.relnamespace WHERE c.conrelid = 'a.subscription'::regclass AND c.contype = 'f'"),
+            Some("public".into())
+        );
+    }
+
+    // ---- hygiene ---------------------------------------------------------------------------
+
+    #[pg_test]
+    fn every_function_pins_its_search_path() {
+        let unpinned = strings(
+            "SELECT p.proname::text FROM pg_proc p
+             WHERE p.pronamespace = 'tenancy'::regnamespace
+               AND NOT coalesce(p.proconfig::text LIKE '%search_path=pg_catalog, pg_temp%', false)
+             ORDER BY 1",
+        );
+        // set_tenant must not carry a SET clause (it would undo its own SET LOCAL); its body is
+        // fully qualified instead.
+        assert_eq!(unpinned, vec!["set_tenant"]);
+    }
+
+    #[pg_test]
+    fn catalog_tables_are_dumped() {
+        assert_eq!(
+            strings("SELECT unnest(extconfig)::regclass::text FROM pg_extension WHERE extname = 'pg_tenancy' ORDER BY 1"),
+            vec!["tenancy.ledger", "tenancy.registered_migrations", "tenancy.tenants"]
+        );
+    }
+
+    #[pg_test]
+    fn public_cannot_run_ddl_functions() {
+        setup();
+        let ddl = strings(
+            "SELECT p.oid::regprocedure::text FROM pg_proc p WHERE p.pronamespace = 'tenancy'::regnamespace
+             AND p.proname NOT IN ('all_tenants', 'current_tenant', 'set_tenant', '_embedded_migrations') ORDER BY 1",
+        );
+        assert!(ddl.len() >= 12, "{ddl:?}");
+        run("CREATE ROLE tenancy_nobody");
+        for f in &ddl {
+            assert_eq!(
+                one::<bool>(&format!(
+                    "SELECT has_function_privilege('tenancy_nobody', {}, 'EXECUTE')",
+                    lit(f)
+                )),
+                Some(false),
+                "{f}"
+            );
+        }
+        run("SET LOCAL ROLE tenancy_nobody");
+        // PostgreSQL's own privilege errors (no EXECUTE, no INSERT).
+        fails_bare("SELECT tenancy.create_tenant('org_x')", "42501");
+        fails_bare(
+            "SELECT tenancy.add_migration('9', 'x', 'select 1')",
+            "42501",
+        );
+        fails_bare("INSERT INTO tenancy.tenants VALUES ('x', 'x', 1)", "42501");
+        assert_eq!(count("SELECT * FROM tenancy.all_tenants()"), 0);
+        run("RESET ROLE");
+    }
+
+    #[pg_test]
+    fn grant_admin_needs_database_create_for_provisioning() {
+        setup();
+        run("CREATE ROLE tenancy_admin");
+        run("SELECT tenancy.grant_admin('tenancy_admin')");
+        run("REVOKE CREATE ON DATABASE pgrx_tests FROM PUBLIC");
+        run("GRANT USAGE ON SCHEMA public TO tenancy_admin; GRANT REFERENCES ON public.plans TO tenancy_admin");
+        run("SET LOCAL ROLE tenancy_admin");
+        let f = fails("SELECT tenancy.create_tenant('org_x')", "42501");
+        assert!(f.hint.contains("GRANT CREATE ON DATABASE"), "{}", f.hint);
+        run("RESET ROLE");
+        run(&format!(
+            "GRANT CREATE ON DATABASE {} TO tenancy_admin",
+            one::<String>("SELECT quote_ident(current_database())").unwrap()
+        ));
+        run("SET LOCAL ROLE tenancy_admin");
+        run("SELECT tenancy.create_tenant('org_x')");
+        run("RESET ROLE");
+        // Tenant objects belong to the role that provisioned them.
+        assert_eq!(
+            one::<String>(
+                "SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'org_x'"
+            )
+            .unwrap(),
+            "tenancy_admin"
+        );
+        assert_eq!(
+            one::<String>(
+                "SELECT relowner::regrole::text FROM pg_class WHERE oid = 'org_x.users'::regclass"
+            )
+            .unwrap(),
+            "tenancy_admin"
+        );
+    }
+
+    #[pg_test]
+    fn user_errors_never_use_xx000() {
+        setup();
+        run("SELECT tenancy.create_tenant('org_1')");
+        for (sql, state) in [
+            ("SELECT tenancy.create_tenant(NULL)", "22004"),
+            ("SELECT tenancy.rename_tenant(NULL, 'x')", "22004"),
+            ("SELECT tenancy.rename_tenant('org_1', NULL)", "22004"),
+            ("SELECT tenancy.detach_tenant(NULL)", "22004"),
+            ("SELECT tenancy.drop_tenant(NULL)", "22004"),
+            ("SELECT * FROM tenancy.migrate_tenant(NULL)", "22004"),
+            ("SELECT * FROM tenancy.migrate_tenant('nope')", "42704"),
+            (
+                "SELECT * FROM tenancy.migrate_tenant('org_1', 'x')",
+                "22023",
+            ),
+            (
+                "SELECT tenancy.add_migration(NULL, 'x', 'select 1')",
+                "22004",
+            ),
+            ("SELECT tenancy.add_migration('1', '', 'select 1')", "22023"),
+            ("SELECT tenancy.add_migration('1', 'x', NULL)", "22004"),
+            ("SELECT tenancy.add_migration('1', 'x', 'COMMIT')", "25001"),
+            ("SELECT tenancy.repair(NULL)", "22004"),
+            ("SELECT tenancy.repair('abc')", "22023"),
+            ("SELECT tenancy.grant_admin(NULL)", "22004"),
+            ("SELECT tenancy.register_tenant(NULL)", "22004"),
+        ] {
+            fails(sql, state);
+        }
     }
 }
