@@ -205,7 +205,11 @@ fn drop_tenant(schema: Option<&str>) {
         raise(e)
     };
     let t = apply::lock(&t);
+    // The cascade lists every object of the tenant as a NOTICE; that is noise here.
+    let saved = registry::current_setting("client_min_messages").unwrap_or_default();
+    registry::set_config("client_min_messages", "warning", true);
     registry::run(&format!("DROP SCHEMA {} CASCADE", quote_ident(&t.name)));
+    registry::set_config("client_min_messages", &saved, true);
     registry::delete(t.oid);
 }
 

@@ -156,6 +156,24 @@ fn repair(version: Option<&str>) -> i64 {
 mod tests {
     use super::*;
 
+    /// The compiled-in set is the folder named by TENANCY_MIGRATIONS_DIR (default
+    /// tenant_migrations/), read again here with the same loader.
+    #[test]
+    fn embedded_set_is_the_configured_folder() {
+        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let dir = match std::env::var("TENANCY_MIGRATIONS_DIR") {
+            Ok(d) if !d.is_empty() => root.join(d),
+            _ => root.join("tenant_migrations"),
+        };
+        let folder = migration_set::load_dir(&dir).unwrap();
+        assert_eq!(
+            embedded(),
+            folder,
+            "embedded set differs from {}",
+            dir.display()
+        );
+    }
+
     #[test]
     fn merge_dedupes_identical_and_refuses_clashes() {
         let e = vec![Migration::new("0001", "a", "select 1")];

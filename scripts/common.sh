@@ -1,0 +1,51 @@
+# Shared by the scripts: PostgreSQL paths and throwaway clusters run as the postgres user
+# (PostgreSQL refuses root), each on a private socket directory and port, never 5432.
+PGBIN=/usr/lib/postgresql/15/bin
+PG_CONFIG=$PGBIN/pg_config
+PGXS_DIR=/usr/lib/postgresql/15/lib/pgxs
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export PATH="$HOME/.cargo/bin:$PATH"
+
+# A folder for clusters that the postgres user can reach: target/ when every parent directory is
+# traversable by postgres, otherwise one under /tmp.
+cluster_base() {
+  local base="$ROOT/target/clusters"
+  mkdir -p "$base"
+  if ! sudo -u postgres test -x "$base" 2>/dev/null; then
+    base="/tmp/pg_tenancy-clusters-$(echo "$ROOT" | cksum | cut -d' ' -f1)"
+    mkdir -p "$base"
+  fi
+  chown postgres: "$base"
+  echo "$base"
+}
+
+as_pg() { sudo -u postgres -- "$@"; }
+
+# cluster_start NAME PORT: a fresh cluster in $(cluster_base)/NAME; prints its directory.
+cluster_start() {
+  local name=$1 port=$2 dir
+  dir="$(cluster_base)/$name"
+  cluster_stop "$name" >/dev/null 2>&1 || true
+  rm -rf "$dir"
+  as_pg mkdir -p "$dir/sock"
+  as_pg "$PGBIN/initdb" -D "$dir/data" -U postgres -A trust --no-sync -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
+    || { cat "$dir/initdb.log" >&2; return 1; }
+  as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+    -o "-p $port -k $dir/sock -c listen_addresses='' -c fsync=off -c max_worker_processes=16" start >/dev/null \
+    || { cat "$dir/server.log" >&2; return 1; }
+  echo "$dir"
+}
+
+cluster_stop() {
+  local dir
+  dir="$(cluster_base)/$1"
+  [ -f "$dir/data/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$dir/data" -m fast -w stop
+  return 0
+}
+
+# Installs the extension (debug build unless PROFILE=release) into the system PostgreSQL.
+install_extension() {
+  local flags=()
+  [ "${PROFILE:-debug}" = release ] && flags+=(--release)
+  (cd "$ROOT" && cargo pgrx install --pg-config "$PG_CONFIG" "${flags[@]}" >/dev/null)
+}

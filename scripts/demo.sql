@@ -1,0 +1,80 @@
+\set QUIET on
+\pset footer off
+\set SHOW_CONTEXT never
+\set ECHO queries
+\echo
+\echo '### 1. Install the extension. Everything lives in schema tenancy.'
+CREATE EXTENSION pg_tenancy;
+
+\echo
+\echo '### 2. The application''s own public migration: a shared plan catalogue.'
+\echo '###    Tenant migrations reference it as public.plans.'
+CREATE TABLE public.plans (id bigint PRIMARY KEY, label text NOT NULL);
+INSERT INTO public.plans VALUES (1, 'free'), (2, 'pro');
+
+\echo
+\echo '### 3. The tenant migrations compiled into the extension (tenant_migrations/).'
+SELECT version, name, left(checksum, 12) AS checksum, source FROM tenancy.migrations;
+
+\echo
+\echo '### 4. Three tenants. Each create_tenant creates a schema, registers it and applies every'
+\echo '###    tenant migration, all in the caller''s transaction.'
+SELECT tenancy.create_tenant('acme');
+SELECT tenancy.create_tenant('globex');
+SELECT tenancy.create_tenant('initech');
+SELECT * FROM tenancy.all_tenants();
+
+\echo
+\echo '### 5. The ledger: what was applied to each tenant, with sha256 checksums.'
+SELECT schema_name, version, name, left(checksum, 12) AS checksum
+  FROM tenancy.ledger WHERE schema_name = 'acme' ORDER BY version;
+SELECT schema_name, count(*) AS migrations, max(version) AS latest
+  FROM tenancy.ledger GROUP BY 1 ORDER BY 1;
+
+\echo
+\echo '### 6. Foreign keys point inside each tenant, and at public.plans for the shared table.'
+SELECT conrelid::regclass AS from_table, confrelid::regclass AS to_table
+  FROM pg_constraint WHERE contype = 'f' AND connamespace = 'globex'::regnamespace ORDER BY 1, 2;
+
+\echo
+\echo '### 7. A migration registered at runtime (no rebuild), applied to one tenant.'
+SELECT tenancy.add_migration('0006', 'add_invoices', $$
+  CREATE TABLE invoices (
+      id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+      plan_id bigint NOT NULL REFERENCES public.plans (id),
+      amount  numeric(12,2) NOT NULL
+  );
+  CREATE INDEX invoices_plan_idx ON invoices (plan_id);
+$$);
+SELECT * FROM tenancy.migrate_tenant('acme');
+\echo '###    Running it again applies nothing:'
+SELECT * FROM tenancy.migrate_tenant('acme');
+SELECT schema_name, count(*) AS migrations FROM tenancy.ledger GROUP BY 1 ORDER BY 1;
+
+\echo
+\echo '### 8. Working inside a tenant: set_tenant sets search_path for this transaction.'
+BEGIN;
+SELECT tenancy.set_tenant('globex');
+SHOW search_path;
+INSERT INTO users (email, full_name) VALUES ('ceo@globex.example', 'Hank Scorpio');
+INSERT INTO projects (name, owner_id) SELECT 'Doomsday device', id FROM users;
+INSERT INTO tasks (project_id, title) SELECT id, 'Order more lasers' FROM projects;
+SELECT tenancy.current_tenant(), open_task_count(1) AS open_tasks;
+COMMIT;
+
+\echo
+\echo '### 9. Bad names are refused before any DDL, with an SQLSTATE and a hint.'
+SELECT tenancy.create_tenant('pg_evil');
+\echo 'SQLSTATE' :LAST_ERROR_SQLSTATE
+SELECT tenancy.create_tenant('ACME');
+\echo 'SQLSTATE' :LAST_ERROR_SQLSTATE
+\echo '###    A hostile but legal name is only ever a quoted identifier:'
+SELECT tenancy.create_tenant('x"; drop schema public cascade; --');
+SELECT count(*) AS tables_still_in_public FROM pg_tables WHERE schemaname = 'public';
+
+\echo
+\echo '### 10. Rename, detach, drop.'
+SELECT tenancy.rename_tenant('x"; drop schema public cascade; --', 'hooli');
+SELECT tenancy.detach_tenant('initech');
+SELECT tenancy.drop_tenant('hooli');
+SELECT * FROM tenancy.all_tenants();

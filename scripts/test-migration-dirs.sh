@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# TENANCY_MIGRATIONS_DIR: another folder is embedded instead of tenant_migrations/, and a bad
+# folder fails the build with a message naming the file.
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+cd "$ROOT"
+
+# The alternative folder is what gets compiled in (checked by a unit test against the folder).
+TENANCY_MIGRATIONS_DIR=tests/fixtures/migrations_alt \
+  cargo test --lib -- migrations::tests::embedded_set_is_the_configured_folder
+
+expect_build_failure() {
+  local dir=$1 needle=$2 out
+  if out=$(TENANCY_MIGRATIONS_DIR=$dir cargo check --lib 2>&1); then
+    echo "FAIL: build with TENANCY_MIGRATIONS_DIR=$dir succeeded" >&2; exit 1
+  fi
+  if ! grep -q "$needle" <<<"$out"; then
+    echo "FAIL: build error for $dir does not name $needle:" >&2; echo "$out" | tail -20 >&2; exit 1
+  fi
+  echo "ok: $dir fails the build naming $needle"
+}
+expect_build_failure tests/fixtures/migrations_bad_name 1x_broken.sql
+expect_build_failure tests/fixtures/migrations_duplicate 1_b.sql
+expect_build_failure tests/fixtures/migrations_concurrently 0002_index.sql
+# Back to the shipped folder for the steps that follow.
+cargo check --lib -q
