@@ -182,11 +182,12 @@ fn apply_one(tenant: &str, search_path: &str, m: &Migration) {
 
 /// Migrates a tenant (locking it first) up to `target`; returns what was applied now.
 pub fn migrate(t: &Tenant, target: Option<&str>) -> Vec<Migration> {
+    let t = lock(t);
+    // Read after the lock: a migration added while we waited is part of this run.
     let known = migrations::known_set();
     if let Some(target) = target {
         migrations::find(&known, target).or_raise();
     }
-    let t = lock(t);
     let todo = pending(&t.name, known, target).or_raise();
     if todo.is_empty() {
         return todo;

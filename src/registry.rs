@@ -30,7 +30,9 @@ fn get_one<T: FromDatum + IntoDatum>(query: &str, args: &[DatumWithOid]) -> Opti
 }
 
 fn tenant_where(cond: &str, arg: DatumWithOid) -> Option<Tenant> {
-    let q = format!("SELECT schema_name::text, schema_oid FROM tenancy.tenants WHERE {cond}");
+    let q = format!(
+        "SELECT schema_name::pg_catalog.text, schema_oid FROM tenancy.tenants WHERE {cond}"
+    );
     Spi::connect_mut(|c| {
         let t = c.update(q.as_str(), Some(1), &[arg]).or_raise();
         if t.is_empty() {
@@ -45,7 +47,10 @@ fn tenant_where(cond: &str, arg: DatumWithOid) -> Option<Tenant> {
 }
 
 pub fn tenant_by_name(name: &str) -> Option<Tenant> {
-    tenant_where("schema_name OPERATOR(pg_catalog.=) $1::text", name.into())
+    tenant_where(
+        "schema_name OPERATOR(pg_catalog.=) $1::pg_catalog.text",
+        name.into(),
+    )
 }
 
 pub fn tenant_by_oid(oid: pg_sys::Oid) -> Option<Tenant> {
@@ -60,7 +65,7 @@ pub fn tenant_by_key(key: &str) -> Option<Tenant> {
 /// The OID of the schema named exactly `name`.
 pub fn schema_oid(name: &str) -> Option<pg_sys::Oid> {
     get_one::<pg_sys::Oid>(
-        "SELECT oid FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) $1::text",
+        "SELECT oid FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) $1::pg_catalog.text",
         &[name.into()],
     )
 }
@@ -68,7 +73,7 @@ pub fn schema_oid(name: &str) -> Option<pg_sys::Oid> {
 /// The current name of the schema with this OID.
 pub fn schema_name(oid: pg_sys::Oid) -> Option<String> {
     get_one::<String>(
-        "SELECT nspname::text FROM pg_catalog.pg_namespace WHERE oid OPERATOR(pg_catalog.=) $1",
+        "SELECT nspname::pg_catalog.text FROM pg_catalog.pg_namespace WHERE oid OPERATOR(pg_catalog.=) $1",
         &[oid.into()],
     )
 }
@@ -104,7 +109,7 @@ pub fn ledger(name: &str) -> Vec<(String, String)> {
     Spi::connect_mut(|c| {
         let t = c
             .update(
-                "SELECT version, checksum FROM tenancy.ledger WHERE schema_name OPERATOR(pg_catalog.=) $1::text",
+                "SELECT version, checksum FROM tenancy.ledger WHERE schema_name OPERATOR(pg_catalog.=) $1::pg_catalog.text",
                 None,
                 &[name.into()],
             )
@@ -211,7 +216,8 @@ pub fn owns_schema(oid: pg_sys::Oid) -> bool {
 }
 
 pub fn current_database() -> String {
-    get_one::<String>("SELECT pg_catalog.current_database()::text", &[]).unwrap_or_default()
+    get_one::<String>("SELECT pg_catalog.current_database()::pg_catalog.text", &[])
+        .unwrap_or_default()
 }
 
 pub fn run(sql: &str) {

@@ -329,6 +329,27 @@ mod tests {
         fails("SELECT tenancy.set_tenant(NULL)", "22004");
     }
 
+    #[pg_test]
+    fn set_tenant_ignores_objects_planted_in_the_callers_search_path() {
+        setup();
+        run("SELECT tenancy.create_tenant('org_1')");
+        run("CREATE TABLE public.planted_calls (fn text)");
+        run("CREATE FUNCTION public.planted_eq(name, text) RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN INSERT INTO public.planted_calls VALUES ('='); RETURN true; END $$");
+        run("CREATE OPERATOR public.= (LEFTARG = name, RIGHTARG = text, FUNCTION = public.planted_eq)");
+        run("CREATE FUNCTION public.set_config(text, text, boolean) RETURNS text LANGUAGE plpgsql AS $$ BEGIN INSERT INTO public.planted_calls VALUES ('set_config'); RETURN ''; END $$");
+        run("CREATE TYPE public.text AS (x int)");
+        // The caller puts public before pg_catalog: unqualified names would find the planted ones.
+        run("SET LOCAL search_path = public, pg_catalog");
+        run("SELECT tenancy.set_tenant('org_1')");
+        // The planted = answers true for any name; the real one finds no such tenant.
+        fails("SELECT tenancy.set_tenant('org_2')", "42704");
+        assert_eq!(
+            one::<String>("SELECT pg_catalog.current_setting('search_path')").unwrap(),
+            "\"org_1\", \"public\""
+        );
+        assert_eq!(count("SELECT 1 FROM public.planted_calls"), 0);
+    }
+
     // ---- names -----------------------------------------------------------------------------
 
     fn full_cycle(name: &str) {
