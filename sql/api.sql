@@ -23,6 +23,35 @@ CREATE FUNCTION tenancy.current_tenant() RETURNS name
     LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
     AS $$ SELECT NULLIF(current_setting('tenancy.tenant', true), '')::pg_catalog.name $$;
 
+CREATE FUNCTION tenancy.manage_tenant(tbl regclass, template text[], on_create boolean DEFAULT true,
+                                      on_update boolean DEFAULT true, on_delete text DEFAULT 'keep')
+    RETURNS void
+    LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT tenancy._manage_tenant(tbl::pg_catalog.oid, template, on_create, on_update, on_delete) $$;
+
+CREATE FUNCTION tenancy.unmanage_tenant(tbl regclass) RETURNS void
+    LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT tenancy._unmanage_tenant(tbl::pg_catalog.oid) $$;
+
+-- The trigger functions pin their search_path too (pgrx has no attribute for triggers).
+ALTER FUNCTION tenancy._managed_row() SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION tenancy._managed_truncate() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    RAISE EXCEPTION 'TRUNCATE of %.% is refused: deleting its rows drops their tenant schemas (on_delete = ''drop'')',
+        quote_ident(TG_TABLE_SCHEMA), quote_ident(TG_TABLE_NAME)
+        USING ERRCODE = '55000',
+              HINT = 'DELETE the rows to drop their tenants, or switch the table to on_delete => ''keep'' or ''detach'' with tenancy.manage_tenant first.';
+END
+$$;
+
+CREATE VIEW tenancy.managed_tables AS
+    SELECT s.tbl AS table_name, s.template, s.on_create, s.on_update, s.on_delete, s.managed_at
+    FROM tenancy.managed_table_settings AS s
+    ORDER BY s.tbl::pg_catalog.text;
+
 -- Every known tenant migration, in apply order.
 CREATE VIEW tenancy.migrations AS
     SELECT m.version, m.name, m.checksum, m.source
@@ -62,4 +91,4 @@ GRANT USAGE ON SCHEMA tenancy TO PUBLIC;
 -- Reading which tenants exist and choosing one is what application roles need.
 GRANT EXECUTE ON FUNCTION tenancy.all_tenants(), tenancy.current_tenant(),
     tenancy.set_tenant(text, boolean), tenancy._embedded_migrations() TO PUBLIC;
-GRANT SELECT ON tenancy.tenants, tenancy.migrations TO PUBLIC;
+GRANT SELECT ON tenancy.tenants, tenancy.migrations, tenancy.managed_tables TO PUBLIC;

@@ -40,3 +40,15 @@ COMMENT ON TABLE tenancy.registered_migrations IS 'pg_tenancy: tenant migrations
 SELECT pg_catalog.pg_extension_config_dump('tenancy.tenants', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.ledger', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.registered_migrations', '');
+
+-- Managed tables: the template that names each row's tenant, and what the triggers do.
+CREATE TABLE tenancy.managed_table_settings (
+    tbl         regclass    PRIMARY KEY,
+    template    text[]      NOT NULL,
+    on_create   boolean     NOT NULL,
+    on_update   boolean     NOT NULL,
+    on_delete   text        NOT NULL CHECK (on_delete IN ('keep', 'detach', 'drop')),
+    managed_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE tenancy.managed_table_settings IS 'pg_tenancy: managed tables (see tenancy.manage_tenant)';
+SELECT pg_catalog.pg_extension_config_dump('tenancy.managed_table_settings', '');

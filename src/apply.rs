@@ -10,14 +10,12 @@ use std::cmp::Ordering;
 use std::time::Instant;
 
 use pgrx::pg_sys::errcodes::PgSqlErrorCode;
-use pgrx::pg_sys::panic::{CaughtError, ErrorReport};
-use pgrx::prelude::*;
 
 use crate::error::{Result, SqlState, TenancyError};
 use crate::migration_set::{cmp_versions, Migration};
 use crate::names::quote_ident;
 use crate::registry::{self, Tenant};
-use crate::report::{raise, OrRaise};
+use crate::report::{self, raise, Caught, OrRaise};
 use crate::{migrations, settings, sqltext};
 
 /// Looks a tenant up by name, or fails with 42704.
@@ -121,45 +119,30 @@ fn pending(tenant: &str, known: Vec<Migration>, target: Option<&str>) -> Result<
 /// Runs one statement of a migration; on error, re-raises with the tenant, the migration and the
 /// statement named, keeping the original SQLSTATE.
 fn run_statement(tenant: &str, m: &Migration, number: usize, sql: &str) {
-    PgTryBuilder::new(|| registry::run(sql))
-        .catch_others(|e| {
-            let r = match &e {
-                CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r,
-                CaughtError::RustPanic { .. } => e.rethrow(),
-            };
-            let code = r.sql_error_code();
-            let mut detail = format!("statement {number}: {}", sqltext::excerpt(sql));
-            if let Some(d) = r.detail() {
-                detail = format!("{d}\n{detail}");
-            }
-            let hint = r.hint().map(str::to_string).unwrap_or_else(|| {
-                format!(
+    report::with_context(
+        || registry::run(sql),
+        |c| {
+            Caught {
+            message: format!("tenant {}: migration {} failed: {}", quote_ident(tenant), m.label(), c.message),
+            detail: Some(match c.detail {
+                Some(d) => format!("{d}\nstatement {number}: {}", sqltext::excerpt(sql)),
+                None => format!("statement {number}: {}", sqltext::excerpt(sql)),
+            }),
+            hint: c.hint.or_else(|| {
+                Some(format!(
                     "Fix migration {}; tenant {} stays at its previous version because the whole call is rolled back.",
                     m.label(),
                     quote_ident(tenant)
-                )
-            });
-            let code = if code == PgSqlErrorCode::ERRCODE_INTERNAL_ERROR {
+                ))
+            }),
+            code: if c.code == PgSqlErrorCode::ERRCODE_INTERNAL_ERROR {
                 PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
             } else {
-                code
-            };
-            ErrorReport::new(
-                code,
-                format!(
-                    "tenant {}: migration {} failed: {}",
-                    quote_ident(tenant),
-                    m.label(),
-                    r.message()
-                ),
-                "pg_tenancy",
-            )
-            .set_detail(detail)
-            .set_hint(hint)
-            .report(PgLogLevel::ERROR);
-            unreachable!()
-        })
-        .execute()
+                c.code
+            },
+        }
+        },
+    )
 }
 
 /// Applies one migration to a locked tenant and records it.

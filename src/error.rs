@@ -32,6 +32,10 @@ pub enum SqlState {
     ObjectNotInPrerequisiteState,
     /// 42601 syntax_error (unterminated quote or comment in a migration)
     SyntaxError,
+    /// 42P01 undefined_table
+    UndefinedTable,
+    /// 42703 undefined_column (a template names a column the table does not have)
+    UndefinedColumn,
 }
 
 impl SqlState {
@@ -49,6 +53,8 @@ impl SqlState {
             SqlState::ActiveSqlTransaction => "25001",
             SqlState::ObjectNotInPrerequisiteState => "55000",
             SqlState::SyntaxError => "42601",
+            SqlState::UndefinedColumn => "42703",
+            SqlState::UndefinedTable => "42P01",
         }
     }
 }

@@ -12,9 +12,11 @@ pub mod error;
 pub mod migration_set;
 pub mod names;
 pub mod sqltext;
+pub mod template;
 
 mod apply;
 mod lifecycle;
+mod managed;
 mod migrations;
 mod registry;
 mod report;

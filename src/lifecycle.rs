@@ -66,11 +66,14 @@ fn schema_exists_error(name: &str) -> TenancyError {
     )
 }
 
-#[pg_extern(volatile, name = "_create_tenant")]
-#[search_path(pg_catalog, pg_temp)]
-fn create_tenant(schema: Option<&str>) -> String {
-    let name = required(schema, "create_tenant", "schema");
+/// Creates, registers and migrates a tenant: the one path for `create_tenant` and the managed
+/// table trigger.
+pub fn create(name: &str) {
     require_create_privilege("create_tenant");
+    names::validate(name).or_raise();
+    // Two sessions creating the same (or a case-variant) name queue here; the second then sees
+    // the first's tenant and fails with 42P06 instead of a unique-index error from the catalog.
+    registry::lock_name(&names::fold(name));
     check_new_name(name, None);
     if registry::schema_oid(name).is_some() {
         raise(schema_exists_error(name));
@@ -83,6 +86,13 @@ fn create_tenant(schema: Option<&str>) -> String {
         oid,
     };
     apply::migrate(&t, None);
+}
+
+#[pg_extern(volatile, name = "_create_tenant")]
+#[search_path(pg_catalog, pg_temp)]
+fn create_tenant(schema: Option<&str>) -> String {
+    let name = required(schema, "create_tenant", "schema");
+    create(name);
     name.to_string()
 }
 
@@ -109,6 +119,7 @@ fn register_tenant(schema: Option<&str>, baseline: Option<&str>) -> String {
             .hint("SELECT * FROM tenancy.ledger shows what has been applied to it."),
         );
     }
+    registry::lock_name(&names::fold(name));
     check_new_name(name, None);
     if !registry::owns_schema(oid) {
         raise(
@@ -137,16 +148,15 @@ fn register_tenant(schema: Option<&str>, baseline: Option<&str>) -> String {
     name.to_string()
 }
 
-#[pg_extern(volatile, name = "_rename_tenant")]
-#[search_path(pg_catalog, pg_temp)]
-fn rename_tenant(old: Option<&str>, new: Option<&str>) -> String {
-    let old = required(old, "rename_tenant", "old");
-    let new = required(new, "rename_tenant", "new");
+/// Renames a tenant's schema; registry and ledger follow.
+pub fn rename(old: &str, new: &str) {
     require_create_privilege("rename_tenant");
     let t = apply::require_tenant(old);
+    names::validate(new).or_raise();
+    registry::lock_name(&names::fold(new));
     check_new_name(new, Some(t.oid));
     if old == new {
-        return new.to_string();
+        return;
     }
     if registry::schema_oid(new).is_some() {
         raise(schema_exists_error(new));
@@ -158,13 +168,19 @@ fn rename_tenant(old: Option<&str>, new: Option<&str>) -> String {
         quote_ident(new)
     ));
     registry::rename(t.oid, new, &names::fold(new));
+}
+
+#[pg_extern(volatile, name = "_rename_tenant")]
+#[search_path(pg_catalog, pg_temp)]
+fn rename_tenant(old: Option<&str>, new: Option<&str>) -> String {
+    let old = required(old, "rename_tenant", "old");
+    let new = required(new, "rename_tenant", "new");
+    rename(old, new);
     new.to_string()
 }
 
-#[pg_extern(volatile)]
-#[search_path(pg_catalog, pg_temp)]
-fn detach_tenant(schema: Option<&str>) {
-    let name = required(schema, "detach_tenant", "schema");
+/// Unregisters a tenant; its schema stays.
+pub fn detach(name: &str) {
     let t = apply::require_tenant(name);
     registry::lock_tenant(t.oid);
     registry::delete(t.oid);
@@ -172,8 +188,12 @@ fn detach_tenant(schema: Option<&str>) {
 
 #[pg_extern(volatile)]
 #[search_path(pg_catalog, pg_temp)]
-fn drop_tenant(schema: Option<&str>) {
-    let name = required(schema, "drop_tenant", "schema");
+fn detach_tenant(schema: Option<&str>) {
+    detach(required(schema, "detach_tenant", "schema"));
+}
+
+/// Drops a tenant's schema (matched by OID) and unregisters it.
+pub fn drop(name: &str) {
     let Some(oid) = registry::schema_oid(name) else {
         let hint = if registry::tenant_by_name(name).is_some() {
             "The tenant is registered but its schema is gone; tenancy.detach_tenant removes the registration."
@@ -211,6 +231,12 @@ fn drop_tenant(schema: Option<&str>) {
     registry::run(&format!("DROP SCHEMA {} CASCADE", quote_ident(&t.name)));
     registry::set_config("client_min_messages", &saved, true);
     registry::delete(t.oid);
+}
+
+#[pg_extern(volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn drop_tenant(schema: Option<&str>) {
+    drop(required(schema, "drop_tenant", "schema"));
 }
 
 /// Sets `search_path` to the tenant then the shared schemas, and `tenancy.tenant`.

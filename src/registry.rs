@@ -196,6 +196,17 @@ pub fn lock_tenant(oid: pg_sys::Oid) {
     .or_raise()
 }
 
+/// Serialises creating or renaming *to* a tenant name (by its case-folded key) until the
+/// transaction ends. Hash collisions only make unrelated names wait for each other.
+pub fn lock_name(key: &str) {
+    const TENANCY_NAME_LOCK_CLASS: i32 = 0x7465_6e62;
+    Spi::run_with_args(
+        "SELECT pg_catalog.pg_advisory_xact_lock($1, pg_catalog.hashtext($2))",
+        &[TENANCY_NAME_LOCK_CLASS.into(), key.into()],
+    )
+    .or_raise()
+}
+
 /// Whether the current user may create schemas in the current database.
 pub fn can_create_schemas() -> bool {
     get_one::<bool>(
@@ -238,4 +249,66 @@ pub fn current_setting(name: &str) -> Option<String> {
         "SELECT pg_catalog.current_setting($1, true)",
         &[name.into()],
     )
+}
+
+/// A table's name as SQL text (qualified and quoted where needed), or 42P01.
+pub fn table_info(oid: pg_sys::Oid) -> String {
+    get_one::<String>(
+        "SELECT c.oid::pg_catalog.regclass::pg_catalog.text FROM pg_catalog.pg_class c \
+         WHERE c.oid OPERATOR(pg_catalog.=) $1 AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::\"char\"[])",
+        &[oid.into()],
+    )
+    .unwrap_or_else(|| {
+        crate::report::raise(
+            crate::error::TenancyError::new(
+                crate::error::SqlState::UndefinedTable,
+                format!("relation with OID {} is not a table", oid.to_u32()),
+            )
+            .hint("Managed tables must be ordinary or partitioned tables."),
+        )
+    })
+}
+
+/// The table's live column names, in order.
+pub fn table_columns(oid: pg_sys::Oid) -> Vec<String> {
+    Spi::connect_mut(|c| {
+        c.update(
+            "SELECT attname::pg_catalog.text FROM pg_catalog.pg_attribute \
+             WHERE attrelid OPERATOR(pg_catalog.=) $1 AND attnum OPERATOR(pg_catalog.>) 0 AND NOT attisdropped ORDER BY attnum",
+            None,
+            &[oid.into()],
+        )
+        .or_raise()
+        .map(|r| r.get::<String>(1).or_raise().unwrap_or_default())
+        .collect()
+    })
+}
+
+pub fn save_managed(
+    oid: pg_sys::Oid,
+    template: &[Option<String>],
+    on_create: bool,
+    on_update: bool,
+    on_delete: &str,
+) {
+    Spi::run_with_args(
+        "INSERT INTO tenancy.managed_table_settings (tbl, template, on_create, on_update, on_delete) \
+         VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2, $3, $4, $5) \
+         ON CONFLICT (tbl) DO UPDATE SET template = excluded.template, on_create = excluded.on_create, \
+           on_update = excluded.on_update, on_delete = excluded.on_delete, managed_at = pg_catalog.now()",
+        &[oid.into(), template.to_vec().into(), on_create.into(), on_update.into(), on_delete.into()],
+    )
+    .or_raise()
+}
+
+/// Removes a managed table's settings; false when it was not managed.
+pub fn forget_managed(oid: pg_sys::Oid) -> bool {
+    get_one::<i64>(
+        "WITH gone AS (DELETE FROM tenancy.managed_table_settings \
+           WHERE tbl OPERATOR(pg_catalog.=) $1::pg_catalog.oid::pg_catalog.regclass RETURNING 1) \
+         SELECT pg_catalog.count(*) FROM gone",
+        &[oid.into()],
+    )
+    .unwrap_or(0)
+        > 0
 }

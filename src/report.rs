@@ -1,8 +1,9 @@
 //! Turns a [`TenancyError`] into a PostgreSQL `ERROR` with its SQLSTATE, detail and hint.
 
 use pgrx::pg_sys::errcodes::PgSqlErrorCode;
-use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::pg_sys::panic::{CaughtError, ErrorReport};
 use pgrx::prelude::*;
+use std::panic::{RefUnwindSafe, UnwindSafe};
 
 use crate::error::{Result, TenancyError};
 
@@ -42,4 +43,43 @@ impl<T> OrRaise<T> for std::result::Result<T, pgrx::spi::Error> {
         // SPI-level failures (not PostgreSQL errors, which propagate by themselves) are bugs.
         self.unwrap_or_else(|e| panic!("pg_tenancy: SPI failure: {e}"))
     }
+}
+
+/// A PostgreSQL error caught on its way out, to be re-raised with more context.
+pub struct Caught {
+    pub code: PgSqlErrorCode,
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+}
+
+/// Runs `f`; a PostgreSQL error raised inside it is re-raised as `context` rewrites it (the
+/// transaction is aborting anyway: nothing is swallowed). Rust panics pass through unchanged.
+pub fn with_context<R>(
+    f: impl FnOnce() -> R + UnwindSafe,
+    context: impl Fn(Caught) -> Caught + UnwindSafe + RefUnwindSafe,
+) -> R {
+    PgTryBuilder::new(f)
+        .catch_others(|e| {
+            let r = match &e {
+                CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r,
+                CaughtError::RustPanic { .. } => e.rethrow(),
+            };
+            let c = context(Caught {
+                code: r.sql_error_code(),
+                message: r.message().to_string(),
+                detail: r.detail().map(str::to_string),
+                hint: r.hint().map(str::to_string),
+            });
+            let mut report = ErrorReport::new(c.code, c.message, "pg_tenancy");
+            if let Some(d) = c.detail {
+                report = report.set_detail(d);
+            }
+            if let Some(h) = c.hint {
+                report = report.set_hint(h);
+            }
+            report.report(PgLogLevel::ERROR);
+            unreachable!("ereport(ERROR) returned")
+        })
+        .execute()
 }

@@ -1,0 +1,253 @@
+//! Managed tables (SPEC §4): a table whose rows name tenants through a template. Triggers create
+//! the tenant when a row is inserted, rename it when the computed name changes, and detach or
+//! drop it when the row is deleted — all through the same lifecycle functions as the SQL API, in
+//! the row's transaction.
+
+use std::ffi::{CStr, CString};
+
+use pgrx::pg_sys::errcodes::PgSqlErrorCode;
+use pgrx::prelude::*;
+
+use crate::error::{SqlState, TenancyError};
+use crate::lifecycle;
+use crate::names::{quote_ident, quote_literal};
+use crate::registry;
+use crate::report::{self, raise, Caught, OrRaise};
+use crate::template::Template;
+
+/// Trigger names pg_tenancy installs on a managed table.
+const TRIGGERS: [&str; 4] = [
+    "tenancy_provision",
+    "tenancy_rename",
+    "tenancy_retire",
+    "tenancy_truncate",
+];
+
+/// The lock-table ceiling, measured with the shipped migration set at default settings
+/// (`max_locks_per_transaction = 64`, `max_connections = 100`): see docs/managed-tables.md.
+const MEASURED_CEILING: &str = "about 270";
+
+fn check_on_delete(on_delete: &str) {
+    if !["keep", "detach", "drop"].contains(&on_delete) {
+        raise(
+            TenancyError::new(
+                SqlState::InvalidParameterValue,
+                format!("on_delete must be 'keep', 'detach' or 'drop', not {}", quote_literal(on_delete)),
+            )
+            .hint("'keep' leaves the tenant, 'detach' unregisters it and keeps the schema, 'drop' drops the schema."),
+        );
+    }
+}
+
+#[pg_extern(volatile, name = "_manage_tenant")]
+#[search_path(pg_catalog, pg_temp)]
+fn manage_tenant(
+    tbl: Option<pg_sys::Oid>,
+    template: Option<Vec<Option<String>>>,
+    on_create: Option<bool>,
+    on_update: Option<bool>,
+    on_delete: Option<&str>,
+) {
+    let null = |arg: &str| -> ! {
+        raise(
+            TenancyError::new(
+                SqlState::NullValueNotAllowed,
+                format!("tenancy.manage_tenant: {arg} must not be NULL"),
+            )
+            .hint("Call tenancy.manage_tenant('organizations', ARRAY['org_', ':id'])."),
+        )
+    };
+    let tbl = tbl.unwrap_or_else(|| null("tbl"));
+    let raw = template.unwrap_or_else(|| null("template"));
+    let on_create = on_create.unwrap_or_else(|| null("on_create"));
+    let on_update = on_update.unwrap_or_else(|| null("on_update"));
+    let on_delete = on_delete.unwrap_or_else(|| null("on_delete"));
+    check_on_delete(on_delete);
+    let template = Template::parse(&raw).or_raise();
+    let table = registry::table_info(tbl);
+    let columns = registry::table_columns(tbl);
+    for c in template.columns() {
+        if !columns.iter().any(|x| x == c) {
+            raise(
+                TenancyError::new(
+                    SqlState::UndefinedColumn,
+                    format!(
+                        "tenant template {} names column {} which {} does not have",
+                        template.display(),
+                        quote_ident(c),
+                        table
+                    ),
+                )
+                .hint(format!(
+                    "Columns of {table}: {}.",
+                    columns
+                        .iter()
+                        .map(|c| quote_ident(c))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            );
+        }
+    }
+    drop_triggers(&table);
+    let args = std::iter::once(quote_literal(on_delete))
+        .chain(raw.iter().flatten().map(|e| quote_literal(e)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let row_trigger = |name: &str, event: &str| {
+        registry::run(&format!(
+            "CREATE TRIGGER {} AFTER {event} ON {table} FOR EACH ROW EXECUTE FUNCTION tenancy._managed_row({args})",
+            quote_ident(name)
+        ))
+    };
+    if on_create {
+        row_trigger("tenancy_provision", "INSERT");
+    }
+    if on_update {
+        let cols: Vec<String> = template.columns().iter().map(|c| quote_ident(c)).collect();
+        row_trigger("tenancy_rename", &format!("UPDATE OF {}", cols.join(", ")));
+    }
+    if on_delete != "keep" {
+        row_trigger("tenancy_retire", "DELETE");
+    }
+    if on_delete == "drop" {
+        registry::run(&format!(
+            "CREATE TRIGGER tenancy_truncate BEFORE TRUNCATE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION tenancy._managed_truncate()"
+        ));
+    }
+    registry::save_managed(tbl, &raw, on_create, on_update, on_delete);
+}
+
+fn drop_triggers(table: &str) {
+    for t in TRIGGERS {
+        registry::run(&format!(
+            "DROP TRIGGER IF EXISTS {} ON {table}",
+            quote_ident(t)
+        ));
+    }
+}
+
+#[pg_extern(volatile, name = "_unmanage_tenant")]
+#[search_path(pg_catalog, pg_temp)]
+fn unmanage_tenant(tbl: Option<pg_sys::Oid>) {
+    let Some(tbl) = tbl else {
+        raise(
+            TenancyError::new(
+                SqlState::NullValueNotAllowed,
+                "tenancy.unmanage_tenant: tbl must not be NULL",
+            )
+            .hint("Pass the managed table, e.g. tenancy.unmanage_tenant('organizations')."),
+        )
+    };
+    let table = registry::table_info(tbl);
+    if !registry::forget_managed(tbl) {
+        raise(
+            TenancyError::new(
+                SqlState::UndefinedObject,
+                format!("table {table} is not a managed table"),
+            )
+            .hint("SELECT * FROM tenancy.managed_tables lists the managed tables."),
+        );
+    }
+    drop_triggers(&table);
+}
+
+/// The text of `col` in `tuple` (its output function, as `col::text` gives), `None` for NULL.
+///
+/// # Safety
+/// `tuple` and `tupdesc` must be the trigger's valid tuple and descriptor.
+unsafe fn column_text(
+    tuple: *mut pg_sys::HeapTupleData,
+    tupdesc: pg_sys::TupleDesc,
+    table: &str,
+    col: &str,
+) -> Option<String> {
+    let c = CString::new(col).unwrap_or_default();
+    let fnum = pg_sys::SPI_fnumber(tupdesc, c.as_ptr());
+    if fnum <= 0 {
+        raise(
+            TenancyError::new(
+                SqlState::UndefinedColumn,
+                format!("managed table {table} has no column {} used by its tenant template", quote_ident(col)),
+            )
+            .hint("The column was renamed or dropped; run tenancy.manage_tenant again with the new template."),
+        );
+    }
+    let v = pg_sys::SPI_getvalue(tuple, tupdesc, fnum);
+    if v.is_null() {
+        None
+    } else {
+        Some(CStr::from_ptr(v).to_string_lossy().into_owned())
+    }
+}
+
+/// Runs a lifecycle step for a row, naming the table and the row's tenant in any error.
+fn for_row(table: &str, action: &str, tenant: &str, f: impl FnOnce() + std::panic::UnwindSafe) {
+    report::with_context(f, |c| {
+        let lock_table_full =
+            c.code == PgSqlErrorCode::ERRCODE_OUT_OF_MEMORY && c.message.contains("shared memory");
+        Caught {
+            message: format!(
+                "{table}: cannot {action} tenant {}: {}",
+                quote_ident(tenant),
+                c.message
+            ),
+            hint: if lock_table_full {
+                Some(format!(
+                    "Each new tenant holds a lock on every object its migrations create until the transaction ends, and the lock table is full. Insert the rows in smaller batches (with the shipped migrations and default settings, {MEASURED_CEILING} tenants fit in one transaction) or raise max_locks_per_transaction."
+                ))
+            } else {
+                c.hint
+            },
+            ..c
+        }
+    })
+}
+
+#[pg_trigger]
+fn _managed_row<'a>(
+    trigger: &'a PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, TenancyError> {
+    let args = trigger.extra_args().unwrap_or_default();
+    let (on_delete, raw) = args.split_first().unwrap_or_else(|| {
+        raise(
+            TenancyError::new(
+                SqlState::ObjectNotInPrerequisiteState,
+                "tenancy._managed_row was installed without arguments",
+            )
+            .hint("Install managed-table triggers with tenancy.manage_tenant."),
+        )
+    });
+    let raw: Vec<Option<String>> = raw.iter().cloned().map(Some).collect();
+    let template = Template::parse(&raw).or_raise();
+    let data = trigger.trigger_data();
+    let table = registry::table_info(trigger.relid().unwrap_or_default());
+    // SAFETY: PostgreSQL hands a trigger its relation and the tuples of the firing event.
+    let tupdesc = unsafe { (*data.tg_relation).rd_att };
+    let name_of = |tuple: *mut pg_sys::HeapTupleData| {
+        template
+            .render(&table, |col| unsafe {
+                column_text(tuple, tupdesc, &table, col)
+            })
+            .or_raise()
+    };
+    let event = trigger.event();
+    if event.fired_by_insert() {
+        let name = name_of(data.tg_trigtuple);
+        for_row(&table, "provision", &name, || lifecycle::create(&name));
+    } else if event.fired_by_update() {
+        let old = name_of(data.tg_trigtuple);
+        let new = name_of(data.tg_newtuple);
+        if old != new {
+            for_row(&table, "rename", &old, || lifecycle::rename(&old, &new));
+        }
+    } else if event.fired_by_delete() {
+        let name = name_of(data.tg_trigtuple);
+        match on_delete.as_str() {
+            "detach" => for_row(&table, "detach", &name, || lifecycle::detach(&name)),
+            "drop" => for_row(&table, "drop", &name, || lifecycle::drop(&name)),
+            _ => {}
+        }
+    }
+    Ok(None)
+}
