@@ -31,7 +31,7 @@ cluster_start() {
   as_pg "$PGBIN/initdb" -D "$dir/data" -U postgres -A trust --no-sync -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
     || { cat "$dir/initdb.log" >&2; return 1; }
   as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-p $port -k $dir/sock -c listen_addresses='' -c fsync=off -c max_worker_processes=16" start >/dev/null \
+    -o "-p $port -k $dir/sock -c listen_addresses='' -c fsync=off" start >/dev/null \
     || { cat "$dir/server.log" >&2; return 1; }
   echo "$dir"
 }

@@ -187,11 +187,15 @@ fn for_row(table: &str, action: &str, tenant: &str, f: impl FnOnce() + std::pani
         let lock_table_full =
             c.code == PgSqlErrorCode::ERRCODE_OUT_OF_MEMORY && c.message.contains("shared memory");
         Caught {
-            message: format!(
-                "{table}: cannot {action} tenant {}: {}",
-                quote_ident(tenant),
-                c.message
-            ),
+            message: {
+                // Errors from apply already start with the tenant; say it once.
+                let prefix = format!("tenant {}: ", quote_ident(tenant));
+                let cause = c.message.strip_prefix(&prefix).unwrap_or(&c.message);
+                format!(
+                    "{table}: cannot {action} tenant {}: {cause}",
+                    quote_ident(tenant)
+                )
+            },
             hint: if lock_table_full {
                 Some(format!(
                     "Each new tenant holds a lock on every object its migrations create until the transaction ends, and the lock table is full. Insert the rows in smaller batches (with the shipped migrations and default settings, {MEASURED_CEILING} tenants fit in one transaction) or raise max_locks_per_transaction."

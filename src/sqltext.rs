@@ -168,10 +168,11 @@ pub struct Statement {
 /// `BEGIN ATOMIC … END` function body). Empty and comment-only statements are dropped.
 pub fn split_statements(sql: &str) -> Result<Vec<Statement>> {
     let regions = scan(sql)?;
-    let mut out = Vec::new();
-    let mut start = 0;
+    let b = sql.as_bytes();
+    let mut out: Vec<Statement> = Vec::new();
+    // Where the current statement's first code (not comment) starts, once it has any.
+    let mut start: Option<usize> = None;
     let mut words: Vec<String> = Vec::new();
-    let mut has_code = false;
     let mut atomic_depth = 0usize;
     let is_routine = |w: &[String]| {
         w.first().is_some_and(|x| x == "CREATE")
@@ -179,30 +180,29 @@ pub fn split_statements(sql: &str) -> Result<Vec<Statement>> {
                 .take(4)
                 .any(|x| x == "FUNCTION" || x == "PROCEDURE")
     };
-    let mut finish = |start: usize, end: usize, words: &mut Vec<String>, has_code: &mut bool| {
-        if *has_code {
+    let mut finish = |start: &mut Option<usize>, end: usize, words: &mut Vec<String>| {
+        if let Some(s) = start.take() {
             out.push(Statement {
-                text: sql[start..end].trim().to_string(),
+                text: sql[s..end].trim().to_string(),
                 number: out.len() + 1,
                 words: std::mem::take(words),
             });
         }
         words.clear();
-        *has_code = false;
     };
     for r in &regions {
         if r.kind != Kind::Code {
             if r.kind != Kind::Comment {
-                has_code = true;
+                start.get_or_insert(r.start);
             }
             continue;
         }
-        let b = sql.as_bytes();
         let mut i = r.start;
         while i < r.end {
             let c = b[i];
             if is_ident_start(c) {
                 let ws = i;
+                start.get_or_insert(ws);
                 while i < r.end && is_ident_char(b[i]) {
                     i += 1;
                 }
@@ -218,19 +218,17 @@ pub fn split_statements(sql: &str) -> Result<Vec<Statement>> {
                 if words.len() < 8 {
                     words.push(w);
                 }
-                has_code = true;
                 continue;
             }
             if c == b';' && atomic_depth == 0 {
-                finish(start, i, &mut words, &mut has_code);
-                start = i + 1;
+                finish(&mut start, i, &mut words);
             } else if !c.is_ascii_whitespace() {
-                has_code = true;
+                start.get_or_insert(i);
             }
             i += 1;
         }
     }
-    finish(start, sql.len(), &mut words, &mut has_code);
+    finish(&mut start, sql.len(), &mut words);
     Ok(out)
 }
 
@@ -385,8 +383,8 @@ mod tests {
             texts(sql),
             vec![
                 "CREATE TABLE a (x text default ';')",
-                "-- c; c\nCREATE TABLE \"b;\" (y int)",
-                "/* ; /* ; */ */ SELECT $$;$$, $f$ ; $f$"
+                "CREATE TABLE \"b;\" (y int)",
+                "SELECT $$;$$, $f$ ; $f$"
             ]
         );
     }
