@@ -78,3 +78,38 @@ SELECT tenancy.rename_tenant('x"; drop schema public cascade; --', 'hooli');
 SELECT tenancy.detach_tenant('initech');
 SELECT tenancy.drop_tenant('hooli');
 SELECT * FROM tenancy.all_tenants();
+
+\echo
+\echo '### 11. Managed tables: an organizations table whose rows ARE the tenants.'
+\echo '###     Template [org_, :id]: inserting organization 10 creates schema org_10 and migrates it,'
+\echo '###     from any client, inside the INSERT''s transaction.'
+SET client_min_messages = warning;
+CREATE TABLE organizations (id bigint PRIMARY KEY, name text NOT NULL);
+SELECT tenancy.manage_tenant('organizations', ARRAY['org_', ':id'], on_delete => 'detach');
+SELECT * FROM tenancy.managed_tables;
+INSERT INTO organizations VALUES (10, 'Umbrella'), (11, 'Cyberdyne'), (12, 'Tyrell');
+SELECT * FROM tenancy.all_tenants();
+SELECT schema_name, count(*) AS migrations FROM tenancy.ledger WHERE schema_name LIKE 'org%' GROUP BY 1 ORDER BY 1;
+
+\echo
+\echo '###     Changing the id renames the schema (ledger and registry follow); other updates do nothing.'
+UPDATE organizations SET id = 100 WHERE id = 10;
+UPDATE organizations SET name = 'Umbrella Corp' WHERE id = 100;
+SELECT * FROM tenancy.all_tenants() AS t WHERE t LIKE 'org%';
+
+\echo
+\echo '###     Deleting a row: on_delete => detach keeps the schema and its data, unregistered.'
+DELETE FROM organizations WHERE id = 11;
+SELECT nspname AS schema, EXISTS (SELECT FROM tenancy.tenants WHERE schema_name = nspname) AS registered
+  FROM pg_namespace WHERE nspname = 'org_11';
+
+\echo '###     on_delete => drop drops the schema; TRUNCATE is then refused with a hint.'
+SELECT tenancy.manage_tenant('organizations', ARRAY['org_', ':id'], on_delete => 'drop');
+DELETE FROM organizations WHERE id = 12;
+SELECT count(*) AS org_12_schemas FROM pg_namespace WHERE nspname = 'org_12';
+TRUNCATE organizations;
+\echo 'SQLSTATE' :LAST_ERROR_SQLSTATE
+\echo '###     on_delete => keep (the default) leaves tenants alone when rows go.'
+SELECT tenancy.manage_tenant('organizations', ARRAY['org_', ':id']);
+DELETE FROM organizations WHERE id = 100;
+SELECT * FROM tenancy.all_tenants() AS t WHERE t LIKE 'org%';
