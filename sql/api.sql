@@ -79,13 +79,13 @@ BEGIN
             USING ERRCODE = '22004', HINT = 'Pass an existing role, e.g. SELECT tenancy.grant_admin(''app_admin'').';
     END IF;
     EXECUTE format('GRANT USAGE ON SCHEMA tenancy TO %s', role);
-    EXECUTE format('GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA tenancy TO %s', role);
+    EXECUTE format('GRANT EXECUTE ON ALL ROUTINES IN SCHEMA tenancy TO %s', role);
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA tenancy TO %s', role);
 END
 $$;
 
 -- Out of the box nobody but superusers and the extension's owner runs DDL through pg_tenancy.
-REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tenancy FROM PUBLIC;
+REVOKE ALL ON ALL ROUTINES IN SCHEMA tenancy FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA tenancy FROM PUBLIC;
 GRANT USAGE ON SCHEMA tenancy TO PUBLIC;
 -- Reading which tenants exist and choosing one is what application roles need.
