@@ -1,5 +1,5 @@
 -- pg_tenancy SQL surface written in SQL: wrappers that give the Rust functions the SPEC's result
--- types, views, and privileges. Runs last (finalize). Every function pins its search_path.
+-- types, and views. Every function pins its search_path.
 
 -- Parameters are text (not name) so that an over-long tenant name is refused (42622) instead of
 -- being silently truncated to 63 bytes by the name type; results are name, as in the SPEC.
@@ -83,12 +83,3 @@ BEGIN
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA tenancy TO %s', role);
 END
 $$;
-
--- Out of the box nobody but superusers and the extension's owner runs DDL through pg_tenancy.
-REVOKE ALL ON ALL ROUTINES IN SCHEMA tenancy FROM PUBLIC;
-REVOKE ALL ON ALL TABLES IN SCHEMA tenancy FROM PUBLIC;
-GRANT USAGE ON SCHEMA tenancy TO PUBLIC;
--- Reading which tenants exist and choosing one is what application roles need.
-GRANT EXECUTE ON FUNCTION tenancy.all_tenants(), tenancy.current_tenant(),
-    tenancy.set_tenant(text, boolean), tenancy._embedded_migrations() TO PUBLIC;
-GRANT SELECT ON tenancy.tenants, tenancy.migrations, tenancy.managed_tables TO PUBLIC;

@@ -7,7 +7,10 @@ CREATE TABLE tenancy.tenants (
     schema_name    name        PRIMARY KEY,
     name_key       text        NOT NULL UNIQUE,
     schema_oid     oid         NOT NULL UNIQUE,
-    registered_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
+    registered_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- the last migrate_all failure, cleared when the tenant next migrates successfully
+    last_error     text,
+    failed_at      timestamptz
 );
 COMMENT ON TABLE tenancy.tenants IS 'pg_tenancy: registered tenants (one schema each)';
 
@@ -52,3 +55,37 @@ CREATE TABLE tenancy.managed_table_settings (
 );
 COMMENT ON TABLE tenancy.managed_table_settings IS 'pg_tenancy: managed tables (see tenancy.manage_tenant)';
 SELECT pg_catalog.pg_extension_config_dump('tenancy.managed_table_settings', '');
+
+-- Fleet runs (CALL tenancy.migrate_all): one row per run, with live counters.
+CREATE TABLE tenancy.fleet_runs (
+    run_id          bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    started_at      timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    finished_at     timestamptz,
+    started_by      name        NOT NULL DEFAULT CURRENT_USER,
+    coordinator_pid integer     NOT NULL DEFAULT pg_catalog.pg_backend_pid(),
+    jobs            integer     NOT NULL,
+    workers         integer     NOT NULL DEFAULT 0,
+    stop_on_error   boolean     NOT NULL,
+    lock_timeout    text        NOT NULL,
+    considered      integer     NOT NULL,   -- tenants in scope
+    total           integer     NOT NULL,   -- tenants with something pending
+    migrated        integer     NOT NULL DEFAULT 0,
+    failed          integer     NOT NULL DEFAULT 0,
+    state           text        NOT NULL DEFAULT 'running'
+                    CHECK (state IN ('running', 'stopping', 'finished', 'stopped')),
+    notified_count  integer     NOT NULL DEFAULT 0,
+    notified_at     timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp()
+);
+COMMENT ON TABLE tenancy.fleet_runs IS 'pg_tenancy: migrate_all runs (see tenancy.progress)';
+
+-- The queue of one run: one row per tenant with something pending when the run started.
+CREATE TABLE tenancy.fleet_items (
+    run_id       bigint      NOT NULL REFERENCES tenancy.fleet_runs ON DELETE CASCADE,
+    schema_name  name        NOT NULL,
+    state        text        NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'done', 'failed')),
+    applied      integer,
+    error        text,
+    finished_at  timestamptz,
+    PRIMARY KEY (run_id, schema_name)
+);
+CREATE INDEX fleet_items_queued ON tenancy.fleet_items (run_id, schema_name) WHERE state = 'queued';

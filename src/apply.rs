@@ -172,6 +172,7 @@ pub fn migrate(t: &Tenant, target: Option<&str>) -> Vec<Migration> {
         migrations::find(&known, target).or_raise();
     }
     let todo = pending(&t.name, known, target).or_raise();
+    registry::clear_error(t.oid);
     if todo.is_empty() {
         return todo;
     }

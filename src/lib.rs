@@ -15,6 +15,7 @@ pub mod sqltext;
 pub mod template;
 
 mod apply;
+mod fleet;
 mod lifecycle;
 mod managed;
 mod migrations;
@@ -25,7 +26,33 @@ mod settings;
 ::pgrx::pg_module_magic!(name, version);
 
 extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
-extension_sql_file!("../sql/api.sql", name = "api", finalize);
+extension_sql_file!(
+    "../sql/api.sql",
+    name = "api",
+    requires = [
+        "schema",
+        lifecycle::create_tenant,
+        lifecycle::register_tenant,
+        lifecycle::rename_tenant,
+        lifecycle::set_tenant,
+        managed::manage_tenant,
+        managed::unmanage_tenant,
+        managed::_managed_row,
+        migrations::embedded_migrations
+    ]
+);
+extension_sql_file!(
+    "../sql/fleet.sql",
+    name = "fleet",
+    requires = [
+        "api",
+        lifecycle::migrate_tenant,
+        fleet::fleet_launch,
+        fleet::refuse_transaction_block,
+        fleet::verify_managed
+    ]
+);
+extension_sql_file!("../sql/privileges.sql", name = "privileges", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {

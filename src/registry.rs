@@ -312,3 +312,47 @@ pub fn forget_managed(oid: pg_sys::Oid) -> bool {
     .unwrap_or(0)
         > 0
 }
+
+/// Managed tables with `on_create`: (table as SQL text, template).
+pub fn managed_for_verify() -> Vec<(String, Vec<Option<String>>)> {
+    Spi::connect_mut(|c| {
+        c.update(
+            "SELECT tbl::pg_catalog.text, template FROM tenancy.managed_table_settings WHERE on_create ORDER BY 1",
+            None,
+            &[],
+        )
+        .or_raise()
+        .map(|r| {
+            (
+                r.get::<String>(1).or_raise().unwrap_or_default(),
+                r.get::<Vec<Option<String>>>(2).or_raise().unwrap_or_default(),
+            )
+        })
+        .collect()
+    })
+}
+
+/// Runs a query returning (text, bool) rows.
+pub fn rows_text_bool(query: &str) -> Vec<(String, bool)> {
+    Spi::connect_mut(|c| {
+        c.update(query, None, &[])
+            .or_raise()
+            .map(|r| {
+                (
+                    r.get::<String>(1).or_raise().unwrap_or_default(),
+                    r.get::<bool>(2).or_raise().unwrap_or(false),
+                )
+            })
+            .collect()
+    })
+}
+
+/// Clears a tenant's recorded fleet failure once it migrates successfully.
+pub fn clear_error(oid: pg_sys::Oid) {
+    Spi::run_with_args(
+        "UPDATE tenancy.tenants SET last_error = NULL, failed_at = NULL \
+         WHERE schema_oid OPERATOR(pg_catalog.=) $1 AND last_error IS NOT NULL",
+        &[oid.into()],
+    )
+    .or_raise()
+}

@@ -1,0 +1,322 @@
+-- The fleet: CALL tenancy.migrate_all, its steps, tenancy.status, tenancy.progress, tenancy.verify.
+-- migrate_all COMMITs after each tenant, so it cannot carry a SET clause (PostgreSQL would make
+-- it atomic): its body only calls schema-qualified helpers, which pin their search_path.
+
+-- Plans a run: one query finds the tenants with anything pending; they become the run's queue.
+CREATE FUNCTION tenancy._fleet_begin(p_jobs integer, p_tenants name[], p_stop_on_error boolean,
+                                     p_lock_timeout text) RETURNS bigint
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    v_run bigint;
+    v_unknown text;
+    v_considered integer;
+BEGIN
+    IF p_jobs IS NULL OR p_jobs < 1 THEN
+        RAISE EXCEPTION 'tenancy.migrate_all: jobs must be at least 1, not %', coalesce(p_jobs::text, 'NULL')
+            USING ERRCODE = '22023', HINT = 'jobs => 1 migrates in this session; jobs => N adds N - 1 background workers.';
+    END IF;
+    IF p_stop_on_error IS NULL THEN
+        RAISE EXCEPTION 'tenancy.migrate_all: stop_on_error must not be NULL'
+            USING ERRCODE = '22004', HINT = 'Pass true or false.';
+    END IF;
+    -- Validates the value (22023 from PostgreSQL for a bad one); applied per tenant by _fleet_step.
+    PERFORM set_config('lock_timeout', coalesce(p_lock_timeout, '0'), true);
+    IF p_tenants IS NOT NULL THEN
+        SELECT string_agg(quote_ident(u), ', ' ORDER BY u) INTO v_unknown
+        FROM unnest(p_tenants) AS u
+        WHERE NOT EXISTS (SELECT FROM tenancy.tenants t WHERE t.schema_name = u);
+        IF v_unknown IS NOT NULL THEN
+            RAISE EXCEPTION 'tenancy.migrate_all: not registered tenants: %', v_unknown
+                USING ERRCODE = '42704', HINT = 'SELECT * FROM tenancy.all_tenants() lists the tenants.';
+        END IF;
+    END IF;
+    SELECT count(*) INTO v_considered FROM tenancy.tenants t
+    WHERE p_tenants IS NULL OR t.schema_name = ANY (p_tenants);
+
+    INSERT INTO tenancy.fleet_runs (jobs, stop_on_error, lock_timeout, considered, total)
+    VALUES (p_jobs, p_stop_on_error, coalesce(p_lock_timeout, '0'), v_considered, 0)
+    RETURNING run_id INTO v_run;
+
+    -- The one query: every tenant whose ledger lacks a known version.
+    WITH known AS (SELECT array_agg(m.version) AS versions FROM tenancy.migrations AS m),
+         applied AS (
+             SELECT l.schema_name, count(*) AS n
+             FROM tenancy.ledger AS l, known
+             WHERE l.version = ANY (known.versions)
+             GROUP BY l.schema_name)
+    INSERT INTO tenancy.fleet_items (run_id, schema_name)
+    SELECT v_run, t.schema_name
+    FROM tenancy.tenants AS t
+    CROSS JOIN known
+    LEFT JOIN applied AS a ON a.schema_name = t.schema_name
+    WHERE coalesce(a.n, 0) < coalesce(cardinality(known.versions), 0)
+      AND (p_tenants IS NULL OR t.schema_name = ANY (p_tenants));
+
+    UPDATE tenancy.fleet_runs SET total = (SELECT count(*) FROM tenancy.fleet_items i WHERE i.run_id = v_run)
+    WHERE run_id = v_run;
+    RETURN v_run;
+END
+$$;
+
+-- One tenant: claim the next queued tenant, migrate it, record the outcome. Returns false when
+-- there was nothing to claim. The coordinator and every background worker run this, one
+-- transaction per call.
+CREATE FUNCTION tenancy._fleet_step(p_run bigint) RETURNS boolean
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    v_run tenancy.fleet_runs;
+    v_tenant name;
+    v_applied integer;
+    v_state text;
+    v_message text;
+BEGIN
+    SELECT * INTO v_run FROM tenancy.fleet_runs WHERE run_id = p_run;
+    IF NOT FOUND OR v_run.state <> 'running' THEN
+        RETURN false;
+    END IF;
+    SELECT i.schema_name INTO v_tenant
+    FROM tenancy.fleet_items AS i
+    WHERE i.run_id = p_run AND i.state = 'queued'
+    ORDER BY i.schema_name
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    BEGIN
+        PERFORM set_config('lock_timeout', v_run.lock_timeout, true);
+        SELECT count(*) INTO v_applied FROM tenancy.migrate_tenant(v_tenant);
+        UPDATE tenancy.fleet_items SET state = 'done', applied = v_applied, finished_at = clock_timestamp()
+        WHERE run_id = p_run AND schema_name = v_tenant;
+        UPDATE tenancy.fleet_runs SET migrated = migrated + 1 WHERE run_id = p_run;
+    EXCEPTION WHEN OTHERS THEN
+        -- The tenant's migrations are rolled back with this block; record why.
+        GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT;
+        UPDATE tenancy.fleet_items SET state = 'failed', error = v_state || ': ' || v_message,
+                                       finished_at = clock_timestamp()
+        WHERE run_id = p_run AND schema_name = v_tenant;
+        UPDATE tenancy.tenants SET last_error = v_state || ': ' || v_message, failed_at = clock_timestamp()
+        WHERE schema_name = v_tenant;
+        UPDATE tenancy.fleet_runs
+        SET failed = failed + 1, state = CASE WHEN stop_on_error THEN 'stopping' ELSE state END
+        WHERE run_id = p_run;
+    END;
+    RETURN true;
+END
+$$;
+
+-- NOTICE progress at a sensible cadence: every tenth of the run or every 10 seconds.
+CREATE FUNCTION tenancy._fleet_progress(p_run bigint) RETURNS void
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    r tenancy.fleet_runs;
+    v_done integer;
+BEGIN
+    SELECT * INTO r FROM tenancy.fleet_runs WHERE run_id = p_run;
+    v_done := r.migrated + r.failed;
+    IF v_done > r.notified_count
+       AND (v_done - r.notified_count >= greatest(1, r.total / 10)
+            OR clock_timestamp() - r.notified_at >= interval '10 seconds') THEN
+        RAISE NOTICE 'migrate_all: %/% tenants (% %%), % failed, %s elapsed',
+            v_done, r.total, round(100.0 * v_done / greatest(r.total, 1)), r.failed,
+            round(extract(epoch FROM clock_timestamp() - r.started_at)::numeric, 1);
+        UPDATE tenancy.fleet_runs SET notified_count = v_done, notified_at = clock_timestamp()
+        WHERE run_id = p_run;
+    END IF;
+END
+$$;
+
+-- After a step found nothing to claim: true (after a short sleep) while other jobs still work.
+CREATE FUNCTION tenancy._fleet_wait(p_run bigint) RETURNS boolean
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_stat_activity a WHERE a.application_name = 'pg_tenancy fleet run ' || p_run)
+       OR EXISTS (SELECT FROM tenancy.fleet_items i JOIN tenancy.fleet_runs r USING (run_id)
+                  WHERE i.run_id = p_run AND i.state = 'queued' AND r.state = 'running') THEN
+        PERFORM pg_sleep(0.05);
+        RETURN true;
+    END IF;
+    RETURN false;
+END
+$$;
+
+-- Closes a run and reports: a summary NOTICE, a WARNING naming failed tenants, and an ERROR
+-- when stop_on_error stopped it.
+CREATE FUNCTION tenancy._fleet_finish(p_run bigint) RETURNS void
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    r tenancy.fleet_runs;
+    v_failures text;
+BEGIN
+    UPDATE tenancy.fleet_runs
+    SET finished_at = clock_timestamp(), state = CASE WHEN state = 'running' THEN 'finished' ELSE 'stopped' END
+    WHERE run_id = p_run
+    RETURNING * INTO r;
+    IF r.total = 0 THEN
+        RAISE NOTICE 'migrate_all: nothing to do, % tenants up to date', r.considered;
+        RETURN;
+    END IF;
+    RAISE NOTICE 'migrate_all: % migrated, % already up to date, % failed, in %s (jobs %, % background workers)',
+        r.migrated, r.considered - r.total, r.failed,
+        round(extract(epoch FROM r.finished_at - r.started_at)::numeric, 1), r.jobs, r.workers;
+    IF r.failed > 0 THEN
+        SELECT string_agg(format('%I: %s', i.schema_name, i.error), E'\n' ORDER BY i.schema_name)
+        INTO v_failures
+        FROM (SELECT * FROM tenancy.fleet_items WHERE run_id = p_run AND state = 'failed'
+              ORDER BY schema_name LIMIT 10) AS i;
+        IF r.state = 'stopped' THEN
+            RAISE EXCEPTION 'migrate_all stopped after a tenant failed (stop_on_error): %', v_failures
+                USING ERRCODE = '55000',
+                      HINT = 'Tenants migrated before the failure stay migrated. Fix the cause and CALL tenancy.migrate_all() again; it retries only what is pending.';
+        END IF;
+        RAISE WARNING 'migrate_all: % tenants failed (first ones below); tenancy.status shows each error', r.failed
+            USING DETAIL = v_failures,
+                  HINT = 'Fix the cause and CALL tenancy.migrate_all() again: it retries only pending and failed tenants.';
+    END IF;
+END
+$$;
+
+CREATE FUNCTION tenancy._fleet_launch_workers(p_run bigint) RETURNS void
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    r tenancy.fleet_runs;
+    v_started integer;
+BEGIN
+    SELECT * INTO r FROM tenancy.fleet_runs WHERE run_id = p_run;
+    IF r.jobs < 2 OR r.total < 2 THEN
+        RETURN;
+    END IF;
+    v_started := tenancy._fleet_launch(p_run, least(r.jobs, r.total) - 1);
+    UPDATE tenancy.fleet_runs SET workers = v_started WHERE run_id = p_run;
+    IF v_started < least(r.jobs, r.total) - 1 THEN
+        RAISE NOTICE 'migrate_all: % of % background workers started (no free worker slots: max_worker_processes = %); this session migrates the rest',
+            v_started, least(r.jobs, r.total) - 1, current_setting('max_worker_processes');
+    END IF;
+END
+$$;
+
+CREATE PROCEDURE tenancy.migrate_all(jobs integer DEFAULT 1, tenants name[] DEFAULT NULL,
+                                     stop_on_error boolean DEFAULT false, lock_timeout text DEFAULT '5s')
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_run bigint;
+BEGIN
+    PERFORM tenancy._refuse_transaction_block();
+    v_run := tenancy._fleet_begin(jobs, tenants, stop_on_error, lock_timeout);
+    COMMIT;
+    PERFORM tenancy._fleet_launch_workers(v_run);
+    COMMIT;
+    LOOP
+        IF NOT tenancy._fleet_step(v_run) THEN
+            EXIT WHEN NOT tenancy._fleet_wait(v_run);
+        END IF;
+        COMMIT;
+        PERFORM tenancy._fleet_progress(v_run);
+        COMMIT;
+    END LOOP;
+    COMMIT;
+    PERFORM tenancy._fleet_finish(v_run);
+END
+$$;
+
+-- Where each tenant stands.
+CREATE VIEW tenancy.status AS
+    WITH known AS (SELECT m.version, m.checksum FROM tenancy.migrations AS m)
+    SELECT t.schema_name,
+           (SELECT l.version FROM tenancy.ledger l WHERE l.schema_name = t.schema_name
+            ORDER BY l.version::numeric DESC LIMIT 1) AS version,
+           p.pending,
+           CASE WHEN d.drifted THEN 'drifted'
+                WHEN t.last_error IS NOT NULL THEN 'failed'
+                WHEN p.pending > 0 THEN 'pending'
+                ELSE 'up_to_date' END AS state,
+           t.last_error,
+           (SELECT max(l.applied_at) FROM tenancy.ledger l WHERE l.schema_name = t.schema_name) AS migrated_at
+    FROM tenancy.tenants AS t
+    CROSS JOIN LATERAL (
+        SELECT count(*)::integer AS pending FROM known k
+        WHERE NOT EXISTS (SELECT FROM tenancy.ledger l WHERE l.schema_name = t.schema_name AND l.version = k.version)) AS p
+    CROSS JOIN LATERAL (
+        SELECT EXISTS (SELECT FROM tenancy.ledger l JOIN known k USING (version)
+                       WHERE l.schema_name = t.schema_name AND l.checksum <> k.checksum) AS drifted) AS d;
+
+-- Fleet runs, newest first, with live counters (each tenant commits on its own).
+CREATE VIEW tenancy.progress AS
+    SELECT r.run_id, r.started_at, r.finished_at, r.started_by, r.jobs, r.workers,
+           r.considered - r.total AS up_to_date, r.total, r.migrated, r.failed,
+           r.total - r.migrated - r.failed AS remaining,
+           round(100.0 * (r.migrated + r.failed) / greatest(r.total, 1), 1) AS percent,
+           CASE WHEN r.finished_at IS NULL
+                 AND NOT EXISTS (SELECT FROM pg_stat_activity a WHERE a.pid = r.coordinator_pid)
+                 AND NOT EXISTS (SELECT FROM pg_stat_activity a
+                                 WHERE a.application_name = 'pg_tenancy fleet run ' || r.run_id)
+                THEN 'interrupted' ELSE r.state END AS state,
+           coalesce(r.finished_at, clock_timestamp()) - r.started_at AS elapsed
+    FROM tenancy.fleet_runs AS r
+    ORDER BY r.run_id DESC;
+
+-- Registry against reality. Cheap checks: missing or renamed schemas, unknown ledger versions,
+-- and tenants whose objects differ from most tenants with the same applied migrations.
+CREATE FUNCTION tenancy._verify_registry() RETURNS TABLE (schema_name name, problem text)
+    LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT t.schema_name,
+           CASE WHEN EXISTS (SELECT FROM pg_namespace n WHERE n.nspname = t.schema_name)
+                THEN 'the registered schema was dropped and another schema now has its name; tenancy.detach_tenant removes the stale registration'
+                ELSE 'the registered schema no longer exists (dropped behind pg_tenancy''s back); tenancy.detach_tenant removes the registration'
+           END
+    FROM tenancy.tenants t
+    WHERE NOT EXISTS (SELECT FROM pg_namespace n WHERE n.oid = t.schema_oid)
+    UNION ALL
+    SELECT t.schema_name,
+           format('the schema was renamed to %I behind pg_tenancy''s back; ALTER SCHEMA %I RENAME TO %I puts it back',
+                  n.nspname, n.nspname, t.schema_name)
+    FROM tenancy.tenants t JOIN pg_namespace n ON n.oid = t.schema_oid
+    WHERE n.nspname <> t.schema_name
+    UNION ALL
+    SELECT l.schema_name, format('the ledger names migration %s_%s, which is not a known tenant migration', l.version, l.name)
+    FROM tenancy.ledger l
+    WHERE NOT EXISTS (SELECT FROM tenancy.migrations m WHERE m.version = l.version)
+    UNION ALL
+    (WITH shape AS (
+         SELECT t.schema_name,
+                (SELECT string_agg(l.version, ',' ORDER BY l.version) FROM tenancy.ledger l
+                 WHERE l.schema_name = t.schema_name) AS applied,
+                s.sig
+         FROM tenancy.tenants t
+         JOIN (SELECT c.relnamespace,
+                      md5(string_agg(format('%s:%s:%s', c.relname, c.relkind, a.cols), ';' ORDER BY c.relname)) AS sig
+               FROM pg_class c
+               LEFT JOIN (SELECT a.attrelid,
+                                 string_agg(format('%s %s%s', a.attname, ty.typname, CASE WHEN a.attnotnull THEN '!' END),
+                                            ',' ORDER BY a.attnum) AS cols
+                          FROM pg_attribute a JOIN pg_type ty ON ty.oid = a.atttypid
+                          WHERE a.attnum > 0 AND NOT a.attisdropped
+                          GROUP BY a.attrelid) a ON a.attrelid = c.oid
+               WHERE c.relnamespace IN (SELECT schema_oid FROM tenancy.tenants)
+               GROUP BY c.relnamespace) s ON s.relnamespace = t.schema_oid),
+     counted AS (
+         SELECT applied, sig, count(*) AS n, max(count(*)) OVER (PARTITION BY applied) AS top
+         FROM shape GROUP BY applied, sig)
+     SELECT s.schema_name,
+            format('its tables, columns or indexes differ from those of %s other tenants with the same applied migrations', c.top)
+     FROM shape s JOIN counted c ON c.applied IS NOT DISTINCT FROM s.applied AND c.sig = s.sig
+     WHERE c.n < c.top)
+$$;
+
+CREATE FUNCTION tenancy.verify() RETURNS TABLE (schema_name name, problem text)
+    LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT v.schema_name, v.problem FROM (
+        SELECT r.schema_name, r.problem FROM tenancy._verify_registry() r
+        UNION ALL
+        SELECT m.schema_name::name, m.problem FROM tenancy._verify_managed() m) v
+    ORDER BY 1, 2
+$$;

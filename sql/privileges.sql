@@ -1,0 +1,10 @@
+-- Privileges. Runs last (finalize), so it covers every routine and table created before it.
+
+-- Out of the box nobody but superusers and the extension's owner runs DDL through pg_tenancy.
+REVOKE ALL ON ALL ROUTINES IN SCHEMA tenancy FROM PUBLIC;
+REVOKE ALL ON ALL TABLES IN SCHEMA tenancy FROM PUBLIC;
+GRANT USAGE ON SCHEMA tenancy TO PUBLIC;
+-- Reading which tenants exist and choosing one is what application roles need.
+GRANT EXECUTE ON FUNCTION tenancy.all_tenants(), tenancy.current_tenant(),
+    tenancy.set_tenant(text, boolean), tenancy._embedded_migrations() TO PUBLIC;
+GRANT SELECT ON tenancy.tenants, tenancy.migrations, tenancy.managed_tables TO PUBLIC;

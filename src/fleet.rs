@@ -1,0 +1,147 @@
+//! The fleet (SPEC §5): `CALL tenancy.migrate_all` hands tenants out from a queue
+//! (`tenancy.fleet_items`) to itself and, with `jobs > 1`, to dynamic background workers. Every
+//! worker runs the same step (`tenancy._fleet_step`: claim one tenant, migrate it through
+//! `migrate_tenant`, record the outcome) and commits after each tenant, so a failure, a killed
+//! backend or a crash leaves each tenant wholly at its old or its new version.
+
+use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
+use pgrx::prelude::*;
+
+use crate::error::{SqlState, TenancyError};
+use crate::names::{quote_ident, quote_literal};
+use crate::registry;
+use crate::report::raise;
+use crate::template::{Element, Template};
+
+/// Whether we run inside an explicit transaction block (`BEGIN … COMMIT`).
+#[pg_extern(volatile, name = "_in_transaction_block")]
+#[search_path(pg_catalog, pg_temp)]
+fn in_transaction_block() -> bool {
+    // SAFETY: reads the transaction state of this backend.
+    unsafe { pg_sys::IsTransactionBlock() }
+}
+
+/// Starts up to `jobs - 1` background workers for run `run_id` (the calling session is the
+/// other job). Returns how many started; fewer when the server has no free worker slots.
+#[pg_extern(volatile, name = "_fleet_launch")]
+#[search_path(pg_catalog, pg_temp)]
+fn fleet_launch(run_id: i64, wanted: i32) -> i32 {
+    // SAFETY: plain reads of this backend's identity.
+    let (db, user, pid) = unsafe { (pg_sys::MyDatabaseId, pg_sys::GetUserId(), pg_sys::MyProcPid) };
+    let mut started = 0;
+    for i in 0..wanted.max(0) {
+        let worker = BackgroundWorkerBuilder::new(&format!(
+            "pg_tenancy fleet worker {} (run {run_id})",
+            i + 1
+        ))
+        .set_type("pg_tenancy fleet worker")
+        .set_library("pg_tenancy")
+        .set_function("tenancy_fleet_worker_main")
+        .set_argument(run_id.into_datum())
+        .set_extra(&format!("{} {}", db.to_u32(), user.to_u32()))
+        .enable_spi_access()
+        .set_notify_pid(pid)
+        .load_dynamic();
+        if worker.is_err() {
+            break;
+        }
+        started += 1;
+    }
+    started
+}
+
+/// A fleet worker: connects as the calling role to the calling database, then runs
+/// `tenancy._fleet_step(run)` one transaction at a time until the queue is empty.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn tenancy_fleet_worker_main(arg: pg_sys::Datum) {
+    let run_id = arg.value() as i64;
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    let mut ids = BackgroundWorker::get_extra()
+        .split(' ')
+        .map(|x| x.parse::<u32>().unwrap_or(0));
+    let db = pg_sys::Oid::from(ids.next().unwrap_or(0));
+    let user = pg_sys::Oid::from(ids.next().unwrap_or(0));
+    BackgroundWorker::connect_worker_to_spi_by_oid(Some(db), Some(user));
+    // The coordinator waits while a session with this application_name is alive.
+    BackgroundWorker::transaction(|| {
+        Spi::run_with_args(
+            "SELECT pg_catalog.set_config('application_name', 'pg_tenancy fleet run ' || $1, false)",
+            &[run_id.into()],
+        )
+    })
+    .ok();
+    while !BackgroundWorker::sigterm_received() {
+        let more = BackgroundWorker::transaction(|| {
+            Spi::get_one_with_args::<bool>("SELECT tenancy._fleet_step($1)", &[run_id.into()])
+                .ok()
+                .flatten()
+                .unwrap_or(false)
+        });
+        if !more {
+            break;
+        }
+    }
+}
+
+/// The SQL expression a template computes for a row, e.g. `pg_catalog.concat('org_', "id"::pg_catalog.text)`.
+fn template_sql(t: &Template) -> String {
+    let parts: Vec<String> = t
+        .elements
+        .iter()
+        .map(|e| match e {
+            Element::Literal(l) => quote_literal(l),
+            Element::Column(c) => format!("{}::pg_catalog.text", quote_ident(c)),
+        })
+        .collect();
+    format!("pg_catalog.concat({})", parts.join(", "))
+}
+
+/// Managed rows whose tenant is not registered (tables with `on_create`).
+#[pg_extern(stable, name = "_verify_managed")]
+#[search_path(pg_catalog, pg_temp)]
+fn verify_managed() -> TableIterator<'static, (name!(schema_name, String), name!(problem, String))>
+{
+    let mut out = Vec::new();
+    for (tbl, raw) in registry::managed_for_verify() {
+        let Ok(template) = Template::parse(&raw) else {
+            continue;
+        };
+        let present: Vec<String> = template
+            .columns()
+            .iter()
+            .map(|c| format!("{} IS NOT NULL", quote_ident(c)))
+            .collect();
+        let query = format!(
+            "SELECT DISTINCT r.n, EXISTS (SELECT FROM pg_catalog.pg_namespace s WHERE s.nspname OPERATOR(pg_catalog.=) r.n) \
+             FROM (SELECT {} AS n FROM {tbl} WHERE {}) AS r \
+             WHERE NOT EXISTS (SELECT FROM tenancy.tenants t WHERE t.schema_name OPERATOR(pg_catalog.=) r.n) ORDER BY 1",
+            template_sql(&template),
+            present.join(" AND ")
+        );
+        for (name, exists) in registry::rows_text_bool(&query) {
+            let problem = if exists {
+                format!("a row of managed table {tbl} names this tenant; the schema exists but is not registered (tenancy.register_tenant adopts it)")
+            } else {
+                format!("a row of managed table {tbl} names this tenant, but there is no such schema (insert the row again, or tenancy.create_tenant)")
+            };
+            out.push((name, problem));
+        }
+    }
+    TableIterator::new(out)
+}
+
+/// Raised by `migrate_all` inside a transaction block.
+#[pg_extern(volatile, name = "_refuse_transaction_block")]
+#[search_path(pg_catalog, pg_temp)]
+fn refuse_transaction_block() {
+    if in_transaction_block() {
+        raise(
+            TenancyError::new(
+                SqlState::ActiveSqlTransaction,
+                "tenancy.migrate_all cannot run inside a transaction block",
+            )
+            .hint("It commits after each tenant: run CALL tenancy.migrate_all() on its own, outside BEGIN … COMMIT. To migrate one tenant inside a transaction use tenancy.migrate_tenant."),
+        );
+    }
+}
