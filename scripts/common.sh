@@ -21,17 +21,18 @@ cluster_base() {
 
 as_pg() { sudo -u postgres -- "$@"; }
 
-# cluster_start NAME PORT: a fresh cluster in $(cluster_base)/NAME; prints its directory.
+# cluster_start NAME PORT [SERVER OPTIONS]: a fresh cluster in $(cluster_base)/NAME with default
+# settings (plus the options given); prints its directory.
 cluster_start() {
-  local name=$1 port=$2 dir
+  local name=$1 port=$2 extra=${3:-} dir
   dir="$(cluster_base)/$name"
   cluster_stop "$name" >/dev/null 2>&1 || true
   rm -rf "$dir"
   as_pg mkdir -p "$dir/sock"
   as_pg "$PGBIN/initdb" -D "$dir/data" -U postgres -A trust --no-sync -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
     || { cat "$dir/initdb.log" >&2; return 1; }
-  as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-p $port -k $dir/sock -c listen_addresses='' -c fsync=off" start >/dev/null \
+  echo "-p $port -k $dir/sock -c listen_addresses='' -c fsync=off $extra" | as_pg tee "$dir/opts" >/dev/null
+  as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "$(cat "$dir/opts")" start >/dev/null \
     || { cat "$dir/server.log" >&2; return 1; }
   echo "$dir"
 }
@@ -48,4 +49,11 @@ install_extension() {
   local flags=()
   [ "${PROFILE:-debug}" = release ] && flags+=(--release)
   (cd "$ROOT" && cargo pgrx install --pg-config "$PG_CONFIG" "${flags[@]}" >/dev/null)
+}
+
+# cluster_restart NAME: start a stopped (or crashed) cluster again with its previous options.
+cluster_restart() {
+  local dir
+  dir="$(cluster_base)/$1"
+  as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 120 -o "$(cat "$dir/opts")" start >/dev/null
 }

@@ -113,3 +113,39 @@ TRUNCATE organizations;
 SELECT tenancy.manage_tenant('organizations', ARRAY['org_', ':id']);
 DELETE FROM organizations WHERE id = 100;
 SELECT * FROM tenancy.all_tenants() AS t WHERE t LIKE 'org%';
+
+\echo
+RESET client_min_messages;
+\echo '### 12. The fleet. 300 more organizations, provisioned in two INSERTs (one transaction each).'
+INSERT INTO organizations SELECT g, 'customer ' || g FROM generate_series(1000, 1149) g;
+INSERT INTO organizations SELECT g, 'customer ' || g FROM generate_series(1150, 1299) g;
+SELECT count(*) AS tenants FROM tenancy.all_tenants();
+
+\echo
+\echo '###     A new tenant migration, and one tenant that will fail it (it already has the table).'
+SELECT tenancy.add_migration('0007', 'add_labels', $$
+  CREATE TABLE labels (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, task_id bigint REFERENCES tasks (id), label text NOT NULL);
+  CREATE INDEX labels_task_idx ON labels (task_id);
+$$);
+CREATE TABLE org_1042.labels (id int);
+
+\echo
+\echo '###     CALL tenancy.migrate_all(jobs => 2): this session plus one background worker, committing'
+\echo '###     after each tenant. Progress comes as NOTICEs; other sessions see tenancy.progress.'
+CALL tenancy.migrate_all(jobs => 2);
+SELECT run_id, jobs, workers, total, migrated, failed, up_to_date, state FROM tenancy.progress LIMIT 1;
+SELECT state, count(*) FROM tenancy.status GROUP BY state ORDER BY state;
+SELECT schema_name, pending, state, last_error FROM tenancy.status WHERE state <> 'up_to_date';
+
+\echo
+\echo '###     Fix the cause and run again: only the failed tenant is retried.'
+DROP TABLE org_1042.labels;
+CALL tenancy.migrate_all();
+SELECT run_id, total, migrated, failed, up_to_date, state FROM tenancy.progress LIMIT 1;
+\echo '###     Nothing pending: one query, whatever the number of tenants.'
+CALL tenancy.migrate_all();
+
+\echo
+\echo '###     tenancy.verify() compares the registry with reality. A schema dropped behind our back:'
+DROP SCHEMA org_1001 CASCADE;
+SELECT * FROM tenancy.verify();

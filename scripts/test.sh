@@ -29,6 +29,9 @@ cargo pgrx test pg15 --runas postgres --pgdata "$pgdata"
 step "install and golden tests (pg_regress, pg_isolation_regress)"
 install_extension
 bash scripts/regress.sh
+
+step "fleet integration tests (1 000 tenants, real clients, killed backend, crash)"
+bash tests/integration/fleet.sh
 passed=$((passed + 1))
 echo
 echo "steps: $passed passed, 0 failed"

@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# Fleet migration with real processes: 1 000 tenants under default settings, failures, lock
+# timeouts, stop_on_error, background workers, live progress seen by a second client, a killed
+# backend and an immediate shutdown mid-run. Prints "N passed, M failed" and fails on any failure.
+# Timings are printed for the notes, never asserted.
+set -uo pipefail
+source "$(dirname "$0")/../../scripts/common.sh"
+cd "$ROOT"
+PORT=${FLEET_PORT:-28819}
+N=${FLEET_TENANTS:-1000}
+dir=$(cluster_start fleet "$PORT" "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all") || exit 1
+trap 'cluster_stop fleet >/dev/null 2>&1 || true' EXIT
+export PGHOST="$dir/sock" PGPORT="$PORT" PGUSER=postgres PGDATABASE=postgres
+q() { "$PGBIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
+passed=0 failed=0
+check() { # check NAME EXPECTED ACTUAL
+  if [ "$2" = "$3" ]; then passed=$((passed + 1)); echo "ok: $1"
+  else failed=$((failed + 1)); echo "FAIL: $1: expected [$2], got [$3]"; fi
+}
+now() { date +%s.%N; }
+secs() { echo "$1 $2" | awk '{printf "%.2f", $2 - $1}'; }
+
+# Every tenant is wholly at the old or the new version: ledger row for VERSION <=> table TABLE.
+inconsistent() {
+  q -c "SELECT count(*) FROM tenancy.tenants t
+        WHERE EXISTS (SELECT FROM tenancy.ledger l WHERE l.schema_name = t.schema_name AND l.version = '$1')
+              <> (to_regclass(format('%I.%I', t.schema_name, '$2')) IS NOT NULL)"
+}
+at_version() { q -c "SELECT count(*) FROM tenancy.ledger WHERE version = '$1'"; }
+
+q -c "CREATE EXTENSION pg_tenancy" -c "CREATE EXTENSION pg_stat_statements" \
+  -c "CREATE TABLE plans (id bigint PRIMARY KEY)" -c "CREATE TABLE organizations (id bigint PRIMARY KEY)" \
+  -c "SET client_min_messages = warning" -c "SELECT tenancy.manage_tenant('organizations', ARRAY['org_', ':id'])" >/dev/null
+
+# --- scale: N tenants in batches of 200 rows (each batch one transaction, under the lock ceiling)
+t0=$(now)
+for ((i = 1; i <= N; i += 200)); do
+  q -c "INSERT INTO organizations SELECT g FROM generate_series($i, least($((i + 199)), $N)) g"
+done
+echo "timing: provisioned $N tenants through the trigger in $(secs "$t0" "$(now)")s"
+check "$N tenants provisioned" "$N" "$(q -c "SELECT count(*) FROM tenancy.all_tenants()")"
+q -c "SHOW max_locks_per_transaction" | sed 's/^/setting: max_locks_per_transaction = /'
+
+q -c "SELECT tenancy.add_migration('0006', 'add_notes', 'CREATE TABLE notes (id int PRIMARY KEY, body text); CREATE INDEX notes_body ON notes (body)')" >/dev/null
+t0=$(now)
+q -c "CALL tenancy.migrate_all()" 2>/tmp/fleet-notices.$$
+echo "timing: migrate_all jobs 1 over $N tenants: $(secs "$t0" "$(now)")s"
+check "jobs 1 migrated every tenant" "$N" "$(at_version 0006)"
+check "progress NOTICEs are not one per tenant" "yes" "$( [ "$(grep -c 'NOTICE:  migrate_all: [0-9]*/' /tmp/fleet-notices.$$)" -le 20 ] && echo yes || echo no)"
+check "summary NOTICE" "1" "$(grep -c "migrate_all: $N migrated, 0 already up to date, 0 failed" /tmp/fleet-notices.$$)"
+rm -f /tmp/fleet-notices.$$
+
+q -c "SELECT tenancy.add_migration('0007', 'add_tags', 'CREATE TABLE tags (id int PRIMARY KEY, label text)')" >/dev/null
+t0=$(now)
+q -c "CALL tenancy.migrate_all(jobs => 2)" 2>/dev/null
+echo "timing: migrate_all jobs 2 over $N tenants: $(secs "$t0" "$(now)")s"
+check "jobs 2 migrated every tenant" "$N" "$(at_version 0007)"
+check "jobs 2 used a background worker" "1" "$(q -c "SELECT workers FROM tenancy.progress LIMIT 1")"
+
+# --- a run with nothing pending: one planning query, whatever the number of tenants
+q -c "SELECT pg_stat_statements_reset()" >/dev/null
+t0=$(now)
+q -c "CALL tenancy.migrate_all()" 2>/dev/null
+echo "timing: no-op migrate_all over $N tenants: $(secs "$t0" "$(now)")s"
+check "no-op run migrates nobody" "0" "$(q -c "SELECT total FROM tenancy.progress LIMIT 1")"
+check "no-op run never calls migrate_tenant" "0" \
+  "$(q -c "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query ILIKE '%migrate_tenant%' AND query NOT ILIKE '%pg_stat_statements%'")"
+check "no-op run plans with one query over the ledger" "1" \
+  "$(q -c "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query ILIKE '%FROM tenancy.ledger AS l, known%'")"
+check "no-op run executes a constant number of statements" "yes" \
+  "$(q -c "SELECT CASE WHEN sum(calls) < 40 THEN 'yes' ELSE 'no: ' || sum(calls) END FROM pg_stat_statements WHERE query NOT ILIKE '%pg_stat_statements%'")"
+
+# --- a failing tenant is recorded and the run goes on; a re-run retries only it
+q -c "CREATE TABLE org_5.audit (id int)" -c "SELECT tenancy.add_migration('0008', 'audit', 'CREATE TABLE audit (id int, at timestamptz)')" >/dev/null
+q -c "CALL tenancy.migrate_all(jobs => 2)" 2>/tmp/fleet-warn.$$
+check "failing tenant does not stop the others" "$((N - 1))" "$(at_version 0008)"
+check "failure is in tenancy.status" "failed" "$(q -c "SELECT state FROM tenancy.status WHERE schema_name = 'org_5'")"
+check "failure WARNING names the tenant" "1" "$(grep -c 'org_5: 42P07' /tmp/fleet-warn.$$)"
+rm -f /tmp/fleet-warn.$$
+q -c "DROP TABLE org_5.audit"
+q -c "CALL tenancy.migrate_all()" 2>/dev/null
+check "re-run retries only the failed tenant" "1" "$(q -c "SELECT total FROM tenancy.progress LIMIT 1")"
+check "everyone up to date" "$N" "$(q -c "SELECT count(*) FROM tenancy.status WHERE state = 'up_to_date'")"
+
+# --- lock_timeout applies per tenant: a tenant whose table is locked fails, the others proceed
+q -c "SELECT tenancy.add_migration('0009', 'users_flag', 'ALTER TABLE users ADD COLUMN flagged boolean NOT NULL DEFAULT false')" >/dev/null
+"$PGBIN/psql" -X -q -c "BEGIN; LOCK TABLE org_7.users; SELECT pg_sleep(20); COMMIT;" >/dev/null 2>&1 &
+locker=$!
+sleep 1
+q -c "CALL tenancy.migrate_all(lock_timeout => '200ms')" 2>/dev/null
+check "locked tenant failed with lock_not_available" "55P03" "$(q -c "SELECT left(last_error, 5) FROM tenancy.status WHERE schema_name = 'org_7'")"
+check "the others migrated" "$((N - 1))" "$(at_version 0009)"
+kill $locker 2>/dev/null; wait $locker 2>/dev/null
+q -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%LOCK TABLE org_7%' AND pid <> pg_backend_pid()" >/dev/null
+q -c "CALL tenancy.migrate_all()" 2>/dev/null
+check "retry after the lock is gone" "$N" "$(at_version 0009)"
+
+# --- stop_on_error stops at the first failure, keeps what was done, and raises
+q -c "CREATE TABLE org_500.stop_here (id int)" \
+  -c "SELECT tenancy.add_migration('0010', 'stop_here', 'CREATE TABLE stop_here (id int)')" >/dev/null
+out=$(q -c "CALL tenancy.migrate_all(stop_on_error => true)" 2>&1)
+check "stop_on_error raises" "1" "$(grep -c 'stopped after a tenant failed' <<<"$out")"
+check "stop_on_error left the rest pending" "yes" \
+  "$(q -c "SELECT CASE WHEN count(*) BETWEEN 1 AND $N - 2 THEN 'yes' ELSE count(*)::text END FROM tenancy.ledger WHERE version = '0010'")"
+q -c "DROP TABLE org_500.stop_here"
+q -c "CALL tenancy.migrate_all(jobs => 2)" 2>/dev/null
+check "re-run completes after stop_on_error" "$N" "$(at_version 0010)"
+
+# --- more jobs than worker slots: falls back to this session, same end state
+q -c "SELECT tenancy.add_migration('0011', 'more', 'CREATE TABLE more (id int)')" >/dev/null
+out=$(q -c "CALL tenancy.migrate_all(jobs => 64)" 2>&1)
+check "no free worker slots is said" "1" "$(grep -c 'background workers started (no free worker slots' <<<"$out")"
+check "jobs 64 still migrated everyone" "$N" "$(at_version 0011)"
+
+# --- live progress seen by a second client
+q -c "SELECT tenancy.add_migration('0012', 'slow', 'CREATE TABLE slow (id int); SELECT pg_sleep(0.01)')" >/dev/null
+"$PGBIN/psql" -X -q -c "CALL tenancy.migrate_all()" >/dev/null 2>&1 &
+runner=$!
+seen=""
+for _ in $(seq 1 100); do
+  sleep 0.2
+  m=$(q -c "SELECT migrated FROM tenancy.progress WHERE state = 'running' LIMIT 1")
+  [ -n "$m" ] && [ "$m" -gt 0 ] && [ "$m" -lt "$N" ] && seen="$seen $m"
+  [ "$(wc -w <<<"$seen")" -ge 3 ] && break
+done
+wait $runner
+check "another session sees progress advance" "yes" \
+  "$(awk '{print ($NF > $1) ? "yes" : "no: " $0}' <<<"$seen")"
+check "run finished" "$N" "$(at_version 0012)"
+
+# --- a killed backend mid-run: each tenant at its old or new version; verify clean; re-run completes
+q -c "SELECT tenancy.add_migration('0013', 'killed', 'CREATE TABLE killed (id int); SELECT pg_sleep(0.01)')" >/dev/null
+"$PGBIN/psql" -X -q -c "CALL tenancy.migrate_all()" >/dev/null 2>&1 &
+runner=$!
+for _ in $(seq 1 100); do
+  sleep 0.2
+  m=$(q -c "SELECT count(*) FROM tenancy.ledger WHERE version = '0013'")
+  [ "$m" -gt 50 ] && break
+done
+q -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'CALL tenancy.migrate_all%' AND pid <> pg_backend_pid()" >/dev/null
+wait $runner
+partial=$(at_version 0013)
+check "killed mid-run (some but not all migrated)" "yes" "$( [ "$partial" -gt 0 ] && [ "$partial" -lt "$N" ] && echo yes || echo "no: $partial")"
+check "after the kill every ledger matches its catalog" "0" "$(inconsistent 0013 killed)"
+check "after the kill verify() is clean" "0" "$(q -c "SELECT count(*) FROM tenancy.verify()")"
+check "progress shows the run as interrupted" "interrupted" "$(q -c "SELECT state FROM tenancy.progress WHERE run_id = (SELECT max(run_id) FROM tenancy.fleet_runs)")"
+q -c "CALL tenancy.migrate_all()" 2>/dev/null
+check "re-run after the kill completes" "$N" "$(at_version 0013)"
+
+# --- an immediate shutdown mid-run with jobs 2 (crash): same guarantees after restart
+q -c "SELECT tenancy.add_migration('0014', 'crashed', 'CREATE TABLE crashed (id int); SELECT pg_sleep(0.01)')" >/dev/null
+"$PGBIN/psql" -X -q -c "CALL tenancy.migrate_all(jobs => 2)" >/dev/null 2>&1 &
+runner=$!
+for _ in $(seq 1 100); do
+  sleep 0.2
+  m=$(q -c "SELECT count(*) FROM tenancy.ledger WHERE version = '0014'")
+  [ "$m" -gt 50 ] && break
+done
+as_pg "$PGBIN/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null
+wait $runner
+cluster_restart fleet
+partial=$(at_version 0014)
+check "crashed mid-run (some but not all migrated)" "yes" "$( [ "$partial" -gt 0 ] && [ "$partial" -lt "$N" ] && echo yes || echo "no: $partial")"
+check "after the crash every ledger matches its catalog" "0" "$(inconsistent 0014 crashed)"
+check "after the crash verify() is clean" "0" "$(q -c "SELECT count(*) FROM tenancy.verify()")"
+q -c "CALL tenancy.migrate_all(jobs => 2)" 2>/dev/null
+check "re-run after the crash completes" "$N" "$(at_version 0014)"
+check "nothing left failed or pending" "$N" "$(q -c "SELECT count(*) FROM tenancy.status WHERE state = 'up_to_date'")"
+
+echo
+echo "fleet: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
