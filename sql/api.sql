@@ -83,3 +83,13 @@ BEGIN
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA tenancy TO %s', role);
 END
 $$;
+
+CREATE FUNCTION tenancy.enable_attribute_tenancy(tbl regclass, tenant_column name) RETURNS void
+    LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT tenancy._enable_attribute_tenancy(tbl::pg_catalog.oid, tenant_column::pg_catalog.text) $$;
+
+CREATE FUNCTION tenancy.add_foreign_key(from_tbl regclass, from_cols name[], to_tbl regclass,
+                                        to_cols name[] DEFAULT NULL) RETURNS name
+    LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT tenancy._add_foreign_key(from_tbl::pg_catalog.oid, from_cols::pg_catalog.text[],
+                                          to_tbl::pg_catalog.oid, to_cols::pg_catalog.text[])::pg_catalog.name $$;

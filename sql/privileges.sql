@@ -7,4 +7,4 @@ GRANT USAGE ON SCHEMA tenancy TO PUBLIC;
 -- Reading which tenants exist and choosing one is what application roles need.
 GRANT EXECUTE ON FUNCTION tenancy.all_tenants(), tenancy.current_tenant(),
     tenancy.set_tenant(text, boolean), tenancy._embedded_migrations() TO PUBLIC;
-GRANT SELECT ON tenancy.tenants, tenancy.migrations, tenancy.managed_tables TO PUBLIC;
+GRANT SELECT ON tenancy.tenants, tenancy.migrations, tenancy.managed_tables, tenancy.attribute_tenants TO PUBLIC;

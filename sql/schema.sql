@@ -89,3 +89,16 @@ CREATE TABLE tenancy.fleet_items (
     PRIMARY KEY (run_id, schema_name)
 );
 CREATE INDEX fleet_items_queued ON tenancy.fleet_items (run_id, schema_name) WHERE state = 'queued';
+
+-- Attribute (column) multitenancy: shared tables with a tenant column under row-level security,
+-- and the tenants that exist only as values of such columns (no schema).
+CREATE TABLE tenancy.attribute_tables (
+    tbl            regclass PRIMARY KEY,
+    tenant_column  name     NOT NULL
+);
+CREATE TABLE tenancy.attribute_tenants (
+    tenant         text        PRIMARY KEY CHECK (tenant <> ''),
+    registered_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+SELECT pg_catalog.pg_extension_config_dump('tenancy.attribute_tables', '');
+SELECT pg_catalog.pg_extension_config_dump('tenancy.attribute_tenants', '');

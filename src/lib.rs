@@ -15,6 +15,7 @@ pub mod sqltext;
 pub mod template;
 
 mod apply;
+mod attribute;
 mod fleet;
 mod lifecycle;
 mod managed;
@@ -38,7 +39,9 @@ extension_sql_file!(
         managed::manage_tenant,
         managed::unmanage_tenant,
         managed::_managed_row,
-        migrations::embedded_migrations
+        migrations::embedded_migrations,
+        attribute::enable_attribute_tenancy,
+        attribute::add_foreign_key
     ]
 );
 extension_sql_file!(

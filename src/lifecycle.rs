@@ -239,12 +239,17 @@ fn drop_tenant(schema: Option<&str>) {
     drop(required(schema, "drop_tenant", "schema"));
 }
 
-/// Sets `search_path` to the tenant then the shared schemas, and `tenancy.tenant`.
+/// Sets `search_path` to the tenant then the shared schemas, and `tenancy.tenant`. An attribute
+/// tenant (no schema) only sets `tenancy.tenant`, which its tables' row-level security reads.
 /// No `SET search_path` clause here on purpose: that clause would undo the `SET LOCAL` at function
 /// exit. Every name below is therefore schema-qualified.
 #[pg_extern(volatile)]
 fn set_tenant(schema: Option<&str>, is_local: default!(bool, true)) {
     let name = required(schema, "set_tenant", "schema");
+    if registry::tenant_by_name(name).is_none() && crate::attribute::is_attribute_tenant(name) {
+        registry::set_config("tenancy.tenant", name, is_local);
+        return;
+    }
     let t = apply::require_tenant(name);
     registry::set_config("search_path", &apply::tenant_search_path(&t.name), is_local);
     registry::set_config("tenancy.tenant", &t.name, is_local);

@@ -356,3 +356,96 @@ pub fn clear_error(oid: pg_sys::Oid) {
     )
     .or_raise()
 }
+
+/// The column's type as SQL text (`bigint`, `text`, `public.tenant_id`).
+pub fn column_type(tbl: pg_sys::Oid, col: &str) -> String {
+    get_one::<String>(
+        "SELECT pg_catalog.format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute \
+         WHERE attrelid OPERATOR(pg_catalog.=) $1 AND attname OPERATOR(pg_catalog.=) $2::pg_catalog.text AND NOT attisdropped",
+        &[tbl.into(), col.into()],
+    )
+    .unwrap_or_default()
+}
+
+/// The table's name without schema.
+pub fn relname(tbl: pg_sys::Oid) -> String {
+    get_one::<String>(
+        "SELECT relname::pg_catalog.text FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) $1",
+        &[tbl.into()],
+    )
+    .unwrap_or_default()
+}
+
+pub fn primary_key_columns(tbl: pg_sys::Oid) -> Vec<String> {
+    Spi::connect_mut(|c| {
+        c.update(
+            "SELECT a.attname::pg_catalog.text FROM pg_catalog.pg_constraint k \
+             CROSS JOIN LATERAL pg_catalog.unnest(k.conkey) WITH ORDINALITY AS u(attnum, n) \
+             JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) k.conrelid AND a.attnum OPERATOR(pg_catalog.=) u.attnum \
+             WHERE k.conrelid OPERATOR(pg_catalog.=) $1 AND k.contype OPERATOR(pg_catalog.=) 'p' ORDER BY u.n",
+            None,
+            &[tbl.into()],
+        )
+        .or_raise()
+        .map(|r| r.get::<String>(1).or_raise().unwrap_or_default())
+        .collect()
+    })
+}
+
+/// Whether a unique, non-partial index covers exactly these columns (in any order).
+pub fn has_unique_on(tbl: pg_sys::Oid, cols: &[String]) -> bool {
+    get_one::<bool>(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_index i \
+           WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL \
+             AND i.indnkeyatts OPERATOR(pg_catalog.=) pg_catalog.cardinality($2) \
+             AND (SELECT pg_catalog.array_agg(a.attname::pg_catalog.text ORDER BY a.attname::pg_catalog.text) \
+                  FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attnum OPERATOR(pg_catalog.=) ANY (i.indkey)) \
+                 OPERATOR(pg_catalog.=) (SELECT pg_catalog.array_agg(x ORDER BY x) FROM pg_catalog.unnest($2) AS x))",
+        &[tbl.into(), cols.to_vec().into()],
+    )
+    .unwrap_or(false)
+}
+
+pub fn save_attribute_table(tbl: pg_sys::Oid, col: &str) {
+    Spi::run_with_args(
+        "INSERT INTO tenancy.attribute_tables (tbl, tenant_column) VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2) \
+         ON CONFLICT (tbl) DO UPDATE SET tenant_column = excluded.tenant_column",
+        &[tbl.into(), col.into()],
+    )
+    .or_raise()
+}
+
+/// The tenant column of an attribute table, or `None`.
+pub fn attribute_column(tbl: pg_sys::Oid) -> Option<String> {
+    get_one::<String>(
+        "SELECT tenant_column::pg_catalog.text FROM tenancy.attribute_tables \
+         WHERE tbl OPERATOR(pg_catalog.=) $1::pg_catalog.oid::pg_catalog.regclass",
+        &[tbl.into()],
+    )
+}
+
+pub fn attribute_tenant_exists(tenant: &str) -> bool {
+    get_one::<bool>(
+        "SELECT EXISTS (SELECT FROM tenancy.attribute_tenants WHERE tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text)",
+        &[tenant.into()],
+    )
+    .unwrap_or(false)
+}
+
+pub fn insert_attribute_tenant(tenant: &str) {
+    Spi::run_with_args(
+        "INSERT INTO tenancy.attribute_tenants (tenant) VALUES ($1) ON CONFLICT DO NOTHING",
+        &[tenant.into()],
+    )
+    .or_raise()
+}
+
+pub fn delete_attribute_tenant(tenant: &str) -> bool {
+    get_one::<i64>(
+        "WITH gone AS (DELETE FROM tenancy.attribute_tenants WHERE tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text RETURNING 1) \
+         SELECT pg_catalog.count(*) FROM gone",
+        &[tenant.into()],
+    )
+    .unwrap_or(0)
+        > 0
+}
