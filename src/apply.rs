@@ -145,22 +145,41 @@ fn run_statement(tenant: &str, m: &Migration, number: usize, sql: &str) {
     )
 }
 
-/// Applies one migration to a locked tenant and records it.
-fn apply_one(tenant: &str, search_path: &str, m: &Migration) {
-    let started = Instant::now();
+/// Runs one migration's statements in `schema` (with `@tenant@` = `schema`), under `search_path`.
+fn run_migration(schema: &str, search_path: &str, m: &Migration) {
     let stmts = sqltext::check_migration(&m.label(), &m.sql).or_raise();
     registry::set_config("search_path", search_path, true);
     for s in &stmts {
-        let sql = sqltext::substitute_tenant(&s.text, tenant)
+        let sql = sqltext::substitute_tenant(&s.text, schema)
             .map_err(|e| TenancyError {
                 message: format!("migration {}: {}", m.label(), e.message),
                 ..e
             })
             .or_raise();
-        run_statement(tenant, m, s.number, &sql);
+        run_statement(schema, m, s.number, &sql);
     }
     registry::set_config("search_path", "pg_catalog, pg_temp", true);
+}
+
+/// Applies one migration to a locked tenant and records it.
+fn apply_one(tenant: &str, search_path: &str, m: &Migration) {
+    let started = Instant::now();
+    run_migration(tenant, search_path, m);
     registry::record(tenant, m, started.elapsed().as_secs_f64(), false);
+}
+
+/// Builds `schema` (which must exist and be empty) from the known migrations up to `upto`
+/// (all when `None`), without registering it or writing a ledger: for templates and the
+/// generator's scratch schema.
+pub fn build_schema(schema: &str, upto: Option<&str>) {
+    let known = migrations::known_set();
+    let path = tenant_search_path(schema);
+    for m in known
+        .iter()
+        .filter(|m| upto.is_none_or(|u| cmp_versions(&m.version, u) != Ordering::Greater))
+    {
+        run_migration(schema, &path, m);
+    }
 }
 
 /// Migrates a tenant (locking it first) up to `target`; returns what was applied now.

@@ -11,12 +11,14 @@ use pgrx::prelude::*;
 pub mod error;
 pub mod migration_set;
 pub mod names;
+pub mod schema_diff;
 pub mod sqltext;
 pub mod template;
 
 mod apply;
 mod attribute;
 mod fleet;
+mod generator;
 mod lifecycle;
 mod managed;
 mod migrations;
@@ -54,6 +56,11 @@ extension_sql_file!(
         fleet::refuse_transaction_block,
         fleet::verify_managed
     ]
+);
+extension_sql_file!(
+    "../sql/generator.sql",
+    name = "generator",
+    requires = ["schema"]
 );
 extension_sql_file!("../sql/privileges.sql", name = "privileges", finalize);
 

@@ -449,3 +449,34 @@ pub fn delete_attribute_tenant(tenant: &str) -> bool {
     .unwrap_or(0)
         > 0
 }
+
+/// `tenancy.describe_schema(schema)` as JSON text.
+pub fn describe_schema(schema: &str) -> String {
+    get_one::<String>(
+        "SELECT tenancy.describe_schema($1::pg_catalog.text::pg_catalog.name)::pg_catalog.text",
+        &[schema.into()],
+    )
+    .unwrap_or_default()
+}
+
+/// Attribute tables in `schema`: (table name, tenant column).
+pub fn attribute_columns_in(schema: &str) -> Vec<(String, String)> {
+    Spi::connect_mut(|c| {
+        c.update(
+            "SELECT k.relname::pg_catalog.text, a.tenant_column::pg_catalog.text \
+             FROM tenancy.attribute_tables a JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) a.tbl::pg_catalog.oid \
+             JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) k.relnamespace \
+             WHERE n.nspname OPERATOR(pg_catalog.=) $1::pg_catalog.text",
+            None,
+            &[schema.into()],
+        )
+        .or_raise()
+        .map(|r| {
+            (
+                r.get::<String>(1).or_raise().unwrap_or_default(),
+                r.get::<String>(2).or_raise().unwrap_or_default(),
+            )
+        })
+        .collect()
+    })
+}

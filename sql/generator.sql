@@ -1,0 +1,142 @@
+-- The migration generator's catalog side: a canonical description of one schema, with references
+-- to the schema's own objects unqualified (described under search_path = <schema>, pg_catalog)
+-- and references to any other schema qualified. src/generator.rs diffs two descriptions.
+
+-- Replaces the schema's own name, as "name". or name., with @tenant@. in a view or function body.
+CREATE FUNCTION tenancy._tenantize(body text, schema_name name) RETURNS text
+    LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT regexp_replace(
+               replace(body, '"' || replace(schema_name, '"', '""') || '".', '@tenant@.'),
+               '(^|[^A-Za-z0-9_$"@])' || regexp_replace(quote_ident(schema_name) || '.', '([^A-Za-z0-9_])', '\\\1', 'g'),
+               '\1@tenant@.', 'g')
+$$;
+
+CREATE FUNCTION tenancy.describe_schema(schema_name name) RETURNS jsonb
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    v_oid oid;
+    v_prefix text := quote_ident(schema_name) || '.';
+    v_result jsonb;
+BEGIN
+    SELECT n.oid INTO v_oid FROM pg_namespace n WHERE n.nspname = schema_name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'schema % does not exist', quote_ident(schema_name)
+            USING ERRCODE = '3F000', HINT = 'Pass the name of an existing schema.';
+    END IF;
+    -- Own objects print unqualified, everything else qualified.
+    PERFORM set_config('search_path', quote_ident(schema_name) || ', pg_catalog', true);
+    WITH
+    seqs AS (
+        SELECT c.relname::text AS name,
+               jsonb_build_object(
+                   'type', format_type(s.seqtypid, NULL), 'start', s.seqstart, 'increment', s.seqincrement,
+                   'min', s.seqmin, 'max', s.seqmax, 'cache', s.seqcache, 'cycle', s.seqcycle,
+                   'owned_by', (SELECT format('%I.%I', t.relname, a.attname)
+                                FROM pg_depend d JOIN pg_class t ON t.oid = d.refobjid
+                                JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+                                WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'a'
+                                  AND d.refclassid = 'pg_class'::regclass LIMIT 1)) AS d
+        FROM pg_class c JOIN pg_sequence s ON s.seqrelid = c.oid
+        WHERE c.relnamespace = v_oid AND c.relkind = 'S'
+          AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                          AND d.objid = c.oid AND d.deptype = 'i')),
+    cols AS (
+        SELECT a.attrelid,
+               jsonb_agg(jsonb_build_object(
+                   'name', a.attname::text,
+                   'type', format_type(a.atttypid, a.atttypmod),
+                   'not_null', a.attnotnull,
+                   'default', CASE WHEN a.attgenerated = '' THEN pg_get_expr(ad.adbin, ad.adrelid) END,
+                   'generated', CASE WHEN a.attgenerated <> '' THEN pg_get_expr(ad.adbin, ad.adrelid) END,
+                   'identity', CASE a.attidentity WHEN 'a' THEN 'ALWAYS' WHEN 'd' THEN 'BY DEFAULT' END,
+                   'collation', CASE WHEN a.attcollation <> 0 AND a.attcollation <> ty.typcollation
+                                     THEN (SELECT quote_ident(co.collname) FROM pg_collation co WHERE co.oid = a.attcollation) END)
+                   ORDER BY a.attnum) AS columns
+        FROM pg_attribute a
+        JOIN pg_class c ON c.oid = a.attrelid
+        JOIN pg_type ty ON ty.oid = a.atttypid
+        LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+        WHERE c.relnamespace = v_oid AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
+        GROUP BY a.attrelid),
+    cons AS (
+        SELECT k.conrelid,
+               jsonb_object_agg(k.conname::text, jsonb_build_object('type', k.contype::text, 'def', pg_get_constraintdef(k.oid))) AS constraints
+        FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
+        WHERE c.relnamespace = v_oid AND k.contype IN ('p', 'u', 'c', 'f', 'x')
+        GROUP BY k.conrelid),
+    idx AS (
+        SELECT i.indrelid,
+               jsonb_object_agg(ic.relname::text, replace(pg_get_indexdef(i.indexrelid), ' ON ' || v_prefix, ' ON ')) AS indexes
+        FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_class c ON c.oid = i.indrelid
+        WHERE c.relnamespace = v_oid
+          AND NOT EXISTS (SELECT FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.contype IN ('p', 'u', 'x'))
+        GROUP BY i.indrelid),
+    pols AS (
+        SELECT p.polrelid,
+               jsonb_object_agg(p.polname::text, jsonb_build_object(
+                   'cmd', CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'
+                                        WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
+                   'permissive', p.polpermissive,
+                   'using', pg_get_expr(p.polqual, p.polrelid),
+                   'check', pg_get_expr(p.polwithcheck, p.polrelid))) AS policies
+        FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
+        WHERE c.relnamespace = v_oid
+        GROUP BY p.polrelid),
+    trigs AS (
+        SELECT tg.tgrelid,
+               jsonb_object_agg(tg.tgname::text,
+                                tenancy._tenantize(replace(pg_get_triggerdef(tg.oid), ' ON ' || v_prefix, ' ON '), schema_name)) AS triggers
+        FROM pg_trigger tg JOIN pg_class c ON c.oid = tg.tgrelid
+        WHERE c.relnamespace = v_oid AND NOT tg.tgisinternal
+        GROUP BY tg.tgrelid),
+    tabs AS (
+        SELECT c.relname::text AS name,
+               jsonb_build_object(
+                   'columns', coalesce(cols.columns, '[]'),
+                   'constraints', coalesce(cons.constraints, '{}'),
+                   'indexes', coalesce(idx.indexes, '{}'),
+                   'rls', c.relrowsecurity, 'force_rls', c.relforcerowsecurity,
+                   'policies', coalesce(pols.policies, '{}'),
+                   'triggers', coalesce(trigs.triggers, '{}')) AS d
+        FROM pg_class c
+        LEFT JOIN cols ON cols.attrelid = c.oid
+        LEFT JOIN cons ON cons.conrelid = c.oid
+        LEFT JOIN idx ON idx.indrelid = c.oid
+        LEFT JOIN pols ON pols.polrelid = c.oid
+        LEFT JOIN trigs ON trigs.tgrelid = c.oid
+        WHERE c.relnamespace = v_oid AND c.relkind IN ('r', 'p')),
+    views AS (
+        SELECT c.relname::text AS name,
+               jsonb_build_object(
+                   -- the schema's own name becomes @tenant@, so descriptions of tenants compare
+                   'def', tenancy._tenantize(pg_get_viewdef(c.oid), schema_name),
+                   'materialized', c.relkind = 'm',
+                   'depends_on', coalesce((
+                       SELECT jsonb_agg(DISTINCT rc.relname::text ORDER BY rc.relname::text)
+                       FROM pg_rewrite r
+                       JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+                       JOIN pg_class rc ON rc.oid = d.refobjid
+                       WHERE r.ev_class = c.oid AND rc.oid <> c.oid AND rc.relkind IN ('r', 'p', 'v', 'm')
+                         AND rc.relnamespace = v_oid), '[]')) AS d
+        FROM pg_class c WHERE c.relnamespace = v_oid AND c.relkind IN ('v', 'm')),
+    funcs AS (
+        SELECT format('%I(%s)', p.proname, pg_get_function_identity_arguments(p.oid)) AS name,
+               jsonb_build_object(
+                   'def', tenancy._tenantize(
+                              regexp_replace(pg_get_functiondef(p.oid),
+                                             '^CREATE OR REPLACE (FUNCTION|PROCEDURE) ' || regexp_replace(v_prefix, '([^A-Za-z0-9_])', '\\\1', 'g'),
+                                             'CREATE OR REPLACE \1 '),
+                              schema_name),
+                   'kind', CASE p.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END) AS d
+        FROM pg_proc p WHERE p.pronamespace = v_oid AND p.prokind IN ('f', 'p'))
+    SELECT jsonb_build_object(
+        'sequences', coalesce((SELECT jsonb_object_agg(name, d) FROM seqs), '{}'),
+        'tables', coalesce((SELECT jsonb_object_agg(name, d) FROM tabs), '{}'),
+        'views', coalesce((SELECT jsonb_object_agg(name, d) FROM views), '{}'),
+        'functions', coalesce((SELECT jsonb_object_agg(name, d) FROM funcs), '{}'))
+    INTO v_result;
+    RETURN v_result;
+END
+$$;

@@ -1,0 +1,106 @@
+//! The migration generator (SPEC §7), SQL-facing: build the schema the current migrations
+//! produce in a scratch schema, describe it and the template (`tenancy.describe_schema`), and
+//! diff the two with the pure `schema_diff` module.
+
+use pgrx::prelude::*;
+
+use crate::apply;
+use crate::error::{SqlState, TenancyError};
+use crate::migration_set;
+use crate::names::quote_ident;
+use crate::registry;
+use crate::report::raise;
+use crate::schema_diff::{self, Schema, TenantColumns};
+
+fn describe(schema: &str) -> Schema {
+    let json = registry::describe_schema(schema);
+    serde_json::from_str(&json).unwrap_or_else(|e| {
+        raise(
+            TenancyError::new(SqlState::ObjectNotInPrerequisiteState, format!("cannot read the description of schema {}: {e}", quote_ident(schema)))
+                .hint("This is a bug in pg_tenancy's describe_schema; please report it with the schema's DDL."),
+        )
+    })
+}
+
+fn require_schema(schema: &str) {
+    if registry::schema_oid(schema).is_none() {
+        raise(
+            TenancyError::new(SqlState::InvalidSchemaName, format!("schema {} does not exist", quote_ident(schema)))
+                .hint("Create the template with SELECT tenancy.create_template('tenant_template'), edit it, then generate."),
+        );
+    }
+}
+
+fn check_base(base_version: Option<&str>) {
+    if let Some(v) = base_version {
+        migration_set::check_version(v).unwrap_or_else(|e| raise(e));
+    }
+}
+
+/// Creates a schema holding what the current migrations (up to `base_version`) produce, not
+/// registered as a tenant: the template a developer edits.
+#[pg_extern(volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn create_template(
+    template_schema: default!(Option<&str>, "'tenant_template'"),
+    base_version: default!(Option<&str>, "NULL"),
+) -> String {
+    let name = template_schema.unwrap_or("tenant_template");
+    check_base(base_version);
+    if registry::schema_oid(name).is_some() {
+        raise(
+            TenancyError::new(
+                SqlState::DuplicateSchema,
+                format!("schema {} already exists", quote_ident(name)),
+            )
+            .hint("Drop it first (DROP SCHEMA … CASCADE) or pass another name."),
+        );
+    }
+    registry::run(&format!("CREATE SCHEMA {}", quote_ident(name)));
+    apply::build_schema(name, base_version);
+    name.to_string()
+}
+
+/// The DDL turning the schema the current migrations produce (up to `base_version`; `'0'` for
+/// none) into `template_schema`.
+#[pg_extern(volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn generate_migration(
+    template_schema: default!(Option<&str>, "'tenant_template'"),
+    base_version: default!(Option<&str>, "NULL"),
+) -> String {
+    let template = template_schema.unwrap_or("tenant_template");
+    check_base(base_version);
+    require_schema(template);
+    // SAFETY: reads this backend's pid.
+    let scratch = format!("tenancy_generate_{}", unsafe { pg_sys::MyProcPid });
+    // The scratch schema's DDL and its drop are noise to the caller.
+    let saved = registry::current_setting("client_min_messages").unwrap_or_default();
+    registry::set_config("client_min_messages", "warning", true);
+    registry::run(&format!(
+        "DROP SCHEMA IF EXISTS {} CASCADE",
+        quote_ident(&scratch)
+    ));
+    registry::run(&format!("CREATE SCHEMA {}", quote_ident(&scratch)));
+    apply::build_schema(&scratch, base_version);
+    let from = describe(&scratch);
+    let to = describe(template);
+    registry::run(&format!("DROP SCHEMA {} CASCADE", quote_ident(&scratch)));
+    registry::set_config("client_min_messages", &saved, true);
+    let tenants: TenantColumns = registry::attribute_columns_in(template)
+        .into_iter()
+        .collect();
+    schema_diff::render(&schema_diff::diff(&from, &to, &tenants), template)
+}
+
+/// What differs between two schemas' descriptions (column order ignored); no rows when equal.
+#[pg_extern(stable)]
+#[search_path(pg_catalog, pg_temp)]
+fn compare_schemas(
+    a: &str,
+    b: &str,
+) -> TableIterator<'static, (name!(object, String), name!(difference, String))> {
+    require_schema(a);
+    require_schema(b);
+    TableIterator::new(schema_diff::differences(&describe(a), &describe(b)))
+}
