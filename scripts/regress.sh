@@ -11,7 +11,8 @@ out="$ROOT/target/regress"
 rm -rf "$out" && mkdir -p "$out"
 status=0
 
-tests=$(cd tests/regress/sql && ls *.sql | sed 's/\.sql$//')
+# In this order: later files build on the tenants and migrations of earlier ones.
+tests=$(cat tests/regress/schedule)
 "$PGXS_DIR/src/test/regress/pg_regress" --bindir="$PGBIN" --host="$dir/sock" --port="$PORT" \
   --user=postgres --inputdir=tests/regress --outputdir="$out/regress" \
   --dbname=tenancy_regress --load-extension=pg_tenancy $tests || status=1

@@ -32,6 +32,9 @@ bash scripts/regress.sh
 
 step "fleet integration tests (1 000 tenants, real clients, killed backend, crash)"
 bash tests/integration/fleet.sh
+
+step "generator round trips on Debian's zabbix schema"
+bash tests/integration/generator.sh
 passed=$((passed + 1))
 echo
 echo "steps: $passed passed, 0 failed"
