@@ -311,12 +311,17 @@ CREATE FUNCTION tenancy._verify_registry() RETURNS TABLE (schema_name name, prob
      WHERE c.n < c.top)
 $$;
 
-CREATE FUNCTION tenancy.verify() RETURNS TABLE (schema_name name, problem text)
-    LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+-- deep => true also compares each tenant with what exactly its applied migrations produce (built
+-- in a scratch schema once per distinct set of applied migrations): catches changed defaults,
+-- constraints, function bodies. It runs DDL, so it is volatile and costs one build per set.
+CREATE FUNCTION tenancy.verify(deep boolean DEFAULT false) RETURNS TABLE (schema_name name, problem text)
+    LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
     AS $$
     SELECT v.schema_name, v.problem FROM (
         SELECT r.schema_name, r.problem FROM tenancy._verify_registry() r
         UNION ALL
-        SELECT m.schema_name::name, m.problem FROM tenancy._verify_managed() m) v
+        SELECT m.schema_name::name, m.problem FROM tenancy._verify_managed() m
+        UNION ALL
+        SELECT d.schema_name::name, d.problem FROM tenancy._verify_deep() d WHERE deep) v
     ORDER BY 1, 2
 $$;

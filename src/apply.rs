@@ -168,18 +168,19 @@ fn apply_one(tenant: &str, search_path: &str, m: &Migration) {
     registry::record(tenant, m, started.elapsed().as_secs_f64(), false);
 }
 
-/// Builds `schema` (which must exist and be empty) from the known migrations up to `upto`
-/// (all when `None`), without registering it or writing a ledger: for templates and the
-/// generator's scratch schema.
-pub fn build_schema(schema: &str, upto: Option<&str>) {
-    let known = migrations::known_set();
+/// Builds `schema` (which must exist and be empty) from the known migrations that `include`
+/// selects, without registering it or writing a ledger: for templates and the generator's and
+/// verify's scratch schemas.
+pub fn build_schema(schema: &str, include: impl Fn(&Migration) -> bool) {
     let path = tenant_search_path(schema);
-    for m in known
-        .iter()
-        .filter(|m| upto.is_none_or(|u| cmp_versions(&m.version, u) != Ordering::Greater))
-    {
+    for m in migrations::known_set().iter().filter(|m| include(m)) {
         run_migration(schema, &path, m);
     }
+}
+
+/// Selects the migrations up to `upto` (all when `None`).
+pub fn up_to(upto: Option<&str>) -> impl Fn(&Migration) -> bool + '_ {
+    move |m| upto.is_none_or(|u| cmp_versions(&m.version, u) != Ordering::Greater)
 }
 
 /// Migrates a tenant (locking it first) up to `target`; returns what was applied now.

@@ -37,6 +37,48 @@ fn check_base(base_version: Option<&str>) {
     }
 }
 
+/// Describes what the selected migrations produce, built in a scratch schema that is dropped
+/// again (its DDL and drop are kept quiet).
+fn describe_built(include: impl Fn(&crate::migration_set::Migration) -> bool) -> Schema {
+    // SAFETY: reads this backend's pid.
+    let scratch = format!("tenancy_scratch_{}", unsafe { pg_sys::MyProcPid });
+    let saved = registry::current_setting("client_min_messages").unwrap_or_default();
+    registry::set_config("client_min_messages", "warning", true);
+    registry::run(&format!(
+        "DROP SCHEMA IF EXISTS {} CASCADE",
+        quote_ident(&scratch)
+    ));
+    registry::run(&format!("CREATE SCHEMA {}", quote_ident(&scratch)));
+    apply::build_schema(&scratch, include);
+    let built = describe(&scratch);
+    registry::run(&format!("DROP SCHEMA {} CASCADE", quote_ident(&scratch)));
+    registry::set_config("client_min_messages", &saved, true);
+    built
+}
+
+/// `verify(deep => true)`: each tenant against what exactly its applied migrations produce,
+/// built once per distinct set of applied migrations.
+#[pg_extern(volatile, name = "_verify_deep")]
+#[search_path(pg_catalog, pg_temp)]
+fn verify_deep() -> TableIterator<'static, (name!(schema_name, String), name!(problem, String))> {
+    let mut out = Vec::new();
+    for (applied, tenants) in registry::tenants_by_applied_set() {
+        let expected = describe_built(|m| applied.contains(&m.version));
+        for t in tenants {
+            if registry::schema_oid(&t).is_none() {
+                continue; // reported by the registry checks
+            }
+            for (object, what) in schema_diff::differences(&describe(&t), &expected) {
+                let what = what
+                    .replace("first schema", "tenant")
+                    .replace("second schema", "what its migrations produce");
+                out.push((t.clone(), format!("{object}: {what}")));
+            }
+        }
+    }
+    TableIterator::new(out)
+}
+
 /// Creates a schema holding what the current migrations (up to `base_version`) produce, not
 /// registered as a tenant: the template a developer edits.
 #[pg_extern(volatile)]
@@ -57,7 +99,7 @@ fn create_template(
         );
     }
     registry::run(&format!("CREATE SCHEMA {}", quote_ident(name)));
-    apply::build_schema(name, base_version);
+    apply::build_schema(name, apply::up_to(base_version));
     name.to_string()
 }
 
@@ -72,21 +114,8 @@ fn generate_migration(
     let template = template_schema.unwrap_or("tenant_template");
     check_base(base_version);
     require_schema(template);
-    // SAFETY: reads this backend's pid.
-    let scratch = format!("tenancy_generate_{}", unsafe { pg_sys::MyProcPid });
-    // The scratch schema's DDL and its drop are noise to the caller.
-    let saved = registry::current_setting("client_min_messages").unwrap_or_default();
-    registry::set_config("client_min_messages", "warning", true);
-    registry::run(&format!(
-        "DROP SCHEMA IF EXISTS {} CASCADE",
-        quote_ident(&scratch)
-    ));
-    registry::run(&format!("CREATE SCHEMA {}", quote_ident(&scratch)));
-    apply::build_schema(&scratch, base_version);
-    let from = describe(&scratch);
+    let from = describe_built(apply::up_to(base_version));
     let to = describe(template);
-    registry::run(&format!("DROP SCHEMA {} CASCADE", quote_ident(&scratch)));
-    registry::set_config("client_min_messages", &saved, true);
     let tenants: TenantColumns = registry::attribute_columns_in(template)
         .into_iter()
         .collect();

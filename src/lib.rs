@@ -54,7 +54,8 @@ extension_sql_file!(
         lifecycle::migrate_tenant,
         fleet::fleet_launch,
         fleet::refuse_transaction_block,
-        fleet::verify_managed
+        fleet::verify_managed,
+        generator::verify_deep
     ]
 );
 extension_sql_file!(

@@ -480,3 +480,26 @@ pub fn attribute_columns_in(schema: &str) -> Vec<(String, String)> {
         .collect()
     })
 }
+
+/// Registered tenants grouped by the exact set of migration versions in their ledgers.
+pub fn tenants_by_applied_set() -> Vec<(Vec<String>, Vec<String>)> {
+    Spi::connect_mut(|c| {
+        c.update(
+            "SELECT coalesce(l.versions, '{}'), pg_catalog.array_agg(t.schema_name::pg_catalog.text ORDER BY t.schema_name) \
+             FROM tenancy.tenants t \
+             LEFT JOIN (SELECT schema_name, pg_catalog.array_agg(version ORDER BY version) AS versions \
+                        FROM tenancy.ledger GROUP BY schema_name) l ON l.schema_name OPERATOR(pg_catalog.=) t.schema_name \
+             GROUP BY 1",
+            None,
+            &[],
+        )
+        .or_raise()
+        .map(|r| {
+            (
+                r.get::<Vec<String>>(1).or_raise().unwrap_or_default(),
+                r.get::<Vec<String>>(2).or_raise().unwrap_or_default(),
+            )
+        })
+        .collect()
+    })
+}

@@ -1262,6 +1262,20 @@ mod tests {
         );
     }
 
+    #[pg_test]
+    fn deep_verify_compares_each_tenant_with_what_its_migrations_produce() {
+        setup();
+        run("SELECT tenancy.create_tenant('a'), tenancy.create_tenant('b')");
+        assert_eq!(count("SELECT * FROM tenancy.verify(deep => true)"), 0);
+        // A changed default is invisible to the cheap checks, not to the deep one.
+        run("ALTER TABLE b.projects ALTER COLUMN archived SET DEFAULT true");
+        assert_eq!(count("SELECT * FROM tenancy.verify()"), 0);
+        assert_eq!(
+            strings("SELECT schema_name || ': ' || problem FROM tenancy.verify(deep => true)"),
+            vec!["b: table projects: differs"]
+        );
+    }
+
     // ---- hygiene ---------------------------------------------------------------------------
 
     #[pg_test]
