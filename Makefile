@@ -1,5 +1,5 @@
 # pg_tenancy: every target installs what it needs first (scripts/setup.sh is idempotent).
-.PHONY: setup build install demo demo-stop test lint unit pgrx-test regress clean
+.PHONY: setup build install demo demo-stop test regress bench bench-quick clean
 
 DEMO_PORT ?= 28815
 
@@ -20,6 +20,12 @@ demo-stop:
 
 test: setup
 	@bash scripts/test.sh
+
+bench: setup
+	@bash bench/run.sh
+
+bench-quick: setup
+	@QUICK=1 bash bench/run.sh
 
 regress: install
 	@bash scripts/regress.sh

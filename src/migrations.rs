@@ -152,6 +152,20 @@ fn repair(version: Option<&str>) -> i64 {
     registry::repair(&m.version, &m.checksum)
 }
 
+/// The statements pg_tenancy would run for a migration text, with `@tenant@` substituted for
+/// `schema`: what the benchmarks send raw, so both sides run the very same statements.
+#[pg_extern(immutable, parallel_safe, name = "_split_statements")]
+#[search_path(pg_catalog, pg_temp)]
+fn split_statements(sql: &str, schema: &str) -> SetOfIterator<'static, String> {
+    let stmts = sqltext::split_statements(sql).or_raise();
+    SetOfIterator::new(
+        stmts
+            .into_iter()
+            .map(|s| sqltext::substitute_tenant(&s.text, schema).or_raise())
+            .collect::<Vec<_>>(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
