@@ -245,6 +245,10 @@ def phase_shipped():
     out["fleet_1"] = fleet("bench_shipped", fleet_runs, "a")
     out["sequence_2"] = provision_sequence("bench_shipped", n1, n2 - n1, 5)
     out["fleet_2"] = fleet("bench_shipped", fleet_runs, "b")
+    # One tenant again, now that the catalog holds N2 tenants (fresh connection for each side).
+    at_scale = connect("bench_shipped")
+    out["at_scale"] = {"limit": limit_runs(at_scale, "bench_shipped", "big", runs, per_run // 2, rows)["transaction"],
+                       "create_tenant": provision_runs(at_scale, runs, per_run // 2, "create_tenant", 10_000_000)}
     return out
 
 
@@ -426,6 +430,11 @@ def report():
             r = s[k]
             w(f"| {label} | {fmt(r['p50'], digits=2)} | {fmt(r['p95'], digits=2)} | **{r['p50']['median'] / lim:.2f}** |")
         w("\nTarget: ≤ 1.10× the one-transaction limit.\n")
+        if "at_scale" in s:
+            a = s["at_scale"]
+            w(f"With {s['sequence_2']['tenants']} tenants already in the database (fresh connection): raw one-transaction "
+              f"limit p50 {fmt(a['limit']['p50'], ' ms', 2)}, `create_tenant` p50 {fmt(a['create_tenant']['p50'], ' ms', 2)} "
+              f"= **{a['create_tenant']['p50']['median'] / a['limit']['p50']['median']:.2f}×**.\n")
     if "zabbix" in d:
         z = d["zabbix"]
         lim = z["limit"]["transaction"]["p50"]["median"]

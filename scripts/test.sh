@@ -35,6 +35,12 @@ bash tests/integration/fleet.sh
 
 step "generator round trips on Debian's zabbix schema"
 bash tests/integration/generator.sh
+
+step "hardening: extension scripts, dump and restore, bypassed triggers, DROP EXTENSION"
+bash tests/integration/hardening.sh
+
+step "benchmark harness (make bench-quick)"
+QUICK=1 bash bench/run.sh
 passed=$((passed + 1))
 echo
 echo "steps: $passed passed, 0 failed"

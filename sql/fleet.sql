@@ -8,7 +8,7 @@ CREATE FUNCTION tenancy._fleet_begin(p_jobs integer, p_tenants name[], p_stop_on
     LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
     AS $$
 DECLARE
-    v_run bigint;
+    v_run pg_catalog.int8;
     v_unknown text;
     v_considered integer;
 BEGIN
@@ -60,37 +60,34 @@ END
 $$;
 
 -- One tenant: claim the next queued tenant, migrate it, record the outcome. Returns false when
--- there was nothing to claim. The coordinator and every background worker run this, one
--- transaction per call.
-CREATE FUNCTION tenancy._fleet_step(p_run bigint) RETURNS boolean
+-- there was nothing to claim. The coordinator (p_report: it also emits progress NOTICEs) and every
+-- background worker run this, one transaction per call.
+CREATE FUNCTION tenancy._fleet_step(p_run bigint, p_report boolean DEFAULT false) RETURNS boolean
     LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
     AS $$
 DECLARE
-    v_run tenancy.fleet_runs;
     v_tenant name;
+    v_lock_timeout text;
     v_applied integer;
     v_state text;
     v_message text;
+    r tenancy.fleet_runs;
 BEGIN
-    SELECT * INTO v_run FROM tenancy.fleet_runs WHERE run_id = p_run;
-    IF NOT FOUND OR v_run.state <> 'running' THEN
-        RETURN false;
-    END IF;
-    SELECT i.schema_name INTO v_tenant
-    FROM tenancy.fleet_items AS i
-    WHERE i.run_id = p_run AND i.state = 'queued'
+    SELECT i.schema_name, f.lock_timeout INTO v_tenant, v_lock_timeout
+    FROM tenancy.fleet_items AS i JOIN tenancy.fleet_runs AS f USING (run_id)
+    WHERE i.run_id = p_run AND i.state = 'queued' AND f.state = 'running'
     ORDER BY i.schema_name
     LIMIT 1
-    FOR UPDATE SKIP LOCKED;
+    FOR UPDATE OF i SKIP LOCKED;
     IF NOT FOUND THEN
         RETURN false;
     END IF;
     BEGIN
-        PERFORM set_config('lock_timeout', v_run.lock_timeout, true);
+        PERFORM set_config('lock_timeout', v_lock_timeout, true);
         SELECT count(*) INTO v_applied FROM tenancy.migrate_tenant(v_tenant);
         UPDATE tenancy.fleet_items SET state = 'done', applied = v_applied, finished_at = clock_timestamp()
         WHERE run_id = p_run AND schema_name = v_tenant;
-        UPDATE tenancy.fleet_runs SET migrated = migrated + 1 WHERE run_id = p_run;
+        UPDATE tenancy.fleet_runs SET migrated = migrated + 1 WHERE run_id = p_run RETURNING * INTO r;
     EXCEPTION WHEN OTHERS THEN
         -- The tenant's migrations are rolled back with this block; record why.
         GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT;
@@ -101,31 +98,19 @@ BEGIN
         WHERE schema_name = v_tenant;
         UPDATE tenancy.fleet_runs
         SET failed = failed + 1, state = CASE WHEN stop_on_error THEN 'stopping' ELSE state END
-        WHERE run_id = p_run;
+        WHERE run_id = p_run
+        RETURNING * INTO r;
     END;
-    RETURN true;
-END
-$$;
-
--- NOTICE progress at a sensible cadence: every tenth of the run or every 10 seconds.
-CREATE FUNCTION tenancy._fleet_progress(p_run bigint) RETURNS void
-    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
-    AS $$
-DECLARE
-    r tenancy.fleet_runs;
-    v_done integer;
-BEGIN
-    SELECT * INTO r FROM tenancy.fleet_runs WHERE run_id = p_run;
-    v_done := r.migrated + r.failed;
-    IF v_done > r.notified_count
-       AND (v_done - r.notified_count >= greatest(1, r.total / 10)
-            OR clock_timestamp() - r.notified_at >= interval '10 seconds') THEN
+    -- Progress at a sensible cadence: every tenth of the run or every 10 seconds.
+    IF p_report AND (r.migrated + r.failed - r.notified_count >= greatest(1, r.total / 10)
+                     OR clock_timestamp() - r.notified_at >= interval '10 seconds') THEN
         RAISE NOTICE 'migrate_all: %/% tenants (% %%), % failed, %s elapsed',
-            v_done, r.total, round(100.0 * v_done / greatest(r.total, 1)), r.failed,
+            r.migrated + r.failed, r.total, round(100.0 * (r.migrated + r.failed) / greatest(r.total, 1)), r.failed,
             round(extract(epoch FROM clock_timestamp() - r.started_at)::numeric, 1);
-        UPDATE tenancy.fleet_runs SET notified_count = v_done, notified_at = clock_timestamp()
+        UPDATE tenancy.fleet_runs SET notified_count = r.migrated + r.failed, notified_at = clock_timestamp()
         WHERE run_id = p_run;
     END IF;
+    RETURN true;
 END
 $$;
 
@@ -206,7 +191,7 @@ CREATE PROCEDURE tenancy.migrate_all(jobs integer DEFAULT 1, tenants name[] DEFA
     LANGUAGE plpgsql
     AS $$
 DECLARE
-    v_run bigint;
+    v_run pg_catalog.int8;
 BEGIN
     PERFORM tenancy._refuse_transaction_block();
     v_run := tenancy._fleet_begin(jobs, tenants, stop_on_error, lock_timeout);
@@ -214,11 +199,9 @@ BEGIN
     PERFORM tenancy._fleet_launch_workers(v_run);
     COMMIT;
     LOOP
-        IF NOT tenancy._fleet_step(v_run) THEN
+        IF NOT tenancy._fleet_step(v_run, true) THEN
             EXIT WHEN NOT tenancy._fleet_wait(v_run);
         END IF;
-        COMMIT;
-        PERFORM tenancy._fleet_progress(v_run);
         COMMIT;
     END LOOP;
     COMMIT;

@@ -26,7 +26,8 @@ BEGIN
             USING ERRCODE = '3F000', HINT = 'Pass the name of an existing schema.';
     END IF;
     -- Own objects print unqualified, everything else qualified.
-    PERFORM set_config('search_path', quote_ident(schema_name) || ', pg_catalog', true);
+    -- pg_catalog first: the described schema's own functions or operators must never run here.
+    PERFORM set_config('search_path', 'pg_catalog, ' || quote_ident(schema_name), true);
     WITH
     seqs AS (
         SELECT c.relname::text AS name,

@@ -102,3 +102,20 @@ CREATE TABLE tenancy.attribute_tenants (
 );
 SELECT pg_catalog.pg_extension_config_dump('tenancy.attribute_tables', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.attribute_tenants', '');
+
+-- pg_restore re-creates the tenant schemas (pre-data) under their names but with new OIDs, then
+-- loads this table's rows with the dumped OIDs. Re-link a row whose OID does not belong to the
+-- schema of its name to the schema that now has the name; rows written by pg_tenancy itself
+-- always match and pass through unchanged.
+CREATE FUNCTION tenancy._relink_restored_tenant() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_namespace n WHERE n.oid = NEW.schema_oid AND n.nspname = NEW.schema_name) THEN
+        NEW.schema_oid := coalesce((SELECT n.oid FROM pg_namespace n WHERE n.nspname = NEW.schema_name), NEW.schema_oid);
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER relink_restored BEFORE INSERT ON tenancy.tenants
+    FOR EACH ROW EXECUTE FUNCTION tenancy._relink_restored_tenant();

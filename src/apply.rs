@@ -34,8 +34,13 @@ pub fn require_tenant(name: &str) -> Tenant {
 /// Locks the tenant and returns its registry row as it is once the lock is held, after checking
 /// that its schema is still there under its registered name.
 pub fn lock(t: &Tenant) -> Tenant {
+    lock_and_check(t).0
+}
+
+/// [`lock`], also telling whether the tenant has a recorded fleet failure to clear.
+fn lock_and_check(t: &Tenant) -> (Tenant, bool) {
     registry::lock_tenant(t.oid);
-    let fresh = registry::tenant_by_oid(t.oid).unwrap_or_else(|| {
+    let Some(locked) = registry::locked_tenant(t.oid) else {
         raise(
             TenancyError::new(
                 SqlState::UndefinedObject,
@@ -43,15 +48,15 @@ pub fn lock(t: &Tenant) -> Tenant {
             )
             .hint("Check tenancy.all_tenants(); the tenant was detached or dropped while this call waited."),
         )
-    });
-    match registry::schema_name(fresh.oid) {
-        Some(actual) if actual == fresh.name => fresh,
+    };
+    match locked.schema_name {
+        Some(actual) if actual == locked.tenant.name => (locked.tenant, locked.has_error),
         Some(actual) => raise(
             TenancyError::new(
                 SqlState::ObjectNotInPrerequisiteState,
                 format!(
                     "schema of tenant {} was renamed to {} behind pg_tenancy's back",
-                    quote_ident(&fresh.name),
+                    quote_ident(&locked.tenant.name),
                     quote_ident(&actual)
                 ),
             )
@@ -60,7 +65,7 @@ pub fn lock(t: &Tenant) -> Tenant {
         None => raise(
             TenancyError::new(
                 SqlState::InvalidSchemaName,
-                format!("schema of tenant {} no longer exists", quote_ident(&fresh.name)),
+                format!("schema of tenant {} no longer exists", quote_ident(&locked.tenant.name)),
             )
             .hint("It was dropped behind pg_tenancy's back; tenancy.detach_tenant removes the registration."),
         ),
@@ -145,10 +150,10 @@ fn run_statement(tenant: &str, m: &Migration, number: usize, sql: &str) {
     )
 }
 
-/// Runs one migration's statements in `schema` (with `@tenant@` = `schema`), under `search_path`.
-fn run_migration(schema: &str, search_path: &str, m: &Migration) {
+/// Runs one migration's statements in `schema` (with `@tenant@` = `schema`); the caller has set
+/// `search_path` to the tenant's.
+fn run_migration(schema: &str, m: &Migration) {
     let stmts = sqltext::check_migration(&m.label(), &m.sql).or_raise();
-    registry::set_config("search_path", search_path, true);
     for s in &stmts {
         let sql = sqltext::substitute_tenant(&s.text, schema)
             .map_err(|e| TenancyError {
@@ -158,24 +163,28 @@ fn run_migration(schema: &str, search_path: &str, m: &Migration) {
             .or_raise();
         run_statement(schema, m, s.number, &sql);
     }
-    registry::set_config("search_path", "pg_catalog, pg_temp", true);
 }
 
-/// Applies one migration to a locked tenant and records it.
-fn apply_one(tenant: &str, search_path: &str, m: &Migration) {
-    let started = Instant::now();
-    run_migration(tenant, search_path, m);
-    registry::record(tenant, m, started.elapsed().as_secs_f64(), false);
+/// Runs `f` with `search_path` = the tenant's, then puts back the pinned path of pg_tenancy's
+/// functions (their `SET` clause restores the caller's at exit). The registry queries in between
+/// are fully qualified, so they do not depend on it.
+fn in_tenant_path<R>(schema: &str, f: impl FnOnce() -> R) -> R {
+    registry::set_config("search_path", &tenant_search_path(schema), true);
+    let r = f();
+    registry::set_config("search_path", "pg_catalog, pg_temp", true);
+    r
 }
 
 /// Builds `schema` (which must exist and be empty) from the known migrations that `include`
 /// selects, without registering it or writing a ledger: for templates and the generator's and
 /// verify's scratch schemas.
 pub fn build_schema(schema: &str, include: impl Fn(&Migration) -> bool) {
-    let path = tenant_search_path(schema);
-    for m in migrations::known_set().iter().filter(|m| include(m)) {
-        run_migration(schema, &path, m);
-    }
+    let known = migrations::known_set();
+    in_tenant_path(schema, || {
+        for m in known.iter().filter(|m| include(m)) {
+            run_migration(schema, m);
+        }
+    })
 }
 
 /// Selects the migrations up to `upto` (all when `None`).
@@ -185,22 +194,25 @@ pub fn up_to(upto: Option<&str>) -> impl Fn(&Migration) -> bool + '_ {
 
 /// Migrates a tenant (locking it first) up to `target`; returns what was applied now.
 pub fn migrate(t: &Tenant, target: Option<&str>) -> Vec<Migration> {
-    let t = lock(t);
+    let (t, has_error) = lock_and_check(t);
     // Read after the lock: a migration added while we waited is part of this run.
     let known = migrations::known_set();
     if let Some(target) = target {
         migrations::find(&known, target).or_raise();
     }
     let todo = pending(&t.name, known, target).or_raise();
-    registry::clear_error(t.oid);
+    if has_error {
+        registry::clear_error(t.oid);
+    }
     if todo.is_empty() {
         return todo;
     }
-    let saved = registry::current_setting("search_path").unwrap_or_default();
-    let path = tenant_search_path(&t.name);
-    for m in &todo {
-        apply_one(&t.name, &path, m);
-    }
-    registry::set_config("search_path", &saved, true);
+    in_tenant_path(&t.name, || {
+        for m in &todo {
+            let started = Instant::now();
+            run_migration(&t.name, m);
+            registry::record(&t.name, m, started.elapsed().as_secs_f64(), false);
+        }
+    });
     todo
 }

@@ -97,11 +97,9 @@ fn template_sql(t: &Template) -> String {
     format!("pg_catalog.concat({})", parts.join(", "))
 }
 
-/// Managed rows whose tenant is not registered (tables with `on_create`).
-#[pg_extern(stable, name = "_verify_managed")]
-#[search_path(pg_catalog, pg_temp)]
-fn verify_managed() -> TableIterator<'static, (name!(schema_name, String), name!(problem, String))>
-{
+/// Managed rows whose tenant is not registered (tables with `on_create`): (table, tenant name,
+/// whether a schema of that name exists).
+fn managed_rows_without_tenant() -> Vec<(String, String, bool)> {
     let mut out = Vec::new();
     for (tbl, raw) in registry::managed_for_verify() {
         let Ok(template) = Template::parse(&raw) else {
@@ -120,13 +118,46 @@ fn verify_managed() -> TableIterator<'static, (name!(schema_name, String), name!
             present.join(" AND ")
         );
         for (name, exists) in registry::rows_text_bool(&query) {
-            let problem = if exists {
-                format!("a row of managed table {tbl} names this tenant; the schema exists but is not registered (tenancy.register_tenant adopts it)")
-            } else {
-                format!("a row of managed table {tbl} names this tenant, but there is no such schema (insert the row again, or tenancy.create_tenant)")
-            };
-            out.push((name, problem));
+            out.push((tbl.clone(), name, exists));
         }
+    }
+    out
+}
+
+#[pg_extern(stable, name = "_verify_managed")]
+#[search_path(pg_catalog, pg_temp)]
+fn verify_managed() -> TableIterator<'static, (name!(schema_name, String), name!(problem, String))>
+{
+    TableIterator::new(managed_rows_without_tenant().into_iter().map(|(tbl, name, exists)| {
+        let problem = if exists {
+            format!("a row of managed table {tbl} names this tenant; the schema exists but is not registered (tenancy.register_tenant adopts it)")
+        } else {
+            format!("a row of managed table {tbl} names this tenant, but there is no such schema (tenancy.reconcile() creates it)")
+        };
+        (name, problem)
+    }))
+}
+
+/// Repairs what bypassed triggers (`session_replication_role = replica`, disabled triggers) left
+/// behind: a managed row whose tenant does not exist at all gets it created and migrated. What
+/// needs a decision (an unregistered schema of that name) is only reported. `dry_run` (default)
+/// only says what it would do.
+#[pg_extern(volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn reconcile(
+    dry_run: default!(bool, true),
+) -> TableIterator<'static, (name!(schema_name, String), name!(action, String))> {
+    let mut out = Vec::new();
+    for (tbl, name, exists) in managed_rows_without_tenant() {
+        let action = if exists {
+            format!("left alone: schema exists but is not registered; adopt it with tenancy.register_tenant({}, <baseline>) (row of {tbl})", quote_literal(&name))
+        } else if dry_run {
+            format!("would create and migrate the tenant of a row of {tbl}")
+        } else {
+            crate::lifecycle::create(&name);
+            format!("created and migrated the tenant of a row of {tbl}")
+        };
+        out.push((name, action));
     }
     TableIterator::new(out)
 }

@@ -43,6 +43,21 @@ fn require_create_privilege(function: &str) {
     }
 }
 
+/// Tenant schemas must never become members of an extension: refuse to create or adopt one while
+/// a `CREATE EXTENSION` / `ALTER EXTENSION UPDATE` script runs (every object it creates would be).
+fn refuse_inside_extension_script(function: &str) {
+    // SAFETY: reads a backend-local flag.
+    if unsafe { pg_sys::creating_extension } {
+        raise(
+            TenancyError::new(
+                SqlState::ObjectNotInPrerequisiteState,
+                format!("tenancy.{function} cannot run inside an extension script: the tenant schema would become a member of that extension"),
+            )
+            .hint("Create tenants after CREATE EXTENSION / ALTER EXTENSION UPDATE, from your application's own migration."),
+        );
+    }
+}
+
 /// Name rules (SPEC §1) including the case-insensitive collision with another tenant.
 fn check_new_name(name: &str, except: Option<pg_sys::Oid>) {
     names::validate(name).or_raise();
@@ -69,6 +84,7 @@ fn schema_exists_error(name: &str) -> TenancyError {
 /// Creates, registers and migrates a tenant: the one path for `create_tenant` and the managed
 /// table trigger.
 pub fn create(name: &str) {
+    refuse_inside_extension_script("create_tenant");
     require_create_privilege("create_tenant");
     names::validate(name).or_raise();
     // Two sessions creating the same (or a case-variant) name queue here; the second then sees
@@ -100,6 +116,7 @@ fn create_tenant(schema: Option<&str>) -> String {
 #[search_path(pg_catalog, pg_temp)]
 fn register_tenant(schema: Option<&str>, baseline: Option<&str>) -> String {
     let name = required(schema, "register_tenant", "schema");
+    refuse_inside_extension_script("register_tenant");
     names::validate(name).or_raise();
     let Some(oid) = registry::schema_oid(name) else {
         raise(

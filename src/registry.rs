@@ -46,6 +46,37 @@ fn tenant_where(cond: &str, arg: DatumWithOid) -> Option<Tenant> {
     })
 }
 
+/// A tenant as seen once its lock is held: its registry row, the current name of the schema with
+/// its OID (None when gone), and whether a fleet failure is recorded.
+pub struct Locked {
+    pub tenant: Tenant,
+    pub schema_name: Option<String>,
+    pub has_error: bool,
+}
+
+pub fn locked_tenant(oid: pg_sys::Oid) -> Option<Locked> {
+    Spi::connect_mut(|c| {
+        let t = c
+            .update(
+                "SELECT t.schema_name::pg_catalog.text, n.nspname::pg_catalog.text, t.last_error IS NOT NULL \
+                 FROM tenancy.tenants t LEFT JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) t.schema_oid \
+                 WHERE t.schema_oid OPERATOR(pg_catalog.=) $1",
+                Some(1),
+                &[oid.into()],
+            )
+            .or_raise();
+        if t.is_empty() {
+            return None;
+        }
+        let (name, nsp, err) = t.first().get_three::<String, String, bool>().or_raise();
+        Some(Locked {
+            tenant: Tenant { name: name?, oid },
+            schema_name: nsp,
+            has_error: err.unwrap_or(false),
+        })
+    })
+}
+
 pub fn tenant_by_name(name: &str) -> Option<Tenant> {
     tenant_where(
         "schema_name OPERATOR(pg_catalog.=) $1::pg_catalog.text",
@@ -67,14 +98,6 @@ pub fn schema_oid(name: &str) -> Option<pg_sys::Oid> {
     get_one::<pg_sys::Oid>(
         "SELECT oid FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) $1::pg_catalog.text",
         &[name.into()],
-    )
-}
-
-/// The current name of the schema with this OID.
-pub fn schema_name(oid: pg_sys::Oid) -> Option<String> {
-    get_one::<String>(
-        "SELECT nspname::pg_catalog.text FROM pg_catalog.pg_namespace WHERE oid OPERATOR(pg_catalog.=) $1",
-        &[oid.into()],
     )
 }
 
