@@ -196,11 +196,12 @@ pub fn up_to(upto: Option<&str>) -> impl Fn(&Migration) -> bool + '_ {
 pub fn migrate(t: &Tenant, target: Option<&str>) -> Vec<Migration> {
     let (t, has_error) = lock_and_check(t);
     // Read after the lock: a migration added while we waited is part of this run.
-    let known = migrations::known_set();
+    let known = migrations::known_versions();
     if let Some(target) = target {
         migrations::find(&known, target).or_raise();
     }
-    let todo = pending(&t.name, known, target).or_raise();
+    let mut todo = pending(&t.name, known, target).or_raise();
+    migrations::load_text(&mut todo);
     if has_error {
         registry::clear_error(t.oid);
     }

@@ -61,7 +61,30 @@ pub fn merge(embedded: Vec<Migration>, registered: Vec<Migration>) -> Result<Vec
 }
 
 pub fn known_set() -> Vec<Migration> {
-    merge(embedded(), registry::registered_migrations()).or_raise()
+    merge(embedded(), registry::registered_migrations(true)).or_raise()
+}
+
+/// The known set without the text of registered migrations: enough to compute what is pending
+/// (versions and checksums). [`load_text`] then reads the text of just the pending ones.
+pub fn known_versions() -> Vec<Migration> {
+    merge(embedded(), registry::registered_migrations(false)).or_raise()
+}
+
+/// Fills in the text of registered migrations read by [`known_versions`].
+pub fn load_text(todo: &mut [Migration]) {
+    let missing: Vec<String> = todo
+        .iter()
+        .filter(|m| m.sql.is_empty())
+        .map(|m| m.version.clone())
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    for (version, sql) in registry::registered_sql(&missing) {
+        if let Some(m) = todo.iter_mut().find(|m| m.version == version) {
+            m.sql = sql;
+        }
+    }
 }
 
 /// The known migration with this version (numerically: `3` finds `0003`).

@@ -176,20 +176,40 @@ pub fn repair(version: &str, checksum: &str) -> i64 {
 }
 
 /// The migrations stored with `tenancy.add_migration`.
-pub fn registered_migrations() -> Vec<Migration> {
+/// The migrations stored with `tenancy.add_migration`; with `with_sql` false their text is left
+/// empty (what deciding the pending set needs), see [`registered_sql`].
+pub fn registered_migrations(with_sql: bool) -> Vec<Migration> {
+    let query = if with_sql {
+        "SELECT version, name, checksum, sql FROM tenancy.registered_migrations"
+    } else {
+        "SELECT version, name, checksum, ''::pg_catalog.text FROM tenancy.registered_migrations"
+    };
     Spi::connect_mut(|c| {
-        let t = c
-            .update(
-                "SELECT version, name, checksum, sql FROM tenancy.registered_migrations",
-                None,
-                &[],
-            )
-            .or_raise();
+        let t = c.update(query, None, &[]).or_raise();
         t.map(|row| Migration {
             version: row.get::<String>(1).or_raise().unwrap_or_default(),
             name: row.get::<String>(2).or_raise().unwrap_or_default(),
             checksum: row.get::<String>(3).or_raise().unwrap_or_default(),
             sql: row.get::<String>(4).or_raise().unwrap_or_default(),
+        })
+        .collect()
+    })
+}
+
+/// The text of the registered migrations with these versions: (version, sql).
+pub fn registered_sql(versions: &[String]) -> Vec<(String, String)> {
+    Spi::connect_mut(|c| {
+        c.update(
+            "SELECT version, sql FROM tenancy.registered_migrations WHERE version OPERATOR(pg_catalog.=) ANY ($1)",
+            None,
+            &[versions.to_vec().into()],
+        )
+        .or_raise()
+        .map(|r| {
+            (
+                r.get::<String>(1).or_raise().unwrap_or_default(),
+                r.get::<String>(2).or_raise().unwrap_or_default(),
+            )
         })
         .collect()
     })
