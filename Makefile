@@ -1,5 +1,5 @@
 # pg_tenancy: every target installs what it needs first (scripts/setup.sh is idempotent).
-.PHONY: setup build install demo demo-stop test regress bench bench-quick clean
+.PHONY: setup build install demo demo-stop test test-slow regress bench bench-quick clean
 
 DEMO_PORT ?= 28815
 
@@ -26,6 +26,10 @@ bench: setup
 
 bench-quick: setup
 	@QUICK=1 bash bench/run.sh
+
+# 5 000 tenants under default settings; needs the extension installed by `make test`.
+test-slow: install
+	@bash tests/integration/scale.sh
 
 regress: install
 	@bash scripts/regress.sh

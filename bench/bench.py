@@ -496,7 +496,7 @@ def report():
         w("Targets: tenant creation with the 100-migration history ≥ 2.5× faster; fleet migration of one small "
           "migration ≥ 10× faster; no-op fleet run ≥ 100× faster.\n")
     w(ARGS.discussion.read() if ARGS.discussion else "")
-    w("\n## Rerun\n\n```sh\nmake bench         # full run (≈ 20–30 minutes), rewrites BENCHMARKS.md\nmake bench-quick   # tiny N, checks the harness (part of make test)\n```\n"
+    w("\n## Rerun\n\n```sh\nmake bench         # full run (≈ 15 minutes on 2 cores), rewrites BENCHMARKS.md\nmake bench-quick   # tiny N, checks the harness (part of make test)\n```\n"
       "Raw results: `target/bench/results/*.json`.")
     with open(ARGS.out, "w") as f:
         f.write("\n".join(L) + "\n")

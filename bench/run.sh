@@ -8,9 +8,9 @@ cd "$ROOT"
 QUICK=${QUICK:-0}
 PORT=${BENCH_PORT:-28822}
 work="$ROOT/target/bench"
-mkdir -p "$work/results"
-if [ "$QUICK" = 1 ]; then export PROFILE=debug; flag=--quick; out="$work/BENCHMARKS-quick.md"
-else export PROFILE=release; flag=""; out="$ROOT/BENCHMARKS.md"; fi
+if [ "$QUICK" = 1 ]; then export PROFILE=debug; flag=--quick; out="$work/BENCHMARKS-quick.md"; results="$work/results-quick"
+else export PROFILE=release; flag=""; out="$ROOT/BENCHMARKS.md"; results="$work/results"; fi
+mkdir -p "$results"
 
 # The peer's client and Django, pinned, in a virtualenv under target/.
 if [ ! -x "$work/venv/bin/python" ]; then
@@ -33,7 +33,7 @@ cp "$zdir/schema.sql" "$work/zabbix-set/0001_zabbix.sql"
 
 dir=$(cluster_start bench "$PORT")
 trap 'cluster_stop bench >/dev/null 2>&1 || true' EXIT
-args=(--host "$dir/sock" --port "$PORT" --results "$work/results" --django-dir "$work/django" $flag)
+args=(--host "$dir/sock" --port "$PORT" --results "$results" --django-dir "$work/django" $flag)
 
 echo "== bench: shipped migration set ($PROFILE build)"
 install_extension

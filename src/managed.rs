@@ -181,6 +181,15 @@ unsafe fn column_text(
     }
 }
 
+/// PostgreSQL's own `quote_identifier`: quotes only where needed, as `regclass` output does.
+fn pg_quote_identifier(ident: &str) -> String {
+    let c = CString::new(ident).unwrap_or_default();
+    // SAFETY: quote_identifier reads a NUL-terminated string and returns it or a palloc'd copy.
+    unsafe { CStr::from_ptr(pg_sys::quote_identifier(c.as_ptr())) }
+        .to_string_lossy()
+        .into_owned()
+}
+
 /// Runs a lifecycle step for a row, naming the table and the row's tenant in any error.
 fn for_row(table: &str, action: &str, tenant: &str, f: impl FnOnce() + std::panic::UnwindSafe) {
     report::with_context(f, |c| {
@@ -225,7 +234,12 @@ fn _managed_row<'a>(
     let raw: Vec<Option<String>> = raw.iter().cloned().map(Some).collect();
     let template = Template::parse(&raw).or_raise();
     let data = trigger.trigger_data();
-    let table = registry::table_info(trigger.relid().unwrap_or_default());
+    // From the relation cache, not a query (this runs for every row), quoted as regclass prints it.
+    let table = format!(
+        "{}.{}",
+        pg_quote_identifier(&trigger.table_schema().unwrap_or_default()),
+        pg_quote_identifier(&trigger.table_name().unwrap_or_default())
+    );
     // SAFETY: PostgreSQL hands a trigger its relation and the tuples of the firing event.
     let tupdesc = unsafe { (*data.tg_relation).rd_att };
     let name_of = |tuple: *mut pg_sys::HeapTupleData| {
