@@ -30,14 +30,7 @@ fn require_column(table: &str, columns: &[String], col: &str) {
                 SqlState::UndefinedColumn,
                 format!("table {table} has no column {}", quote_ident(col)),
             )
-            .hint(format!(
-                "Columns of {table}: {}.",
-                columns
-                    .iter()
-                    .map(|c| quote_ident(c))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
+            .hint(registry::columns_hint(table, columns)),
         );
     }
 }

@@ -78,14 +78,7 @@ fn manage_tenant(
                         table
                     ),
                 )
-                .hint(format!(
-                    "Columns of {table}: {}.",
-                    columns
-                        .iter()
-                        .map(|c| quote_ident(c))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )),
+                .hint(registry::columns_hint(&table, &columns)),
             );
         }
     }

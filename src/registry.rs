@@ -312,6 +312,15 @@ pub fn table_info(oid: pg_sys::Oid) -> String {
     })
 }
 
+/// "Columns of T: "a", "b"." — the hint for an unknown column.
+pub fn columns_hint(table: &str, columns: &[String]) -> String {
+    let cols: Vec<String> = columns
+        .iter()
+        .map(|c| crate::names::quote_ident(c))
+        .collect();
+    format!("Columns of {table}: {}.", cols.join(", "))
+}
+
 /// The table's live column names, in order.
 pub fn table_columns(oid: pg_sys::Oid) -> Vec<String> {
     Spi::connect_mut(|c| {

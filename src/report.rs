@@ -15,16 +15,26 @@ fn sqlstate(code: &str) -> PgSqlErrorCode {
     PgSqlErrorCode::from(v)
 }
 
-pub fn raise(e: TenancyError) -> ! {
-    let mut report = ErrorReport::new(sqlstate(e.state.code()), e.message, "pg_tenancy");
-    if let Some(d) = e.detail {
+/// `ereport(ERROR)` with a code, a message, and an optional detail and hint.
+fn ereport(
+    code: PgSqlErrorCode,
+    message: String,
+    detail: Option<String>,
+    hint: Option<String>,
+) -> ! {
+    let mut report = ErrorReport::new(code, message, "pg_tenancy");
+    if let Some(d) = detail {
         report = report.set_detail(d);
     }
-    if let Some(h) = e.hint {
+    if let Some(h) = hint {
         report = report.set_hint(h);
     }
     report.report(PgLogLevel::ERROR);
     unreachable!("ereport(ERROR) returned")
+}
+
+pub fn raise(e: TenancyError) -> ! {
+    ereport(sqlstate(e.state.code()), e.message, e.detail, e.hint)
 }
 
 pub trait OrRaise<T> {
@@ -71,15 +81,7 @@ pub fn with_context<R>(
                 detail: r.detail().map(str::to_string),
                 hint: r.hint().map(str::to_string),
             });
-            let mut report = ErrorReport::new(c.code, c.message, "pg_tenancy");
-            if let Some(d) = c.detail {
-                report = report.set_detail(d);
-            }
-            if let Some(h) = c.hint {
-                report = report.set_hint(h);
-            }
-            report.report(PgLogLevel::ERROR);
-            unreachable!("ereport(ERROR) returned")
+            ereport(c.code, c.message, c.detail, c.hint)
         })
         .execute()
 }

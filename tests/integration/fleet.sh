@@ -4,19 +4,12 @@
 # backend and an immediate shutdown mid-run. Prints "N passed, M failed" and fails on any failure.
 # Timings are printed for the notes, never asserted.
 set -uo pipefail
-source "$(dirname "$0")/../../scripts/common.sh"
-cd "$ROOT"
+source "$(dirname "$0")/lib.sh"
 PORT=${FLEET_PORT:-28819}
 N=${FLEET_TENANTS:-1000}
 dir=$(cluster_start fleet "$PORT" "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all") || exit 1
 trap 'cluster_stop fleet >/dev/null 2>&1 || true' EXIT
 export PGHOST="$dir/sock" PGPORT="$PORT" PGUSER=postgres PGDATABASE=postgres
-q() { "$PGBIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
-passed=0 failed=0
-check() { # check NAME EXPECTED ACTUAL
-  if [ "$2" = "$3" ]; then passed=$((passed + 1)); echo "ok: $1"
-  else failed=$((failed + 1)); echo "FAIL: $1: expected [$2], got [$3]"; fi
-}
 now() { date +%s.%N; }
 secs() { echo "$1 $2" | awk '{printf "%.2f", $2 - $1}'; }
 
@@ -167,6 +160,4 @@ q -c "CALL tenancy.migrate_all(jobs => 2)" 2>/dev/null
 check "re-run after the crash completes" "$N" "$(at_version 0014)"
 check "nothing left failed or pending" "$N" "$(q -c "SELECT count(*) FROM tenancy.status WHERE state = 'up_to_date'")"
 
-echo
-echo "fleet: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish fleet

@@ -3,8 +3,7 @@
 # (173 tables, 226 foreign keys) loaded into a template, generated from no migrations and on top
 # of the shipped set; each generated migration must rebuild a schema identical to the template.
 set -uo pipefail
-source "$(dirname "$0")/../../scripts/common.sh"
-cd "$ROOT"
+source "$(dirname "$0")/lib.sh"
 PORT=${GENERATOR_PORT:-28821}
 zdir="$ROOT/target/zabbix"
 if [ ! -s "$zdir/schema.sql" ]; then
@@ -17,12 +16,6 @@ fi
 dir=$(cluster_start generator "$PORT") || exit 1
 trap 'cluster_stop generator >/dev/null 2>&1 || true' EXIT
 export PGHOST="$dir/sock" PGPORT="$PORT" PGUSER=postgres PGDATABASE=postgres
-q() { "$PGBIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
-passed=0 failed=0
-check() {
-  if [ "$2" = "$3" ]; then passed=$((passed + 1)); echo "ok: $1"
-  else failed=$((failed + 1)); echo "FAIL: $1: expected [$2], got [$3]"; fi
-}
 q -c "CREATE EXTENSION pg_tenancy" -c "CREATE TABLE plans (id bigint PRIMARY KEY)" -c "CREATE SCHEMA zbx"
 (echo "SET search_path = zbx;"; cat "$zdir/schema.sql") | q >/dev/null
 check "zabbix tables loaded" "173" "$(q -c "SELECT count(*) FROM pg_tables WHERE schemaname = 'zbx'")"
@@ -45,6 +38,4 @@ check "on top of the shipped set: identical" "0" "$(q -c "SELECT count(*) FROM t
 check "then nothing left to generate" "1" "$(q -c "SELECT tenancy.generate_migration('zbx')" | grep -c 'nothing to do')"
 echo "generated: $(grep -c ';$' "$zdir/from-nothing.sql") statements from no migrations, $(grep -c ';$' "$zdir/on-top.sql") on top of the shipped set"
 
-echo
-echo "generator: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish generator

@@ -2,19 +2,12 @@
 # What real deployments do to a database: extension scripts, DROP EXTENSION, pg_dump/pg_restore,
 # bypassed triggers. Real server, real psql, real pg_dump. Prints "N passed, M failed".
 set -uo pipefail
-source "$(dirname "$0")/../../scripts/common.sh"
-cd "$ROOT"
+source "$(dirname "$0")/lib.sh"
 PORT=${HARDENING_PORT:-28823}
 dir=$(cluster_start hardening "$PORT") || exit 1
 ext_dir=$("$PG_CONFIG" --sharedir)/extension
 trap 'cluster_stop hardening >/dev/null 2>&1 || true; rm -f "$ext_dir"/tenancy_member_test*' EXIT
 export PGHOST="$dir/sock" PGPORT="$PORT" PGUSER=postgres
-q() { "$PGBIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
-passed=0 failed=0
-check() {
-  if [ "$2" = "$3" ]; then passed=$((passed + 1)); echo "ok: $1"
-  else failed=$((failed + 1)); echo "FAIL: $1: expected [$2], got [$3]"; fi
-}
 
 q -d postgres -c "CREATE DATABASE src"
 S() { q -d src "$@"; }
@@ -80,6 +73,4 @@ S -c "SET client_min_messages = warning" -c "DROP EXTENSION pg_tenancy CASCADE"
 check "DROP EXTENSION CASCADE leaves the tenant schemas and their data" "1 1" \
   "$(S -c "SELECT count(*) FROM pg_namespace WHERE nspname = 'org_1'") $(S -c "SELECT count(*) FROM org_1.users")"
 
-echo
-echo "hardening: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish hardening

@@ -3,19 +3,12 @@
 # provisioned through a managed table in batches under the one-transaction lock ceiling, then
 # migrated with jobs 1 and 2; the migrating backend's peak memory is reported and bounded.
 set -uo pipefail
-source "$(dirname "$0")/../../scripts/common.sh"
-cd "$ROOT"
+source "$(dirname "$0")/lib.sh"
 PORT=${SCALE_PORT:-28824}
 N=${SCALE_TENANTS:-5000}
 dir=$(cluster_start scale "$PORT") || exit 1
 trap 'cluster_stop scale >/dev/null 2>&1 || true' EXIT
 export PGHOST="$dir/sock" PGPORT="$PORT" PGUSER=postgres PGDATABASE=postgres
-q() { "$PGBIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
-passed=0 failed=0
-check() {
-  if [ "$2" = "$3" ]; then passed=$((passed + 1)); echo "ok: $1"
-  else failed=$((failed + 1)); echo "FAIL: $1: expected [$2], got [$3]"; fi
-}
 q -c "CREATE EXTENSION pg_tenancy" -c "CREATE TABLE plans (id bigint PRIMARY KEY)" \
   -c "CREATE TABLE organizations (id bigint PRIMARY KEY)" -c "SET client_min_messages = warning" \
   -c "SELECT tenancy.manage_tenant('organizations', ARRAY['org_', ':id'])" >/dev/null
@@ -36,6 +29,4 @@ for jobs in 1 2; do
   check "jobs $jobs coordinator memory stays bounded (< 1 GiB)" "yes" "$( [ "$peak" -lt 1048576 ] && echo yes || echo "no: $peak kB")"
 done
 check "everyone up to date" "$N" "$(q -c "SELECT count(*) FROM tenancy.status WHERE state = 'up_to_date'")"
-echo
-echo "scale: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish scale
