@@ -121,41 +121,43 @@ check "another session sees progress advance" "yes" \
   "$(awk '{print ($NF > $1) ? "yes" : "no: " $0}' <<<"$seen")"
 check "run finished" "$N" "$(at_version 0012)"
 
-# --- a killed backend mid-run: each tenant at its old or new version; verify clean; re-run completes
-q -c "SELECT tenancy.add_migration('0013', 'killed', 'CREATE TABLE killed (id int); SELECT pg_sleep(0.01)')" >/dev/null
-"$PGBIN/psql" -X -q -c "CALL tenancy.migrate_all()" >/dev/null 2>&1 &
-runner=$!
-for _ in $(seq 1 100); do
-  sleep 0.2
-  m=$(q -c "SELECT count(*) FROM tenancy.ledger WHERE version = '0013'")
-  [ "$m" -gt 50 ] && break
-done
-q -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'CALL tenancy.migrate_all%' AND pid <> pg_backend_pid()" >/dev/null
-wait $runner
-partial=$(at_version 0013)
-check "killed mid-run (some but not all migrated)" "yes" "$( [ "$partial" -gt 0 ] && [ "$partial" -lt "$N" ] && echo yes || echo "no: $partial")"
-check "after the kill every ledger matches its catalog" "0" "$(inconsistent 0013 killed)"
-check "after the kill verify() is clean" "0" "$(q -c "SELECT count(*) FROM tenancy.verify()")"
+# A fault in the middle of a run: FAULT (a command) strikes once more than 50 tenants have the new
+# slow migration; afterwards every tenant is wholly at its old or new version, verify() is clean,
+# and a re-run completes.
+fault_mid_run() { # fault_mid_run WHAT VERSION TABLE JOBS FAULT...
+  local what=$1 version=$2 table=$3 jobs=$4 runner m partial
+  shift 4
+  q -c "SELECT tenancy.add_migration('$version', '$table', 'CREATE TABLE $table (id int); SELECT pg_sleep(0.01)')" >/dev/null
+  "$PGBIN/psql" -X -q -c "CALL tenancy.migrate_all(jobs => $jobs)" >/dev/null 2>&1 &
+  runner=$!
+  for _ in $(seq 1 100); do
+    sleep 0.2
+    m=$(q -c "SELECT count(*) FROM tenancy.ledger WHERE version = '$version'")
+    [ "$m" -gt 50 ] && break
+  done
+  "$@"
+  wait $runner
+  partial=$(at_version "$version")
+  check "$what mid-run (some but not all migrated)" "yes" "$( [ "$partial" -gt 0 ] && [ "$partial" -lt "$N" ] && echo yes || echo "no: $partial")"
+  check "after the $what every ledger matches its catalog" "0" "$(inconsistent "$version" "$table")"
+  check "after the $what verify() is clean" "0" "$(q -c "SELECT count(*) FROM tenancy.verify()")"
+}
+kill_coordinator() {
+  q -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'CALL tenancy.migrate_all%' AND pid <> pg_backend_pid()" >/dev/null
+}
+crash_server() {
+  as_pg "$PGBIN/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null
+  cluster_restart fleet
+}
+
+# --- a killed backend (jobs 1)
+fault_mid_run kill 0013 killed 1 kill_coordinator
 check "progress shows the run as interrupted" "interrupted" "$(q -c "SELECT state FROM tenancy.progress WHERE run_id = (SELECT max(run_id) FROM tenancy.fleet_runs)")"
 q -c "CALL tenancy.migrate_all()" 2>/dev/null
 check "re-run after the kill completes" "$N" "$(at_version 0013)"
 
-# --- an immediate shutdown mid-run with jobs 2 (crash): same guarantees after restart
-q -c "SELECT tenancy.add_migration('0014', 'crashed', 'CREATE TABLE crashed (id int); SELECT pg_sleep(0.01)')" >/dev/null
-"$PGBIN/psql" -X -q -c "CALL tenancy.migrate_all(jobs => 2)" >/dev/null 2>&1 &
-runner=$!
-for _ in $(seq 1 100); do
-  sleep 0.2
-  m=$(q -c "SELECT count(*) FROM tenancy.ledger WHERE version = '0014'")
-  [ "$m" -gt 50 ] && break
-done
-as_pg "$PGBIN/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null
-wait $runner
-cluster_restart fleet
-partial=$(at_version 0014)
-check "crashed mid-run (some but not all migrated)" "yes" "$( [ "$partial" -gt 0 ] && [ "$partial" -lt "$N" ] && echo yes || echo "no: $partial")"
-check "after the crash every ledger matches its catalog" "0" "$(inconsistent 0014 crashed)"
-check "after the crash verify() is clean" "0" "$(q -c "SELECT count(*) FROM tenancy.verify()")"
+# --- an immediate shutdown (crash) with jobs 2
+fault_mid_run crash 0014 crashed 2 crash_server
 q -c "CALL tenancy.migrate_all(jobs => 2)" 2>/dev/null
 check "re-run after the crash completes" "$N" "$(at_version 0014)"
 check "nothing left failed or pending" "$N" "$(q -c "SELECT count(*) FROM tenancy.status WHERE state = 'up_to_date'")"
