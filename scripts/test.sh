@@ -39,6 +39,9 @@ bash tests/integration/generator.sh
 step "hardening: extension scripts, dump and restore, bypassed triggers, DROP EXTENSION"
 bash tests/integration/hardening.sh
 
+step "upgrades from every released version (ALTER EXTENSION UPDATE vs a fresh install)"
+bash tests/integration/upgrade.sh
+
 step "benchmark harness (make bench-quick)"
 QUICK=1 bash bench/run.sh
 passed=$((passed + 1))
