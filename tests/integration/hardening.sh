@@ -28,6 +28,13 @@ echo "SELECT tenancy.create_tenant('made_by_an_extension');" > "$ext_dir/tenancy
 out=$(S -c "CREATE EXTENSION tenancy_member_test" 2>&1)
 check "create_tenant inside an extension script is refused" "1" "$(grep -c 'cannot run inside an extension script' <<<"$out")"
 check "and leaves no schema" "0" "$(S -c "SELECT count(*) FROM pg_namespace WHERE nspname = 'made_by_an_extension'")"
+echo "SELECT 1;" > "$ext_dir/tenancy_member_test--0.9.sql"
+echo "SELECT tenancy.create_tenant('made_by_an_update');" > "$ext_dir/tenancy_member_test--0.9--1.0.sql"
+S -c "CREATE EXTENSION tenancy_member_test VERSION '0.9'" >/dev/null
+out=$(S -c "ALTER EXTENSION tenancy_member_test UPDATE TO '1.0'" 2>&1)
+check "create_tenant inside an ALTER EXTENSION UPDATE script is refused" "1" "$(grep -c 'cannot run inside an extension script' <<<"$out")"
+check "and leaves no schema either" "0" "$(S -c "SELECT count(*) FROM pg_namespace WHERE nspname = 'made_by_an_update'")"
+S -c "DROP EXTENSION tenancy_member_test" >/dev/null
 
 # --- dump and restore -------------------------------------------------------------------------
 "$PGBIN/pg_dump" -Fc -f "$dir/src.dump" src
