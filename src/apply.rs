@@ -9,8 +9,6 @@
 use std::cmp::Ordering;
 use std::time::Instant;
 
-use pgrx::pg_sys::errcodes::PgSqlErrorCode;
-
 use crate::error::{Result, SqlState, TenancyError};
 use crate::migration_set::{cmp_versions, Migration};
 use crate::names::quote_ident;
@@ -140,11 +138,7 @@ fn run_statement(tenant: &str, m: &Migration, number: usize, sql: &str) {
                     quote_ident(tenant)
                 ))
             }),
-            code: if c.code == PgSqlErrorCode::ERRCODE_INTERNAL_ERROR {
-                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
-            } else {
-                c.code
-            },
+            code: c.code,
         }
         },
     )

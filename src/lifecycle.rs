@@ -58,9 +58,8 @@ fn refuse_inside_extension_script(function: &str) {
     }
 }
 
-/// Name rules (SPEC §1) including the case-insensitive collision with another tenant.
+/// The case-insensitive collision with another tenant (SPEC §1); callers validate the name first.
 fn check_new_name(name: &str, except: Option<pg_sys::Oid>) {
-    names::validate(name).or_raise();
     if let Some(other) = registry::tenant_by_key(&names::fold(name)) {
         if other.name == name && except.is_none() {
             raise(schema_exists_error(name));
@@ -263,11 +262,14 @@ fn drop_tenant(schema: Option<&str>) {
 #[pg_extern(volatile)]
 fn set_tenant(schema: Option<&str>, is_local: default!(bool, true)) {
     let name = required(schema, "set_tenant", "schema");
-    if registry::tenant_by_name(name).is_none() && crate::attribute::is_attribute_tenant(name) {
-        registry::set_config("tenancy.tenant", name, is_local);
+    let Some(t) = registry::tenant_by_name(name) else {
+        if crate::attribute::is_attribute_tenant(name) {
+            registry::set_config("tenancy.tenant", name, is_local);
+            return;
+        }
+        apply::require_tenant(name); // raises the "not a registered tenant" error
         return;
-    }
-    let t = apply::require_tenant(name);
+    };
     registry::set_config("search_path", &apply::tenant_search_path(&t.name), is_local);
     registry::set_config("tenancy.tenant", &t.name, is_local);
 }
