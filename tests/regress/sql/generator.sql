@@ -1,10 +1,18 @@
 -- The migration generator: small edits to a template produce minimal migrations.
--- (Runs after lifecycle.sql in the same database, whose migration 0006_add_invoices is known.)
+-- Self-contained: it runs in a database of its own, dropped at the end, so no file depends on
+-- another's tenants or migrations.
+\set regress_home :DBNAME
+CREATE DATABASE regress_generator;
+\c regress_generator
+SET client_min_messages = warning;
+CREATE EXTENSION pg_tenancy;
+RESET client_min_messages;
 \set SHOW_CONTEXT never
 SET client_min_messages = warning;
 CREATE TABLE IF NOT EXISTS public.plans (id bigint PRIMARY KEY);
 \pset format unaligned
 \pset tuples_only on
+SELECT tenancy.create_tenant('acme');
 SELECT tenancy.create_template('tmpl');
 -- Untouched: nothing to do.
 SELECT tenancy.generate_migration('tmpl');
@@ -41,3 +49,6 @@ SELECT tenancy.generate_migration('tmpl');
 DROP TABLE tmpl.labels;
 SELECT tenancy.generate_migration('tmpl');
 SELECT count(*) AS differences FROM tenancy.compare_schemas('tmpl', 'acme');
+
+\c :regress_home
+DROP DATABASE regress_generator;

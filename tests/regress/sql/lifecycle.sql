@@ -1,4 +1,12 @@
 -- The core SQL surface, as a user sees it in psql. Errors print their SQLSTATE after them.
+-- Self-contained: it runs in a database of its own, dropped at the end, so no file depends on
+-- another's tenants or migrations.
+\set regress_home :DBNAME
+CREATE DATABASE regress_lifecycle;
+\c regress_lifecycle
+SET client_min_messages = warning;
+CREATE EXTENSION pg_tenancy;
+RESET client_min_messages;
 \set SHOW_CONTEXT never
 -- The application's own (public) migration: a shared table the tenant migrations reference.
 CREATE TABLE public.plans (id bigint PRIMARY KEY, label text NOT NULL);
@@ -72,3 +80,6 @@ SELECT tenancy.drop_tenant('initech');
 \echo :LAST_ERROR_SQLSTATE
 SELECT tenancy.drop_tenant('renamed; tenant');
 SELECT * FROM tenancy.all_tenants();
+
+\c :regress_home
+DROP DATABASE regress_lifecycle;

@@ -1,7 +1,14 @@
 -- Managed tables: rows provision, rename and retire tenants. Errors print their SQLSTATE.
+-- Self-contained: it runs in a database of its own, dropped at the end, so no file depends on
+-- another's tenants or migrations.
+\set regress_home :DBNAME
+CREATE DATABASE regress_managed;
+\c regress_managed
+SET client_min_messages = warning;
+CREATE EXTENSION pg_tenancy;
+RESET client_min_messages;
 \set SHOW_CONTEXT never
 SET client_min_messages = warning;
--- (runs after lifecycle.sql in the same database: public.plans and other tenants exist)
 CREATE TABLE IF NOT EXISTS public.plans (id bigint PRIMARY KEY);
 CREATE TABLE organizations (id bigint PRIMARY KEY, name text NOT NULL);
 SELECT tenancy.manage_tenant('organizations', ARRAY['org_', ':id'], on_delete => 'drop');
@@ -48,3 +55,6 @@ SELECT count(*) AS rows FROM organizations WHERE name = 'bulk';
 
 SELECT tenancy.unmanage_tenant('organizations');
 SELECT count(*) FROM pg_trigger WHERE tgrelid = 'organizations'::regclass;
+
+\c :regress_home
+DROP DATABASE regress_managed;
