@@ -5,32 +5,27 @@
 
 use std::path::PathBuf;
 
+/// The pure rules the extension itself uses (only the parts loading needs).
 #[allow(dead_code)]
-#[path = "src/error.rs"]
-mod error;
-#[allow(dead_code)]
-#[path = "src/migration_set.rs"]
-mod migration_set;
-#[allow(dead_code)]
-#[path = "src/names.rs"]
-mod names;
-#[allow(dead_code)]
-#[path = "src/sqltext.rs"]
-mod sqltext;
+#[path = "src/rules"]
+mod rules {
+    pub mod error;
+    pub mod migration_dir;
+    pub mod migration_set;
+    pub mod names;
+    pub mod sqltext;
+}
 
 fn main() {
     println!("cargo:rerun-if-env-changed=TENANCY_MIGRATIONS_DIR");
-    println!("cargo:rerun-if-changed=src/error.rs");
-    println!("cargo:rerun-if-changed=src/migration_set.rs");
-    println!("cargo:rerun-if-changed=src/names.rs");
-    println!("cargo:rerun-if-changed=src/sqltext.rs");
+    println!("cargo:rerun-if-changed=src/rules");
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     let dir = match std::env::var_os("TENANCY_MIGRATIONS_DIR") {
         Some(d) if !d.is_empty() => manifest.join(PathBuf::from(d)),
         _ => manifest.join("tenant_migrations"),
     };
     println!("cargo:rerun-if-changed={}", dir.display());
-    let set = match migration_set::load_dir(&dir) {
+    let set = match rules::migration_dir::load_dir(&dir) {
         Ok(set) => set,
         Err(e) => {
             eprintln!("error: pg_tenancy tenant migrations: {e}");

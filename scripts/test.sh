@@ -17,7 +17,7 @@ cargo fmt --check
 cargo clippy --all-targets -- -D warnings
 
 step "pure unit tests (no database)"
-cargo test --lib -- names:: sqltext:: migration_set:: migrations::
+cargo test --lib -- rules::
 
 step "build-time checks of the migration folder"
 bash scripts/test-migration-dirs.sh

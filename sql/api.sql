@@ -1,8 +1,8 @@
--- pg_tenancy SQL surface written in SQL: wrappers that give the Rust functions the SPEC's result
+-- pg_tenancy SQL surface written in SQL: wrappers that give the Rust functions their documented result
 -- types, and views. Every function pins its search_path.
 
 -- Parameters are text (not name) so that an over-long tenant name is refused (42622) instead of
--- being silently truncated to 63 bytes by the name type; results are name, as in the SPEC.
+-- being silently truncated to 63 bytes by the name type; results are name.
 CREATE FUNCTION tenancy.create_tenant(schema text) RETURNS name
     LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
     AS $$ SELECT tenancy._create_tenant(schema)::pg_catalog.name $$;

@@ -12,16 +12,25 @@ DECLARE
     v_unknown text;
     v_considered integer;
 BEGIN
-    IF p_jobs IS NULL OR p_jobs < 1 THEN
-        RAISE EXCEPTION 'tenancy.migrate_all: jobs must be at least 1, not %', coalesce(p_jobs::text, 'NULL')
+    -- NULL is refused for every parameter but tenants (NULL: every tenant), as everywhere else.
+    IF p_jobs IS NULL THEN
+        RAISE EXCEPTION 'tenancy.migrate_all: jobs must not be NULL'
+            USING ERRCODE = '22004', HINT = 'Pass a value for jobs, e.g. CALL tenancy.migrate_all(jobs => 2).';
+    END IF;
+    IF p_jobs < 1 THEN
+        RAISE EXCEPTION 'tenancy.migrate_all: jobs must be at least 1, not %', p_jobs
             USING ERRCODE = '22023', HINT = 'jobs => 1 migrates in this session; jobs => N adds N - 1 background workers.';
     END IF;
     IF p_stop_on_error IS NULL THEN
         RAISE EXCEPTION 'tenancy.migrate_all: stop_on_error must not be NULL'
-            USING ERRCODE = '22004', HINT = 'Pass true or false.';
+            USING ERRCODE = '22004', HINT = 'Pass a value for stop_on_error, e.g. CALL tenancy.migrate_all(stop_on_error => true).';
+    END IF;
+    IF p_lock_timeout IS NULL THEN
+        RAISE EXCEPTION 'tenancy.migrate_all: lock_timeout must not be NULL'
+            USING ERRCODE = '22004', HINT = 'Pass a value for lock_timeout, e.g. CALL tenancy.migrate_all(lock_timeout => ''0'') to wait without a limit.';
     END IF;
     -- Validates the value (22023 from PostgreSQL for a bad one); applied per tenant by _fleet_step.
-    PERFORM set_config('lock_timeout', coalesce(p_lock_timeout, '0'), true);
+    PERFORM set_config('lock_timeout', p_lock_timeout, true);
     IF p_tenants IS NOT NULL THEN
         SELECT string_agg(quote_ident(u), ', ' ORDER BY u) INTO v_unknown
         FROM unnest(p_tenants) AS u
@@ -35,7 +44,7 @@ BEGIN
     WHERE p_tenants IS NULL OR t.schema_name = ANY (p_tenants);
 
     INSERT INTO tenancy.fleet_runs (jobs, stop_on_error, lock_timeout, considered, total)
-    VALUES (p_jobs, p_stop_on_error, coalesce(p_lock_timeout, '0'), v_considered, 0)
+    VALUES (p_jobs, p_stop_on_error, p_lock_timeout, v_considered, 0)
     RETURNING run_id INTO v_run;
 
     -- The one query: every tenant whose ledger lacks a known version.
@@ -298,13 +307,20 @@ $$;
 -- in a scratch schema once per distinct set of applied migrations): catches changed defaults,
 -- constraints, function bodies. It runs DDL, so it is volatile and costs one build per set.
 CREATE FUNCTION tenancy.verify(deep boolean DEFAULT false) RETURNS TABLE (schema_name name, problem text)
-    LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
     AS $$
+BEGIN
+    IF deep IS NULL THEN
+        RAISE EXCEPTION 'tenancy.verify: deep must not be NULL'
+            USING ERRCODE = '22004', HINT = 'Pass a value for deep, e.g. SELECT * FROM tenancy.verify(deep => true).';
+    END IF;
+    RETURN QUERY
     SELECT v.schema_name, v.problem FROM (
         SELECT r.schema_name, r.problem FROM tenancy._verify_registry() r
         UNION ALL
         SELECT m.schema_name::name, m.problem FROM tenancy._verify_managed() m
         UNION ALL
         SELECT d.schema_name::name, d.problem FROM tenancy._verify_deep() d WHERE deep) v
-    ORDER BY 1, 2
+    ORDER BY 1, 2;
+END
 $$;

@@ -20,6 +20,10 @@ DECLARE
     v_prefix text := quote_ident(schema_name) || '.';
     v_result jsonb;
 BEGIN
+    IF schema_name IS NULL THEN
+        RAISE EXCEPTION 'tenancy.describe_schema: schema_name must not be NULL'
+            USING ERRCODE = '22004', HINT = 'Pass a value for schema_name, e.g. SELECT tenancy.describe_schema(''tenant_template'').';
+    END IF;
     SELECT n.oid INTO v_oid FROM pg_namespace n WHERE n.nspname = schema_name;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'schema % does not exist', quote_ident(schema_name)

@@ -1,5 +1,6 @@
-//! Applying migrations to one tenant: the single path every caller (create_tenant,
-//! migrate_tenant, later the trigger and the fleet runner) goes through.
+//! Applying migrations to one tenant: the single path every caller goes through
+//! (`create_tenant`, `migrate_tenant`, the managed-table trigger, `migrate_all` and its workers,
+//! `reconcile`, and the generator's and `verify(deep)`'s scratch builds).
 //!
 //! Order of work: lock the tenant (advisory lock on its schema OID), re-read the registry and the
 //! ledger *after* the lock (a fresh snapshot, so a concurrent run's commits are seen), refuse drift,
@@ -9,12 +10,15 @@
 use std::cmp::Ordering;
 use std::time::Instant;
 
-use crate::error::{Result, SqlState, TenancyError};
-use crate::migration_set::{cmp_versions, Migration};
-use crate::names::quote_ident;
-use crate::registry::{self, Tenant};
-use crate::report::{self, raise, Caught, OrRaise};
-use crate::{migrations, settings, sqltext};
+use crate::db::known_set;
+use crate::db::registry::{self, Tenant};
+use crate::db::report::{self, raise, Caught, OrRaise};
+use crate::db::settings;
+use crate::db::spi;
+use crate::rules::error::{Result, SqlState, TenancyError};
+use crate::rules::migration_set::{self, cmp_versions, Migration};
+use crate::rules::names::quote_ident;
+use crate::rules::sqltext;
 
 /// Looks a tenant up by name, or fails with 42704.
 pub fn require_tenant(name: &str) -> Tenant {
@@ -123,7 +127,7 @@ fn pending(tenant: &str, known: Vec<Migration>, target: Option<&str>) -> Result<
 /// statement named, keeping the original SQLSTATE.
 fn run_statement(tenant: &str, m: &Migration, number: usize, sql: &str) {
     report::with_context(
-        || registry::run(sql),
+        || spi::run(sql),
         |c| {
             Caught {
             message: format!("tenant {}: migration {} failed: {}", quote_ident(tenant), m.label(), c.message),
@@ -163,9 +167,9 @@ fn run_migration(schema: &str, m: &Migration) {
 /// functions (their `SET` clause restores the caller's at exit). The registry queries in between
 /// are fully qualified, so they do not depend on it.
 fn in_tenant_path<R>(schema: &str, f: impl FnOnce() -> R) -> R {
-    registry::set_config("search_path", &tenant_search_path(schema), true);
+    spi::set_config("search_path", &tenant_search_path(schema), true);
     let r = f();
-    registry::set_config("search_path", "pg_catalog, pg_temp", true);
+    spi::set_config("search_path", "pg_catalog, pg_temp", true);
     r
 }
 
@@ -173,7 +177,7 @@ fn in_tenant_path<R>(schema: &str, f: impl FnOnce() -> R) -> R {
 /// selects, without registering it or writing a ledger: for templates and the generator's and
 /// verify's scratch schemas.
 pub fn build_schema(schema: &str, include: impl Fn(&Migration) -> bool) {
-    let known = migrations::known_set();
+    let known = known_set::known_set();
     in_tenant_path(schema, || {
         for m in known.iter().filter(|m| include(m)) {
             run_migration(schema, m);
@@ -190,12 +194,12 @@ pub fn up_to(upto: Option<&str>) -> impl Fn(&Migration) -> bool + '_ {
 pub fn migrate(t: &Tenant, target: Option<&str>) -> Vec<Migration> {
     let (t, has_error) = lock_and_check(t);
     // Read after the lock: a migration added while we waited is part of this run.
-    let known = migrations::known_versions();
+    let known = known_set::known_versions();
     if let Some(target) = target {
-        migrations::find(&known, target).or_raise();
+        migration_set::find(&known, target).or_raise();
     }
     let mut todo = pending(&t.name, known, target).or_raise();
-    migrations::load_text(&mut todo);
+    known_set::load_text(&mut todo);
     if has_error {
         registry::clear_error(t.oid);
     }

@@ -1,30 +1,21 @@
 //! pg_tenancy: schema-per-tenant multitenancy inside PostgreSQL.
 //!
-//! Layers (a module uses only what stands below it):
-//! - rules, pure (no pgrx): `error`, `names`, `sqltext`, `migration_set`
-//! - storage: `registry` (SPI), `settings` (GUCs), `report` (errors → ereport)
-//! - one tenant: `apply`
-//! - SQL-facing: `lifecycle`, `migrations`; plus `sql/*.sql`
+//! Layers, from the bottom up (a module uses only what stands below it):
+//! - `rules/`: pure rules, no pgrx (names, templates, the migration set, SQL text, schema diff);
+//! - `db/`: storage through SPI (registry and ledger, catalog queries, settings, error reports);
+//! - `apply`: one tenant: lock, pending set, run each migration, ledger;
+//! - `api/`: the SQL-facing functions (lifecycle, migrations, managed tables, fleet, attribute
+//!   tenancy, generator), with `sql/*.sql` for wrappers, views and the COMMIT-ing procedure;
+//! - `workers/`: background workers of the fleet.
 
 use pgrx::prelude::*;
 
-pub mod error;
-pub mod migration_set;
-pub mod names;
-pub mod schema_diff;
-pub mod sqltext;
-pub mod template;
+pub mod rules;
 
+mod api;
 mod apply;
-mod attribute;
-mod fleet;
-mod generator;
-mod lifecycle;
-mod managed;
-mod migrations;
-mod registry;
-mod report;
-mod settings;
+mod db;
+mod workers;
 
 ::pgrx::pg_module_magic!(name, version);
 
@@ -34,16 +25,16 @@ extension_sql_file!(
     name = "api",
     requires = [
         "schema",
-        lifecycle::create_tenant,
-        lifecycle::register_tenant,
-        lifecycle::rename_tenant,
-        lifecycle::set_tenant,
-        managed::manage_tenant,
-        managed::unmanage_tenant,
-        managed::_managed_row,
-        migrations::embedded_migrations,
-        attribute::enable_attribute_tenancy,
-        attribute::add_foreign_key
+        api::lifecycle::create_tenant,
+        api::lifecycle::register_tenant,
+        api::lifecycle::rename_tenant,
+        api::lifecycle::set_tenant,
+        api::managed::manage_tenant,
+        api::managed::unmanage_tenant,
+        api::managed::_managed_row,
+        api::migrations::embedded_migrations,
+        api::attribute::enable_attribute_tenancy,
+        api::attribute::add_foreign_key
     ]
 );
 extension_sql_file!(
@@ -51,11 +42,11 @@ extension_sql_file!(
     name = "fleet",
     requires = [
         "api",
-        lifecycle::migrate_tenant,
-        fleet::fleet_launch,
-        fleet::refuse_transaction_block,
-        fleet::verify_managed,
-        generator::verify_deep
+        api::lifecycle::migrate_tenant,
+        workers::fleet::fleet_launch,
+        api::fleet::refuse_transaction_block,
+        api::fleet::verify_managed,
+        api::generator::verify_deep
     ]
 );
 extension_sql_file!(
@@ -67,14 +58,13 @@ extension_sql_file!("../sql/privileges.sql", name = "privileges", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
-    settings::init();
+    db::settings::init();
 }
 
+/// The in-database test suite (`cargo pgrx test`), one file per feature in `pgrx-tests/`.
 #[cfg(any(test, feature = "pg_test"))]
-mod tests;
-
-#[cfg(test)]
-mod fuzz;
+#[path = "../pgrx-tests/mod.rs"]
+mod in_db;
 
 /// Required by `cargo pgrx test`.
 #[cfg(test)]

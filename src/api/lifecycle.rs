@@ -1,43 +1,46 @@
-//! Tenant lifecycle (SPEC §2): create, register, rename, detach, drop, set_tenant.
+//! Tenant lifecycle: create, register, rename, detach, drop, set_tenant, migrate_tenant (one page
+//! each under docs/functions/).
 //!
 //! The functions that return a tenant name are `tenancy._create_tenant` etc. returning text; the
-//! SQL wrappers in `sql/api.sql` give them the `name` result type of the SPEC while their
-//! parameters stay `text`, so an over-long name is refused instead of silently truncated.
+//! SQL wrappers in `sql/api.sql` give them the `name` result type while their parameters stay
+//! `text`, so an over-long name is refused instead of silently truncated.
 
 use pgrx::prelude::*;
 
+use crate::api::args::required;
 use crate::apply;
-use crate::error::{SqlState, TenancyError};
-use crate::migrations;
-use crate::names::{self, quote_ident};
-use crate::registry;
-use crate::report::{raise, OrRaise};
+use crate::db::catalog;
+use crate::db::known_set;
+use crate::db::registry;
+use crate::db::report::{raise, OrRaise};
+use crate::db::spi;
+use crate::rules::error::{SqlState, TenancyError};
+use crate::rules::migration_set;
+use crate::rules::names::{self, quote_ident};
 
-fn required<'a>(value: Option<&'a str>, function: &str, arg: &str) -> &'a str {
-    value.unwrap_or_else(|| {
-        raise(
-            TenancyError::new(
-                SqlState::NullValueNotAllowed,
-                format!("tenancy.{function}: {arg} must not be NULL"),
-            )
-            .hint("Pass a tenant schema name, such as 'org_1'."),
-        )
-    })
+/// A tenant name argument, which must not be NULL.
+fn tenant_arg<'a>(value: Option<&'a str>, function: &str, param: &str) -> &'a str {
+    required(
+        value,
+        function,
+        param,
+        &format!("tenancy.{function}('org_1')"),
+    )
 }
 
 fn require_create_privilege(function: &str) {
-    if !registry::can_create_schemas() {
+    if !catalog::can_create_schemas() {
         raise(
             TenancyError::new(
                 SqlState::InsufficientPrivilege,
                 format!(
                     "permission denied for tenancy.{function}: the current role cannot create schemas in database {}",
-                    quote_ident(&registry::current_database())
+                    quote_ident(&catalog::current_database())
                 ),
             )
             .hint(format!(
                 "A superuser can run GRANT CREATE ON DATABASE {} TO <role> and SELECT tenancy.grant_admin('<role>').",
-                quote_ident(&registry::current_database())
+                quote_ident(&catalog::current_database())
             )),
         );
     }
@@ -58,7 +61,7 @@ fn refuse_inside_extension_script(function: &str) {
     }
 }
 
-/// The case-insensitive collision with another tenant (SPEC §1); callers validate the name first.
+/// The case-insensitive collision with another tenant (docs/choices.md); callers validate the name first.
 fn check_new_name(name: &str, except: Option<pg_sys::Oid>) {
     if let Some(other) = registry::tenant_by_key(&names::fold(name)) {
         if other.name == name && except.is_none() {
@@ -90,11 +93,11 @@ pub fn create(name: &str) {
     // the first's tenant and fails with 42P06 instead of a unique-index error from the catalog.
     registry::lock_name(&names::fold(name));
     check_new_name(name, None);
-    if registry::schema_oid(name).is_some() {
+    if catalog::schema_oid(name).is_some() {
         raise(schema_exists_error(name));
     }
-    registry::run(&format!("CREATE SCHEMA {}", quote_ident(name)));
-    let oid = registry::schema_oid(name).expect("schema just created");
+    spi::run(&format!("CREATE SCHEMA {}", quote_ident(name)));
+    let oid = catalog::schema_oid(name).expect("schema just created");
     registry::insert(name, &names::fold(name), oid);
     let t = registry::Tenant {
         name: name.to_string(),
@@ -106,7 +109,7 @@ pub fn create(name: &str) {
 #[pg_extern(volatile, name = "_create_tenant")]
 #[search_path(pg_catalog, pg_temp)]
 fn create_tenant(schema: Option<&str>) -> String {
-    let name = required(schema, "create_tenant", "schema");
+    let name = tenant_arg(schema, "create_tenant", "schema");
     create(name);
     name.to_string()
 }
@@ -114,10 +117,10 @@ fn create_tenant(schema: Option<&str>) -> String {
 #[pg_extern(volatile, name = "_register_tenant")]
 #[search_path(pg_catalog, pg_temp)]
 fn register_tenant(schema: Option<&str>, baseline: Option<&str>) -> String {
-    let name = required(schema, "register_tenant", "schema");
+    let name = tenant_arg(schema, "register_tenant", "schema");
     refuse_inside_extension_script("register_tenant");
     names::validate(name).or_raise();
-    let Some(oid) = registry::schema_oid(name) else {
+    let Some(oid) = catalog::schema_oid(name) else {
         raise(
             TenancyError::new(SqlState::InvalidSchemaName, format!("schema {} does not exist", quote_ident(name)))
                 .hint("tenancy.register_tenant adopts an existing schema; tenancy.create_tenant creates a new one."),
@@ -137,7 +140,7 @@ fn register_tenant(schema: Option<&str>, baseline: Option<&str>) -> String {
     }
     registry::lock_name(&names::fold(name));
     check_new_name(name, None);
-    if !registry::owns_schema(oid) {
+    if !catalog::owns_schema(oid) {
         raise(
             TenancyError::new(
                 SqlState::InsufficientPrivilege,
@@ -146,8 +149,8 @@ fn register_tenant(schema: Option<&str>, baseline: Option<&str>) -> String {
             .hint("Register it as the schema's owner, or ALTER SCHEMA … OWNER TO the provisioning role first."),
         );
     }
-    let known = migrations::known_set();
-    let upto = baseline.map(|b| migrations::find(&known, b).or_raise().version.clone());
+    let known = known_set::known_set();
+    let upto = baseline.map(|b| migration_set::find(&known, b).or_raise().version.clone());
     registry::insert(name, &names::fold(name), oid);
     if let Some(upto) = upto {
         let t = registry::Tenant {
@@ -156,7 +159,8 @@ fn register_tenant(schema: Option<&str>, baseline: Option<&str>) -> String {
         };
         registry::lock_tenant(t.oid);
         for m in known.iter().filter(|m| {
-            crate::migration_set::cmp_versions(&m.version, &upto) != std::cmp::Ordering::Greater
+            crate::rules::migration_set::cmp_versions(&m.version, &upto)
+                != std::cmp::Ordering::Greater
         }) {
             registry::record(name, m, 0.0, true);
         }
@@ -174,11 +178,11 @@ pub fn rename(old: &str, new: &str) {
     if old == new {
         return;
     }
-    if registry::schema_oid(new).is_some() {
+    if catalog::schema_oid(new).is_some() {
         raise(schema_exists_error(new));
     }
     let t = apply::lock(&t);
-    registry::run(&format!(
+    spi::run(&format!(
         "ALTER SCHEMA {} RENAME TO {}",
         quote_ident(&t.name),
         quote_ident(new)
@@ -189,8 +193,9 @@ pub fn rename(old: &str, new: &str) {
 #[pg_extern(volatile, name = "_rename_tenant")]
 #[search_path(pg_catalog, pg_temp)]
 fn rename_tenant(old: Option<&str>, new: Option<&str>) -> String {
-    let old = required(old, "rename_tenant", "old");
-    let new = required(new, "rename_tenant", "new");
+    let example = "tenancy.rename_tenant('org_1', 'org_100')";
+    let old = required(old, "rename_tenant", "old", example);
+    let new = required(new, "rename_tenant", "new", example);
     rename(old, new);
     new.to_string()
 }
@@ -205,12 +210,12 @@ pub fn detach(name: &str) {
 #[pg_extern(volatile)]
 #[search_path(pg_catalog, pg_temp)]
 fn detach_tenant(schema: Option<&str>) {
-    detach(required(schema, "detach_tenant", "schema"));
+    detach(tenant_arg(schema, "detach_tenant", "schema"));
 }
 
 /// Drops a tenant's schema (matched by OID) and unregisters it.
 pub fn drop(name: &str) {
-    let Some(oid) = registry::schema_oid(name) else {
+    let Some(oid) = catalog::schema_oid(name) else {
         let hint = if registry::tenant_by_name(name).is_some() {
             "The tenant is registered but its schema is gone; tenancy.detach_tenant removes the registration."
         } else {
@@ -242,17 +247,17 @@ pub fn drop(name: &str) {
     };
     let t = apply::lock(&t);
     // The cascade lists every object of the tenant as a NOTICE; that is noise here.
-    let saved = registry::current_setting("client_min_messages").unwrap_or_default();
-    registry::set_config("client_min_messages", "warning", true);
-    registry::run(&format!("DROP SCHEMA {} CASCADE", quote_ident(&t.name)));
-    registry::set_config("client_min_messages", &saved, true);
+    let saved = spi::current_setting("client_min_messages").unwrap_or_default();
+    spi::set_config("client_min_messages", "warning", true);
+    spi::run(&format!("DROP SCHEMA {} CASCADE", quote_ident(&t.name)));
+    spi::set_config("client_min_messages", &saved, true);
     registry::delete(t.oid);
 }
 
 #[pg_extern(volatile)]
 #[search_path(pg_catalog, pg_temp)]
 fn drop_tenant(schema: Option<&str>) {
-    drop(required(schema, "drop_tenant", "schema"));
+    drop(tenant_arg(schema, "drop_tenant", "schema"));
 }
 
 /// Sets `search_path` to the tenant then the shared schemas, and `tenancy.tenant`. An attribute
@@ -260,18 +265,24 @@ fn drop_tenant(schema: Option<&str>) {
 /// No `SET search_path` clause here on purpose: that clause would undo the `SET LOCAL` at function
 /// exit. Every name below is therefore schema-qualified.
 #[pg_extern(volatile)]
-fn set_tenant(schema: Option<&str>, is_local: default!(bool, true)) {
-    let name = required(schema, "set_tenant", "schema");
+fn set_tenant(schema: Option<&str>, is_local: default!(Option<bool>, true)) {
+    let name = tenant_arg(schema, "set_tenant", "schema");
+    let is_local = required(
+        is_local,
+        "set_tenant",
+        "is_local",
+        "tenancy.set_tenant('org_1', true)",
+    );
     let Some(t) = registry::tenant_by_name(name) else {
-        if crate::attribute::is_attribute_tenant(name) {
-            registry::set_config("tenancy.tenant", name, is_local);
+        if crate::api::attribute::is_attribute_tenant(name) {
+            spi::set_config("tenancy.tenant", name, is_local);
             return;
         }
         apply::require_tenant(name); // raises the "not a registered tenant" error
         return;
     };
-    registry::set_config("search_path", &apply::tenant_search_path(&t.name), is_local);
-    registry::set_config("tenancy.tenant", &t.name, is_local);
+    spi::set_config("search_path", &apply::tenant_search_path(&t.name), is_local);
+    spi::set_config("tenancy.tenant", &t.name, is_local);
 }
 
 #[pg_extern(volatile, name = "migrate_tenant")]
@@ -280,7 +291,7 @@ fn migrate_tenant(
     schema: Option<&str>,
     target: default!(Option<&str>, "NULL"),
 ) -> TableIterator<'static, (name!(version, String), name!(name, String))> {
-    let name = required(schema, "migrate_tenant", "schema");
+    let name = tenant_arg(schema, "migrate_tenant", "schema");
     let t = apply::require_tenant(name);
     let applied = apply::migrate(&t, target);
     TableIterator::new(applied.into_iter().map(|m| (m.version, m.name)))

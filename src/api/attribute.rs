@@ -1,27 +1,20 @@
-//! Attribute (column) multitenancy (SPEC §6): tables shared by all tenants, a tenant column, and
+//! Attribute (column) multitenancy (docs/attribute-tenancy.md): tables shared by all tenants, a tenant column, and
 //! row-level security that limits every role (the owner too: FORCE) to the rows of
 //! `current_setting('tenancy.tenant')`. Foreign keys between such tables include the tenant
 //! column, so a row can never reference another tenant's row.
 
 use pgrx::prelude::*;
 
-use crate::error::{SqlState, TenancyError};
-use crate::names::{quote_ident, quote_literal};
-use crate::registry;
-use crate::report::raise;
+use crate::api::args::required;
+use crate::db::catalog;
+use crate::db::registry;
+use crate::db::report::raise;
+use crate::db::spi;
+use crate::rules::error::{SqlState, TenancyError};
+use crate::rules::names::{quote_ident, quote_literal};
 
 /// The RLS policy pg_tenancy installs.
 pub const POLICY: &str = "tenancy_isolation";
-
-fn null_arg(function: &str, arg: &str) -> ! {
-    raise(
-        TenancyError::new(
-            SqlState::NullValueNotAllowed,
-            format!("tenancy.{function}: {arg} must not be NULL"),
-        )
-        .hint("See the attribute tenancy guide for examples."),
-    )
-}
 
 fn require_column(table: &str, columns: &[String], col: &str) {
     if !columns.iter().any(|c| c == col) {
@@ -30,7 +23,7 @@ fn require_column(table: &str, columns: &[String], col: &str) {
                 SqlState::UndefinedColumn,
                 format!("table {table} has no column {}", quote_ident(col)),
             )
-            .hint(registry::columns_hint(table, columns)),
+            .hint(catalog::columns_hint(table, columns)),
         );
     }
 }
@@ -38,24 +31,29 @@ fn require_column(table: &str, columns: &[String], col: &str) {
 #[pg_extern(volatile, name = "_enable_attribute_tenancy")]
 #[search_path(pg_catalog, pg_temp)]
 fn enable_attribute_tenancy(tbl: Option<pg_sys::Oid>, tenant_column: Option<&str>) {
-    let tbl = tbl.unwrap_or_else(|| null_arg("enable_attribute_tenancy", "tbl"));
-    let col =
-        tenant_column.unwrap_or_else(|| null_arg("enable_attribute_tenancy", "tenant_column"));
-    let table = registry::table_info(tbl);
-    let columns = registry::table_columns(tbl);
+    let example = "tenancy.enable_attribute_tenancy('invoices', 'tenant_id')";
+    let tbl = required(tbl, "enable_attribute_tenancy", "tbl", example);
+    let col = required(
+        tenant_column,
+        "enable_attribute_tenancy",
+        "tenant_column",
+        example,
+    );
+    let table = catalog::table_info(tbl);
+    let columns = catalog::table_columns(tbl);
     require_column(&table, &columns, col);
-    let col_type = registry::column_type(tbl, col);
-    registry::run(&format!(
+    let col_type = catalog::column_type(tbl, col);
+    spi::run(&format!(
         "ALTER TABLE {table} ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY"
     ));
-    registry::run(&format!(
+    spi::run(&format!(
         "DROP POLICY IF EXISTS {} ON {table}",
         quote_ident(POLICY)
     ));
     // NULL when no tenant is set, so no row matches: never all rows.
     let current =
         format!("(NULLIF(pg_catalog.current_setting('tenancy.tenant', true), ''))::{col_type}");
-    registry::run(&format!(
+    spi::run(&format!(
         "CREATE POLICY {} ON {table} USING ({c} OPERATOR(pg_catalog.=) {current}) WITH CHECK ({c} OPERATOR(pg_catalog.=) {current})",
         quote_ident(POLICY),
         c = quote_ident(col),
@@ -71,8 +69,9 @@ fn add_foreign_key(
     to_tbl: Option<pg_sys::Oid>,
     to_cols: Option<Vec<Option<String>>>,
 ) -> String {
-    let from_tbl = from_tbl.unwrap_or_else(|| null_arg("add_foreign_key", "from_tbl"));
-    let to_tbl = to_tbl.unwrap_or_else(|| null_arg("add_foreign_key", "to_tbl"));
+    let example = "tenancy.add_foreign_key('invoice_lines', ARRAY['invoice_id'], 'invoices')";
+    let from_tbl = required(from_tbl, "add_foreign_key", "from_tbl", example);
+    let to_tbl = required(to_tbl, "add_foreign_key", "to_tbl", example);
     let flatten = |v: Vec<Option<String>>, arg: &str| -> Vec<String> {
         if v.is_empty() || v.iter().any(Option::is_none) {
             raise(
@@ -86,15 +85,15 @@ fn add_foreign_key(
         v.into_iter().flatten().collect()
     };
     let from_cols = flatten(
-        from_cols.unwrap_or_else(|| null_arg("add_foreign_key", "from_cols")),
+        required(from_cols, "add_foreign_key", "from_cols", example),
         "from_cols",
     );
-    let from_table = registry::table_info(from_tbl);
-    let to_table = registry::table_info(to_tbl);
+    let from_table = catalog::table_info(from_tbl);
+    let to_table = catalog::table_info(to_tbl);
     let to_cols = match to_cols {
         Some(c) => flatten(c, "to_cols"),
         None => {
-            let pk = registry::primary_key_columns(to_tbl);
+            let pk = catalog::primary_key_columns(to_tbl);
             if pk.is_empty() {
                 raise(
                     TenancyError::new(
@@ -107,8 +106,8 @@ fn add_foreign_key(
             pk
         }
     };
-    let from_columns = registry::table_columns(from_tbl);
-    let to_columns = registry::table_columns(to_tbl);
+    let from_columns = catalog::table_columns(from_tbl);
+    let to_columns = catalog::table_columns(to_tbl);
     for c in &from_cols {
         require_column(&from_table, &from_columns, c);
     }
@@ -144,13 +143,13 @@ fn add_foreign_key(
             .collect::<Vec<_>>()
             .join(", ")
     };
-    if from_tenant.is_some() && to_tenant.is_some() && !registry::has_unique_on(to_tbl, &to_key) {
+    if from_tenant.is_some() && to_tenant.is_some() && !catalog::has_unique_on(to_tbl, &to_key) {
         let name = truncate_name(&format!(
             "{}_{}_tenancy_key",
-            registry::relname(to_tbl),
+            catalog::relname(to_tbl),
             to_key.join("_")
         ));
-        registry::run(&format!(
+        spi::run(&format!(
             "ALTER TABLE {to_table} ADD CONSTRAINT {} UNIQUE ({})",
             quote_ident(&name),
             list(&to_key)
@@ -158,10 +157,10 @@ fn add_foreign_key(
     }
     let name = truncate_name(&format!(
         "{}_{}_fkey",
-        registry::relname(from_tbl),
+        catalog::relname(from_tbl),
         from_cols.join("_")
     ));
-    registry::run(&format!(
+    spi::run(&format!(
         "ALTER TABLE {from_table} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {to_table} ({})",
         quote_ident(&name),
         list(&from_key),
@@ -187,7 +186,12 @@ pub fn is_attribute_tenant(tenant: &str) -> bool {
 #[pg_extern(volatile, name = "add_attribute_tenant")]
 #[search_path(pg_catalog, pg_temp)]
 fn add_attribute_tenant(tenant: Option<&str>) -> String {
-    let tenant = tenant.unwrap_or_else(|| null_arg("add_attribute_tenant", "tenant"));
+    let tenant = required(
+        tenant,
+        "add_attribute_tenant",
+        "tenant",
+        "tenancy.add_attribute_tenant('acme')",
+    );
     if tenant.is_empty() {
         raise(
             TenancyError::new(
@@ -204,7 +208,12 @@ fn add_attribute_tenant(tenant: Option<&str>) -> String {
 #[pg_extern(volatile, name = "remove_attribute_tenant")]
 #[search_path(pg_catalog, pg_temp)]
 fn remove_attribute_tenant(tenant: Option<&str>) {
-    let tenant = tenant.unwrap_or_else(|| null_arg("remove_attribute_tenant", "tenant"));
+    let tenant = required(
+        tenant,
+        "remove_attribute_tenant",
+        "tenant",
+        "tenancy.remove_attribute_tenant('acme')",
+    );
     if !registry::delete_attribute_tenant(tenant) {
         raise(
             TenancyError::new(

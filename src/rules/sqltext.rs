@@ -6,8 +6,8 @@
 //! time (to reject registered migrations, to run a migration statement by statement, and to name
 //! the failing statement).
 
-use crate::error::{Result, SqlState, TenancyError};
-use crate::names::quote_ident;
+use crate::rules::error::{Result, SqlState, TenancyError};
+use crate::rules::names::quote_ident;
 
 /// The placeholder replaced by the quoted tenant name.
 pub const TENANT_TOKEN: &str = "@tenant@";

@@ -3,10 +3,10 @@
 //! that matter, a fixed seed so a failure reproduces, and invariants instead of expected values.
 //! Runs in `make test` with plain `cargo test` (a few seconds); `FUZZ_ITERATIONS` raises the count.
 
-use crate::migration_set::parse_file_name;
-use crate::names::{quote_ident, validate};
-use crate::sqltext::{check_migration, split_statements, substitute_tenant};
-use crate::template::Template;
+use crate::rules::migration_set::parse_file_name;
+use crate::rules::names::{quote_ident, validate};
+use crate::rules::sqltext::{check_migration, split_statements, substitute_tenant};
+use crate::rules::template::Template;
 
 struct Rng(u64);
 

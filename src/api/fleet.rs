@@ -1,17 +1,18 @@
-//! The fleet (SPEC §5): `CALL tenancy.migrate_all` hands tenants out from a queue
+//! The fleet (docs/fleet.md): `CALL tenancy.migrate_all` hands tenants out from a queue
 //! (`tenancy.fleet_items`) to itself and, with `jobs > 1`, to dynamic background workers. Every
 //! worker runs the same step (`tenancy._fleet_step`: claim one tenant, migrate it through
 //! `migrate_tenant`, record the outcome) and commits after each tenant, so a failure, a killed
 //! backend or a crash leaves each tenant wholly at its old or its new version.
 
-use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
 use pgrx::prelude::*;
 
-use crate::error::{SqlState, TenancyError};
-use crate::names::{quote_ident, quote_literal};
-use crate::registry;
-use crate::report::raise;
-use crate::template::{Element, Template};
+use crate::api::args::required;
+use crate::db::registry;
+use crate::db::report::raise;
+use crate::db::spi;
+use crate::rules::error::{SqlState, TenancyError};
+use crate::rules::names::{quote_ident, quote_literal};
+use crate::rules::template::{Element, Template};
 
 /// Whether we run inside an explicit transaction block (`BEGIN … COMMIT`).
 #[pg_extern(volatile, name = "_in_transaction_block")]
@@ -19,69 +20,6 @@ use crate::template::{Element, Template};
 fn in_transaction_block() -> bool {
     // SAFETY: reads the transaction state of this backend.
     unsafe { pg_sys::IsTransactionBlock() }
-}
-
-/// Starts up to `jobs - 1` background workers for run `run_id` (the calling session is the
-/// other job). Returns how many started; fewer when the server has no free worker slots.
-#[pg_extern(volatile, name = "_fleet_launch")]
-#[search_path(pg_catalog, pg_temp)]
-fn fleet_launch(run_id: i64, wanted: i32) -> i32 {
-    // SAFETY: plain reads of this backend's identity.
-    let (db, user, pid) = unsafe { (pg_sys::MyDatabaseId, pg_sys::GetUserId(), pg_sys::MyProcPid) };
-    let mut started = 0;
-    for i in 0..wanted.max(0) {
-        let worker = BackgroundWorkerBuilder::new(&format!(
-            "pg_tenancy fleet worker {} (run {run_id})",
-            i + 1
-        ))
-        .set_type("pg_tenancy fleet worker")
-        .set_library("pg_tenancy")
-        .set_function("tenancy_fleet_worker_main")
-        .set_argument(run_id.into_datum())
-        .set_extra(&format!("{} {}", db.to_u32(), user.to_u32()))
-        .enable_spi_access()
-        .set_notify_pid(pid)
-        .load_dynamic();
-        if worker.is_err() {
-            break;
-        }
-        started += 1;
-    }
-    started
-}
-
-/// A fleet worker: connects as the calling role to the calling database, then runs
-/// `tenancy._fleet_step(run)` one transaction at a time until the queue is empty.
-#[pg_guard]
-#[unsafe(no_mangle)]
-pub extern "C-unwind" fn tenancy_fleet_worker_main(arg: pg_sys::Datum) {
-    let run_id = arg.value() as i64;
-    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
-    let mut ids = BackgroundWorker::get_extra()
-        .split(' ')
-        .map(|x| x.parse::<u32>().unwrap_or(0));
-    let db = pg_sys::Oid::from(ids.next().unwrap_or(0));
-    let user = pg_sys::Oid::from(ids.next().unwrap_or(0));
-    BackgroundWorker::connect_worker_to_spi_by_oid(Some(db), Some(user));
-    // The coordinator waits while a session with this application_name is alive.
-    BackgroundWorker::transaction(|| {
-        Spi::run_with_args(
-            "SELECT pg_catalog.set_config('application_name', 'pg_tenancy fleet run ' || $1, false)",
-            &[run_id.into()],
-        )
-    })
-    .ok();
-    while !BackgroundWorker::sigterm_received() {
-        let more = BackgroundWorker::transaction(|| {
-            Spi::get_one_with_args::<bool>("SELECT tenancy._fleet_step($1)", &[run_id.into()])
-                .ok()
-                .flatten()
-                .unwrap_or(false)
-        });
-        if !more {
-            break;
-        }
-    }
 }
 
 /// The SQL expression a template computes for a row, e.g. `pg_catalog.concat('org_', "id"::pg_catalog.text)`.
@@ -117,7 +55,7 @@ fn managed_rows_without_tenant() -> Vec<(String, String, bool)> {
             template_sql(&template),
             present.join(" AND ")
         );
-        for (name, exists) in registry::rows_text_bool(&query) {
+        for (name, exists) in spi::rows_text_bool(&query) {
             out.push((tbl.clone(), name, exists));
         }
     }
@@ -145,8 +83,14 @@ fn verify_managed() -> TableIterator<'static, (name!(schema_name, String), name!
 #[pg_extern(volatile)]
 #[search_path(pg_catalog, pg_temp)]
 fn reconcile(
-    dry_run: default!(bool, true),
+    dry_run: default!(Option<bool>, true),
 ) -> TableIterator<'static, (name!(schema_name, String), name!(action, String))> {
+    let dry_run = required(
+        dry_run,
+        "reconcile",
+        "dry_run",
+        "tenancy.reconcile(dry_run => false)",
+    );
     let mut out = Vec::new();
     for (tbl, name, exists) in managed_rows_without_tenant() {
         let action = if exists {
@@ -154,7 +98,7 @@ fn reconcile(
         } else if dry_run {
             format!("would create and migrate the tenant of a row of {tbl}")
         } else {
-            crate::lifecycle::create(&name);
+            crate::api::lifecycle::create(&name);
             format!("created and migrated the tenant of a row of {tbl}")
         };
         out.push((name, action));

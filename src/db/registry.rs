@@ -1,32 +1,18 @@
-//! The tenant registry and the per-tenant ledger, through SPI. Thin: every query is here, fully
-//! qualified, with its operators qualified too, so it means the same thing whatever the caller's
-//! `search_path` is.
+//! pg_tenancy's own tables through SPI: the tenant registry, the per-tenant ledger, registered
+//! migrations, managed-table and attribute-table settings, and the per-tenant locks.
 
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 
-use crate::migration_set::Migration;
-use crate::report::OrRaise;
+use crate::db::report::OrRaise;
+use crate::db::spi::get_one;
+use crate::rules::migration_set::Migration;
 
 /// A registered tenant.
 #[derive(Clone, Debug)]
 pub struct Tenant {
     pub name: String,
     pub oid: pg_sys::Oid,
-}
-
-/// The first column of the first row, or `None` when there is no row (or it is NULL).
-/// Runs read-write, so in READ COMMITTED each call takes a fresh snapshot: it sees what committed
-/// while this statement waited for a lock.
-fn get_one<T: FromDatum + IntoDatum>(query: &str, args: &[DatumWithOid]) -> Option<T> {
-    Spi::connect_mut(|c| {
-        let t = c.update(query, Some(1), args).or_raise();
-        if t.is_empty() {
-            None
-        } else {
-            t.first().get_one::<T>().or_raise()
-        }
-    })
 }
 
 fn tenant_where(cond: &str, arg: DatumWithOid) -> Option<Tenant> {
@@ -88,17 +74,9 @@ pub fn tenant_by_oid(oid: pg_sys::Oid) -> Option<Tenant> {
     tenant_where("schema_oid OPERATOR(pg_catalog.=) $1", oid.into())
 }
 
-/// The tenant whose name equals `key` ignoring case (see [`crate::names::fold`]).
+/// The tenant whose name equals `key` ignoring case (see [`crate::rules::names::fold`]).
 pub fn tenant_by_key(key: &str) -> Option<Tenant> {
     tenant_where("name_key OPERATOR(pg_catalog.=) $1", key.into())
-}
-
-/// The OID of the schema named exactly `name`.
-pub fn schema_oid(name: &str) -> Option<pg_sys::Oid> {
-    get_one::<pg_sys::Oid>(
-        "SELECT oid FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) $1::pg_catalog.text",
-        &[name.into()],
-    )
 }
 
 pub fn insert(name: &str, key: &str, oid: pg_sys::Oid) {
@@ -250,92 +228,6 @@ pub fn lock_name(key: &str) {
     .or_raise()
 }
 
-/// Whether the current user may create schemas in the current database.
-pub fn can_create_schemas() -> bool {
-    get_one::<bool>(
-        "SELECT pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE')",
-        &[],
-    )
-    .unwrap_or(false)
-}
-
-/// Whether the current user owns (or is a member of the owner of) the schema.
-pub fn owns_schema(oid: pg_sys::Oid) -> bool {
-    get_one::<bool>(
-        "SELECT pg_catalog.pg_has_role(nspowner, 'USAGE') FROM pg_catalog.pg_namespace WHERE oid OPERATOR(pg_catalog.=) $1",
-        &[oid.into()],
-    )
-
-    .unwrap_or(false)
-}
-
-pub fn current_database() -> String {
-    get_one::<String>("SELECT pg_catalog.current_database()::pg_catalog.text", &[])
-        .unwrap_or_default()
-}
-
-pub fn run(sql: &str) {
-    Spi::run(sql).or_raise()
-}
-
-/// `set_config(name, value, is_local)`.
-pub fn set_config(name: &str, value: &str, is_local: bool) {
-    Spi::run_with_args(
-        "SELECT pg_catalog.set_config($1, $2, $3)",
-        &[name.into(), value.into(), is_local.into()],
-    )
-    .or_raise()
-}
-
-pub fn current_setting(name: &str) -> Option<String> {
-    get_one::<String>(
-        "SELECT pg_catalog.current_setting($1, true)",
-        &[name.into()],
-    )
-}
-
-/// A table's name as SQL text (qualified and quoted where needed), or 42P01.
-pub fn table_info(oid: pg_sys::Oid) -> String {
-    get_one::<String>(
-        "SELECT c.oid::pg_catalog.regclass::pg_catalog.text FROM pg_catalog.pg_class c \
-         WHERE c.oid OPERATOR(pg_catalog.=) $1 AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::\"char\"[])",
-        &[oid.into()],
-    )
-    .unwrap_or_else(|| {
-        crate::report::raise(
-            crate::error::TenancyError::new(
-                crate::error::SqlState::UndefinedTable,
-                format!("relation with OID {} is not a table", oid.to_u32()),
-            )
-            .hint("Managed tables must be ordinary or partitioned tables."),
-        )
-    })
-}
-
-/// "Columns of T: "a", "b"." — the hint for an unknown column.
-pub fn columns_hint(table: &str, columns: &[String]) -> String {
-    let cols: Vec<String> = columns
-        .iter()
-        .map(|c| crate::names::quote_ident(c))
-        .collect();
-    format!("Columns of {table}: {}.", cols.join(", "))
-}
-
-/// The table's live column names, in order.
-pub fn table_columns(oid: pg_sys::Oid) -> Vec<String> {
-    Spi::connect_mut(|c| {
-        c.update(
-            "SELECT attname::pg_catalog.text FROM pg_catalog.pg_attribute \
-             WHERE attrelid OPERATOR(pg_catalog.=) $1 AND attnum OPERATOR(pg_catalog.>) 0 AND NOT attisdropped ORDER BY attnum",
-            None,
-            &[oid.into()],
-        )
-        .or_raise()
-        .map(|r| r.get::<String>(1).or_raise().unwrap_or_default())
-        .collect()
-    })
-}
-
 pub fn save_managed(
     oid: pg_sys::Oid,
     template: &[Option<String>],
@@ -384,21 +276,6 @@ pub fn managed_for_verify() -> Vec<(String, Vec<Option<String>>)> {
     })
 }
 
-/// Runs a query returning (text, bool) rows.
-pub fn rows_text_bool(query: &str) -> Vec<(String, bool)> {
-    Spi::connect_mut(|c| {
-        c.update(query, None, &[])
-            .or_raise()
-            .map(|r| {
-                (
-                    r.get::<String>(1).or_raise().unwrap_or_default(),
-                    r.get::<bool>(2).or_raise().unwrap_or(false),
-                )
-            })
-            .collect()
-    })
-}
-
 /// Clears a tenant's recorded fleet failure once it migrates successfully.
 pub fn clear_error(oid: pg_sys::Oid) {
     Spi::run_with_args(
@@ -407,55 +284,6 @@ pub fn clear_error(oid: pg_sys::Oid) {
         &[oid.into()],
     )
     .or_raise()
-}
-
-/// The column's type as SQL text (`bigint`, `text`, `public.tenant_id`).
-pub fn column_type(tbl: pg_sys::Oid, col: &str) -> String {
-    get_one::<String>(
-        "SELECT pg_catalog.format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute \
-         WHERE attrelid OPERATOR(pg_catalog.=) $1 AND attname OPERATOR(pg_catalog.=) $2::pg_catalog.text AND NOT attisdropped",
-        &[tbl.into(), col.into()],
-    )
-    .unwrap_or_default()
-}
-
-/// The table's name without schema.
-pub fn relname(tbl: pg_sys::Oid) -> String {
-    get_one::<String>(
-        "SELECT relname::pg_catalog.text FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) $1",
-        &[tbl.into()],
-    )
-    .unwrap_or_default()
-}
-
-pub fn primary_key_columns(tbl: pg_sys::Oid) -> Vec<String> {
-    Spi::connect_mut(|c| {
-        c.update(
-            "SELECT a.attname::pg_catalog.text FROM pg_catalog.pg_constraint k \
-             CROSS JOIN LATERAL pg_catalog.unnest(k.conkey) WITH ORDINALITY AS u(attnum, n) \
-             JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) k.conrelid AND a.attnum OPERATOR(pg_catalog.=) u.attnum \
-             WHERE k.conrelid OPERATOR(pg_catalog.=) $1 AND k.contype OPERATOR(pg_catalog.=) 'p' ORDER BY u.n",
-            None,
-            &[tbl.into()],
-        )
-        .or_raise()
-        .map(|r| r.get::<String>(1).or_raise().unwrap_or_default())
-        .collect()
-    })
-}
-
-/// Whether a unique, non-partial index covers exactly these columns (in any order).
-pub fn has_unique_on(tbl: pg_sys::Oid, cols: &[String]) -> bool {
-    get_one::<bool>(
-        "SELECT EXISTS (SELECT FROM pg_catalog.pg_index i \
-           WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL \
-             AND i.indnkeyatts OPERATOR(pg_catalog.=) pg_catalog.cardinality($2) \
-             AND (SELECT pg_catalog.array_agg(a.attname::pg_catalog.text ORDER BY a.attname::pg_catalog.text) \
-                  FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attnum OPERATOR(pg_catalog.=) ANY (i.indkey)) \
-                 OPERATOR(pg_catalog.=) (SELECT pg_catalog.array_agg(x ORDER BY x) FROM pg_catalog.unnest($2) AS x))",
-        &[tbl.into(), cols.to_vec().into()],
-    )
-    .unwrap_or(false)
 }
 
 pub fn save_attribute_table(tbl: pg_sys::Oid, col: &str) {
@@ -500,15 +328,6 @@ pub fn delete_attribute_tenant(tenant: &str) -> bool {
     )
     .unwrap_or(0)
         > 0
-}
-
-/// `tenancy.describe_schema(schema)` as JSON text.
-pub fn describe_schema(schema: &str) -> String {
-    get_one::<String>(
-        "SELECT tenancy.describe_schema($1::pg_catalog.text::pg_catalog.name)::pg_catalog.text",
-        &[schema.into()],
-    )
-    .unwrap_or_default()
 }
 
 /// Attribute tables in `schema`: (table name, tenant column).

@@ -1,9 +1,9 @@
-//! Tenant name rules (SPEC §1) and identifier/literal quoting.
+//! Tenant name rules (docs/functions/create_tenant.md) and identifier/literal quoting.
 //!
 //! Pure: no pgrx. A tenant name is a schema name used verbatim and always quoted; these rules run
 //! before any DDL.
 
-use crate::error::{Result, SqlState, TenancyError};
+use crate::rules::error::{Result, SqlState, TenancyError};
 
 /// PostgreSQL's NAMEDATALEN - 1: the longest identifier, in bytes.
 pub const MAX_NAME_BYTES: usize = 63;

@@ -1,16 +1,14 @@
-//! The tenant migration set: file names, versions and their order, checksums, and loading a
-//! folder of migrations (what `build.rs` embeds).
+//! The tenant migration set: file names, versions and their order, checksums, and merging the
+//! embedded set with the registered one.
 //!
 //! Pure: no pgrx. `build.rs` includes this file, so a malformed, duplicate or non-transactional
 //! migration fails the build with a message naming the file.
 
 use std::cmp::Ordering;
-use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use crate::error::{Result, SqlState, TenancyError};
-use crate::sqltext;
+use crate::rules::error::{Result, SqlState, TenancyError};
 
 /// A migration as pg_tenancy knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -120,57 +118,57 @@ pub fn order(mut set: Vec<Migration>) -> Result<Vec<Migration>> {
     Ok(set)
 }
 
-/// Loads and checks every `<version>_<name>.sql` in `dir`. Errors name the file.
-pub fn load_dir(dir: &Path) -> std::result::Result<Vec<Migration>, String> {
-    let entries = std::fs::read_dir(dir).map_err(|e| {
+/// The error for a version taken by another migration with different content.
+pub fn clash(existing: &Migration, source: &str, new: &Migration) -> TenancyError {
+    TenancyError::new(
+        SqlState::DuplicateObject,
         format!(
-            "cannot read tenant migrations folder {}: {e}",
-            dir.display()
-        )
-    })?;
-    let mut set = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
-        let path = entry.path();
-        if !path.is_file() {
-            continue;
-        }
-        let file_name = entry.file_name().to_string_lossy().into_owned();
-        let in_file = |e: TenancyError| format!("{}: {}", path.display(), e);
-        let Some((version, name)) = parse_file_name(&file_name).map_err(in_file)? else {
-            continue;
-        };
-        let sql = std::fs::read_to_string(&path)
-            .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-        let m = Migration::new(&version, &name, &sql);
-        sqltext::check_migration(&m.label(), &sql).map_err(in_file)?;
-        set.push((m, path));
-    }
-    let paths: Vec<(String, String)> = set
-        .iter()
-        .map(|(m, p)| (m.label(), p.display().to_string()))
-        .collect();
-    order(set.into_iter().map(|(m, _)| m).collect()).map_err(|e| {
-        // Name the files, not only the versions.
-        let files: Vec<&str> = paths
+            "migration version {} is already taken by {} migration {} with different content (checksum {}, new checksum {})",
+            new.version,
+            source,
+            existing.label(),
+            existing.checksum,
+            new.checksum
+        ),
+    )
+    .hint("Give the new migration a version number of its own; tenancy.migrations lists the versions in use.")
+}
+
+/// Embedded ∪ registered, in apply order. The same version with the same text in both counts once;
+/// with different text it is refused.
+pub fn merge(embedded: Vec<Migration>, registered: Vec<Migration>) -> Result<Vec<Migration>> {
+    let mut all = embedded;
+    for r in registered {
+        match all
             .iter()
-            .filter(|(label, _)| e.message.contains(label.as_str()))
-            .map(|(_, p)| p.as_str())
-            .collect();
-        format!("{} ({})", e, files.join(", "))
-    })
+            .find(|m| cmp_versions(&m.version, &r.version) == Ordering::Equal)
+        {
+            Some(m) if m.checksum == r.checksum => {}
+            Some(m) => return Err(clash(m, "embedded", &r)),
+            None => all.push(r),
+        }
+    }
+    order(all)
+}
+
+/// The known migration with this version (numerically: `3` finds `0003`).
+pub fn find<'a>(known: &'a [Migration], version: &str) -> Result<&'a Migration> {
+    check_version(version)?;
+    known
+        .iter()
+        .find(|m| cmp_versions(&m.version, version) == Ordering::Equal)
+        .ok_or_else(|| {
+            TenancyError::new(
+                SqlState::UndefinedObject,
+                format!("migration version {version} is not a known tenant migration"),
+            )
+            .hint("SELECT * FROM tenancy.migrations lists the known versions.")
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
-
-    fn fixture(name: &str) -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(name)
-    }
 
     #[test]
     fn versions_order_numerically() {
@@ -224,32 +222,19 @@ mod tests {
     }
 
     #[test]
-    fn shipped_folder_loads_in_order() {
-        let set =
-            load_dir(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tenant_migrations")).unwrap();
-        assert!(set.len() >= 4);
-        assert!(set
-            .windows(2)
-            .all(|p| cmp_versions(&p[0].version, &p[1].version) == Ordering::Less));
-    }
-
-    #[test]
-    fn alternative_folder_loads() {
-        let set = load_dir(&fixture("migrations_alt")).unwrap();
-        let labels: Vec<String> = set.iter().map(Migration::label).collect();
-        assert_eq!(labels, vec!["1_widgets", "2_gadgets", "10_widget_index"]);
-    }
-
-    #[test]
-    fn bad_folders_name_the_file() {
-        let e = load_dir(&fixture("migrations_bad_name")).unwrap_err();
-        assert!(e.contains("1x_broken.sql"), "{e}");
-        let e = load_dir(&fixture("migrations_duplicate")).unwrap_err();
-        assert!(e.contains("0001_a.sql") && e.contains("1_b.sql"), "{e}");
-        let e = load_dir(&fixture("migrations_concurrently")).unwrap_err();
-        assert!(
-            e.contains("0002_index.sql") && e.contains("CONCURRENTLY"),
-            "{e}"
+    fn merge_dedupes_identical_and_refuses_clashes() {
+        let e = vec![Migration::new("0001", "a", "select 1")];
+        let same = vec![Migration::new("1", "a", "select 1")];
+        assert_eq!(merge(e.clone(), same).unwrap().len(), 1);
+        let other = vec![Migration::new("0001", "a", "select 2")];
+        let err = merge(e.clone(), other).unwrap_err();
+        assert_eq!(err.state, SqlState::DuplicateObject);
+        assert!(err.message.contains("0001_a"));
+        let later = vec![Migration::new("0002", "b", "select 2")];
+        let all = merge(e, later).unwrap();
+        assert_eq!(
+            all.iter().map(|m| m.version.as_str()).collect::<Vec<_>>(),
+            vec!["0001", "0002"]
         );
     }
 }

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
-use crate::names::quote_ident;
+use crate::rules::names::quote_ident;
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 pub struct Schema {

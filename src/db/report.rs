@@ -5,14 +5,28 @@ use pgrx::pg_sys::panic::{CaughtError, ErrorReport};
 use pgrx::prelude::*;
 use std::panic::{RefUnwindSafe, UnwindSafe};
 
-use crate::error::{Result, TenancyError};
+use crate::rules::error::{Result, SqlState, TenancyError};
 
-/// PostgreSQL's MAKE_SQLSTATE for a five-character code.
-fn sqlstate(code: &str) -> PgSqlErrorCode {
-    let v = code.bytes().enumerate().fold(0i32, |acc, (i, ch)| {
-        acc + ((((ch as i32) - ('0' as i32)) & 0x3F) << (6 * i))
-    });
-    PgSqlErrorCode::from(v)
+/// PostgreSQL's error code for each [`SqlState`]: an exhaustive match, so a new state cannot be
+/// added without naming its code (and `sqlstates_match_their_codes` checks the two agree).
+fn sqlstate(state: SqlState) -> PgSqlErrorCode {
+    use PgSqlErrorCode::*;
+    match state {
+        SqlState::InvalidName => ERRCODE_INVALID_NAME,
+        SqlState::NameTooLong => ERRCODE_NAME_TOO_LONG,
+        SqlState::DuplicateSchema => ERRCODE_DUPLICATE_SCHEMA,
+        SqlState::InvalidSchemaName => ERRCODE_INVALID_SCHEMA_NAME,
+        SqlState::UndefinedObject => ERRCODE_UNDEFINED_OBJECT,
+        SqlState::DuplicateObject => ERRCODE_DUPLICATE_OBJECT,
+        SqlState::InsufficientPrivilege => ERRCODE_INSUFFICIENT_PRIVILEGE,
+        SqlState::InvalidParameterValue => ERRCODE_INVALID_PARAMETER_VALUE,
+        SqlState::NullValueNotAllowed => ERRCODE_NULL_VALUE_NOT_ALLOWED,
+        SqlState::ActiveSqlTransaction => ERRCODE_ACTIVE_SQL_TRANSACTION,
+        SqlState::ObjectNotInPrerequisiteState => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        SqlState::SyntaxError => ERRCODE_SYNTAX_ERROR,
+        SqlState::UndefinedTable => ERRCODE_UNDEFINED_TABLE,
+        SqlState::UndefinedColumn => ERRCODE_UNDEFINED_COLUMN,
+    }
 }
 
 /// `ereport(ERROR)` with a code, a message, and an optional detail and hint.
@@ -34,7 +48,7 @@ fn ereport(
 }
 
 pub fn raise(e: TenancyError) -> ! {
-    ereport(sqlstate(e.state.code()), e.message, e.detail, e.hint)
+    ereport(sqlstate(e.state), e.message, e.detail, e.hint)
 }
 
 pub trait OrRaise<T> {
@@ -84,4 +98,28 @@ pub fn with_context<R>(
             ereport(c.code, c.message, c.detail, c.hint)
         })
         .execute()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// PostgreSQL's MAKE_SQLSTATE, to check the match above against the five-character codes.
+    fn make_sqlstate(code: &str) -> i32 {
+        code.bytes().enumerate().fold(0i32, |acc, (i, ch)| {
+            acc + ((((ch as i32) - ('0' as i32)) & 0x3F) << (6 * i))
+        })
+    }
+
+    #[test]
+    fn sqlstates_match_their_codes() {
+        for state in SqlState::ALL {
+            assert_eq!(
+                sqlstate(state) as i32,
+                make_sqlstate(state.code()),
+                "{state:?} maps to another code than {}",
+                state.code()
+            );
+        }
+    }
 }

@@ -1,4 +1,4 @@
-//! Managed tables (SPEC §4): a table whose rows name tenants through a template. Triggers create
+//! Managed tables (docs/managed-tables.md): a table whose rows name tenants through a template. Triggers create
 //! the tenant when a row is inserted, rename it when the computed name changes, and detach or
 //! drop it when the row is deleted — all through the same lifecycle functions as the SQL API, in
 //! the row's transaction.
@@ -8,12 +8,15 @@ use std::ffi::{CStr, CString};
 use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 use pgrx::prelude::*;
 
-use crate::error::{SqlState, TenancyError};
-use crate::lifecycle;
-use crate::names::{quote_ident, quote_literal};
-use crate::registry;
-use crate::report::{self, raise, Caught, OrRaise};
-use crate::template::Template;
+use crate::api::args::required;
+use crate::api::lifecycle;
+use crate::db::catalog;
+use crate::db::registry;
+use crate::db::report::{self, raise, Caught, OrRaise};
+use crate::db::spi;
+use crate::rules::error::{SqlState, TenancyError};
+use crate::rules::names::{quote_ident, quote_literal};
+use crate::rules::template::Template;
 
 /// Trigger names pg_tenancy installs on a managed table.
 const TRIGGERS: [&str; 4] = [
@@ -39,6 +42,9 @@ fn check_on_delete(on_delete: &str) {
     }
 }
 
+const MANAGE: &str = "manage_tenant";
+const MANAGE_EXAMPLE: &str = "tenancy.manage_tenant('organizations', ARRAY['org_', ':id'])";
+
 #[pg_extern(volatile, name = "_manage_tenant")]
 #[search_path(pg_catalog, pg_temp)]
 fn manage_tenant(
@@ -48,24 +54,15 @@ fn manage_tenant(
     on_update: Option<bool>,
     on_delete: Option<&str>,
 ) {
-    let null = |arg: &str| -> ! {
-        raise(
-            TenancyError::new(
-                SqlState::NullValueNotAllowed,
-                format!("tenancy.manage_tenant: {arg} must not be NULL"),
-            )
-            .hint("Call tenancy.manage_tenant('organizations', ARRAY['org_', ':id'])."),
-        )
-    };
-    let tbl = tbl.unwrap_or_else(|| null("tbl"));
-    let raw = template.unwrap_or_else(|| null("template"));
-    let on_create = on_create.unwrap_or_else(|| null("on_create"));
-    let on_update = on_update.unwrap_or_else(|| null("on_update"));
-    let on_delete = on_delete.unwrap_or_else(|| null("on_delete"));
+    let tbl = required(tbl, MANAGE, "tbl", MANAGE_EXAMPLE);
+    let raw = required(template, MANAGE, "template", MANAGE_EXAMPLE);
+    let on_create = required(on_create, MANAGE, "on_create", MANAGE_EXAMPLE);
+    let on_update = required(on_update, MANAGE, "on_update", MANAGE_EXAMPLE);
+    let on_delete = required(on_delete, MANAGE, "on_delete", MANAGE_EXAMPLE);
     check_on_delete(on_delete);
     let template = Template::parse(&raw).or_raise();
-    let table = registry::table_info(tbl);
-    let columns = registry::table_columns(tbl);
+    let table = catalog::table_info(tbl);
+    let columns = catalog::table_columns(tbl);
     for c in template.columns() {
         if !columns.iter().any(|x| x == c) {
             raise(
@@ -78,7 +75,7 @@ fn manage_tenant(
                         table
                     ),
                 )
-                .hint(registry::columns_hint(&table, &columns)),
+                .hint(catalog::columns_hint(&table, &columns)),
             );
         }
     }
@@ -88,7 +85,7 @@ fn manage_tenant(
         .collect::<Vec<_>>()
         .join(", ");
     let row_trigger = |name: &str, event: &str| {
-        registry::run(&format!(
+        spi::run(&format!(
             "CREATE TRIGGER {} AFTER {event} ON {table} FOR EACH ROW EXECUTE FUNCTION tenancy._managed_row({args})",
             quote_ident(name)
         ))
@@ -104,7 +101,7 @@ fn manage_tenant(
         row_trigger("tenancy_retire", "DELETE");
     }
     if on_delete == "drop" {
-        registry::run(&format!(
+        spi::run(&format!(
             "CREATE TRIGGER tenancy_truncate BEFORE TRUNCATE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION tenancy._managed_truncate()"
         ));
     }
@@ -113,7 +110,7 @@ fn manage_tenant(
 
 fn drop_triggers(table: &str) {
     for t in TRIGGERS {
-        registry::run(&format!(
+        spi::run(&format!(
             "DROP TRIGGER IF EXISTS {} ON {table}",
             quote_ident(t)
         ));
@@ -123,16 +120,13 @@ fn drop_triggers(table: &str) {
 #[pg_extern(volatile, name = "_unmanage_tenant")]
 #[search_path(pg_catalog, pg_temp)]
 fn unmanage_tenant(tbl: Option<pg_sys::Oid>) {
-    let Some(tbl) = tbl else {
-        raise(
-            TenancyError::new(
-                SqlState::NullValueNotAllowed,
-                "tenancy.unmanage_tenant: tbl must not be NULL",
-            )
-            .hint("Pass the managed table, e.g. tenancy.unmanage_tenant('organizations')."),
-        )
-    };
-    let table = registry::table_info(tbl);
+    let tbl = required(
+        tbl,
+        "unmanage_tenant",
+        "tbl",
+        "tenancy.unmanage_tenant('organizations')",
+    );
+    let table = catalog::table_info(tbl);
     if !registry::forget_managed(tbl) {
         raise(
             TenancyError::new(

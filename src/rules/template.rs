@@ -3,8 +3,8 @@
 //! Pure: no pgrx. An element `':col'` is the row's column `col` as text (exact column name, case
 //! included); `'::x'` is the literal `:x`; anything else is literal.
 
-use crate::error::{Result, SqlState, TenancyError};
-use crate::names::quote_literal;
+use crate::rules::error::{Result, SqlState, TenancyError};
+use crate::rules::names::quote_literal;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Element {
@@ -88,7 +88,7 @@ impl Template {
                             SqlState::NullValueNotAllowed,
                             format!(
                                 "column {} of {table} is NULL, so tenant template {} names no tenant",
-                                crate::names::quote_ident(c),
+                                crate::rules::names::quote_ident(c),
                                 self.display()
                             ),
                         )

@@ -1,19 +1,22 @@
-//! The migration generator (SPEC §7), SQL-facing: build the schema the current migrations
+//! The migration generator (docs/generator.md), SQL-facing: build the schema the current migrations
 //! produce in a scratch schema, describe it and the template (`tenancy.describe_schema`), and
 //! diff the two with the pure `schema_diff` module.
 
 use pgrx::prelude::*;
 
+use crate::api::args::required;
 use crate::apply;
-use crate::error::{SqlState, TenancyError};
-use crate::migration_set;
-use crate::names::quote_ident;
-use crate::registry;
-use crate::report::raise;
-use crate::schema_diff::{self, Schema, TenantColumns};
+use crate::db::catalog;
+use crate::db::registry;
+use crate::db::report::raise;
+use crate::db::spi;
+use crate::rules::error::{SqlState, TenancyError};
+use crate::rules::migration_set;
+use crate::rules::names::quote_ident;
+use crate::rules::schema_diff::{self, Schema, TenantColumns};
 
 fn describe(schema: &str) -> Schema {
-    let json = registry::describe_schema(schema);
+    let json = catalog::describe_schema(schema);
     serde_json::from_str(&json).unwrap_or_else(|e| {
         raise(
             TenancyError::new(SqlState::ObjectNotInPrerequisiteState, format!("cannot read the description of schema {}: {e}", quote_ident(schema)))
@@ -23,7 +26,7 @@ fn describe(schema: &str) -> Schema {
 }
 
 fn require_schema(schema: &str) {
-    if registry::schema_oid(schema).is_none() {
+    if catalog::schema_oid(schema).is_none() {
         raise(
             TenancyError::new(SqlState::InvalidSchemaName, format!("schema {} does not exist", quote_ident(schema)))
                 .hint("Create the template with SELECT tenancy.create_template('tenant_template'), edit it, then generate."),
@@ -39,20 +42,20 @@ fn check_base(base_version: Option<&str>) {
 
 /// Describes what the selected migrations produce, built in a scratch schema that is dropped
 /// again (its DDL and drop are kept quiet).
-fn describe_built(include: impl Fn(&crate::migration_set::Migration) -> bool) -> Schema {
+fn describe_built(include: impl Fn(&crate::rules::migration_set::Migration) -> bool) -> Schema {
     // SAFETY: reads this backend's pid.
     let scratch = format!("tenancy_scratch_{}", unsafe { pg_sys::MyProcPid });
-    let saved = registry::current_setting("client_min_messages").unwrap_or_default();
-    registry::set_config("client_min_messages", "warning", true);
-    registry::run(&format!(
+    let saved = spi::current_setting("client_min_messages").unwrap_or_default();
+    spi::set_config("client_min_messages", "warning", true);
+    spi::run(&format!(
         "DROP SCHEMA IF EXISTS {} CASCADE",
         quote_ident(&scratch)
     ));
-    registry::run(&format!("CREATE SCHEMA {}", quote_ident(&scratch)));
+    spi::run(&format!("CREATE SCHEMA {}", quote_ident(&scratch)));
     apply::build_schema(&scratch, include);
     let built = describe(&scratch);
-    registry::run(&format!("DROP SCHEMA {} CASCADE", quote_ident(&scratch)));
-    registry::set_config("client_min_messages", &saved, true);
+    spi::run(&format!("DROP SCHEMA {} CASCADE", quote_ident(&scratch)));
+    spi::set_config("client_min_messages", &saved, true);
     built
 }
 
@@ -65,7 +68,7 @@ fn verify_deep() -> TableIterator<'static, (name!(schema_name, String), name!(pr
     for (applied, tenants) in registry::tenants_by_applied_set() {
         let expected = describe_built(|m| applied.contains(&m.version));
         for t in tenants {
-            if registry::schema_oid(&t).is_none() {
+            if catalog::schema_oid(&t).is_none() {
                 continue; // reported by the registry checks
             }
             for (object, what) in schema_diff::differences(&describe(&t), &expected) {
@@ -87,9 +90,14 @@ fn create_template(
     template_schema: default!(Option<&str>, "'tenant_template'"),
     base_version: default!(Option<&str>, "NULL"),
 ) -> String {
-    let name = template_schema.unwrap_or("tenant_template");
+    let name = required(
+        template_schema,
+        "create_template",
+        "template_schema",
+        "tenancy.create_template('tenant_template')",
+    );
     check_base(base_version);
-    if registry::schema_oid(name).is_some() {
+    if catalog::schema_oid(name).is_some() {
         raise(
             TenancyError::new(
                 SqlState::DuplicateSchema,
@@ -98,7 +106,7 @@ fn create_template(
             .hint("Drop it first (DROP SCHEMA … CASCADE) or pass another name."),
         );
     }
-    registry::run(&format!("CREATE SCHEMA {}", quote_ident(name)));
+    spi::run(&format!("CREATE SCHEMA {}", quote_ident(name)));
     apply::build_schema(name, apply::up_to(base_version));
     name.to_string()
 }
@@ -111,7 +119,12 @@ fn generate_migration(
     template_schema: default!(Option<&str>, "'tenant_template'"),
     base_version: default!(Option<&str>, "NULL"),
 ) -> String {
-    let template = template_schema.unwrap_or("tenant_template");
+    let template = required(
+        template_schema,
+        "generate_migration",
+        "template_schema",
+        "tenancy.generate_migration('tenant_template')",
+    );
     check_base(base_version);
     require_schema(template);
     let from = describe_built(apply::up_to(base_version));
@@ -126,9 +139,12 @@ fn generate_migration(
 #[pg_extern(stable)]
 #[search_path(pg_catalog, pg_temp)]
 fn compare_schemas(
-    a: &str,
-    b: &str,
+    a: Option<&str>,
+    b: Option<&str>,
 ) -> TableIterator<'static, (name!(object, String), name!(difference, String))> {
+    let example = "tenancy.compare_schemas('tenant_template', 'org_1')";
+    let a = required(a, "compare_schemas", "a", example);
+    let b = required(b, "compare_schemas", "b", example);
     require_schema(a);
     require_schema(b);
     TableIterator::new(schema_diff::differences(&describe(a), &describe(b)))

@@ -1,7 +1,7 @@
 //! One error type for everything a user can cause: SQLSTATE + message + detail + hint.
 //!
 //! Pure: no pgrx here. The SPI layer turns a [`TenancyError`] into an `ereport(ERROR)` with
-//! [`crate::report::raise`].
+//! [`crate::db::report::raise`].
 
 use std::fmt;
 
@@ -39,6 +39,24 @@ pub enum SqlState {
 }
 
 impl SqlState {
+    /// Every state, for tests that check each one.
+    pub const ALL: [SqlState; 14] = [
+        SqlState::InvalidName,
+        SqlState::NameTooLong,
+        SqlState::DuplicateSchema,
+        SqlState::InvalidSchemaName,
+        SqlState::UndefinedObject,
+        SqlState::DuplicateObject,
+        SqlState::InsufficientPrivilege,
+        SqlState::InvalidParameterValue,
+        SqlState::NullValueNotAllowed,
+        SqlState::ActiveSqlTransaction,
+        SqlState::ObjectNotInPrerequisiteState,
+        SqlState::SyntaxError,
+        SqlState::UndefinedTable,
+        SqlState::UndefinedColumn,
+    ];
+
     pub fn code(self) -> &'static str {
         match self {
             SqlState::InvalidName => "42602",

@@ -1,0 +1,19 @@
+//! The in-database test suite (`cargo pgrx test`), one file per feature. Each test runs inside one
+//! transaction that is rolled back. Errors are caught in a PL/pgSQL sub-transaction
+//! (`pg_temp.try_sql`, see `support`) so a test can assert the SQLSTATE, message and hint, and then
+//! check that nothing was left behind.
+//!
+//! Run one feature's tests alone by its name prefix, e.g.
+//! `cargo pgrx test pg15 in_db::managed` (see docs/development.md).
+
+mod support;
+
+mod attribute;
+mod fleet;
+mod generator;
+mod hardening;
+mod hygiene;
+mod lifecycle;
+mod managed;
+mod migrations;
+mod names;

@@ -1,0 +1,138 @@
+//! Catalog queries: schemas, tables, columns, constraints and privileges as PostgreSQL's own
+//! catalogs describe them (nothing of pg_tenancy's tables here; see `registry`).
+
+use pgrx::prelude::*;
+
+use crate::db::report::{raise, OrRaise};
+use crate::db::spi::get_one;
+use crate::rules::error::{SqlState, TenancyError};
+use crate::rules::names::quote_ident;
+
+/// The OID of the schema named exactly `name`.
+pub fn schema_oid(name: &str) -> Option<pg_sys::Oid> {
+    get_one::<pg_sys::Oid>(
+        "SELECT oid FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) $1::pg_catalog.text",
+        &[name.into()],
+    )
+}
+
+/// Whether the current user may create schemas in the current database.
+pub fn can_create_schemas() -> bool {
+    get_one::<bool>(
+        "SELECT pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE')",
+        &[],
+    )
+    .unwrap_or(false)
+}
+
+/// Whether the current user owns (or is a member of the owner of) the schema.
+pub fn owns_schema(oid: pg_sys::Oid) -> bool {
+    get_one::<bool>(
+        "SELECT pg_catalog.pg_has_role(nspowner, 'USAGE') FROM pg_catalog.pg_namespace WHERE oid OPERATOR(pg_catalog.=) $1",
+        &[oid.into()],
+    )
+
+    .unwrap_or(false)
+}
+
+pub fn current_database() -> String {
+    get_one::<String>("SELECT pg_catalog.current_database()::pg_catalog.text", &[])
+        .unwrap_or_default()
+}
+
+/// A table's name as SQL text (qualified and quoted where needed), or 42P01.
+pub fn table_info(oid: pg_sys::Oid) -> String {
+    get_one::<String>(
+        "SELECT c.oid::pg_catalog.regclass::pg_catalog.text FROM pg_catalog.pg_class c \
+         WHERE c.oid OPERATOR(pg_catalog.=) $1 AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::\"char\"[])",
+        &[oid.into()],
+    )
+    .unwrap_or_else(|| {
+        raise(
+            TenancyError::new(
+                SqlState::UndefinedTable,
+                format!("relation with OID {} is not a table", oid.to_u32()),
+            )
+            .hint("Managed tables must be ordinary or partitioned tables."),
+        )
+    })
+}
+
+/// "Columns of T: "a", "b"." — the hint for an unknown column.
+pub fn columns_hint(table: &str, columns: &[String]) -> String {
+    let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+    format!("Columns of {table}: {}.", cols.join(", "))
+}
+
+/// The table's live column names, in order.
+pub fn table_columns(oid: pg_sys::Oid) -> Vec<String> {
+    Spi::connect_mut(|c| {
+        c.update(
+            "SELECT attname::pg_catalog.text FROM pg_catalog.pg_attribute \
+             WHERE attrelid OPERATOR(pg_catalog.=) $1 AND attnum OPERATOR(pg_catalog.>) 0 AND NOT attisdropped ORDER BY attnum",
+            None,
+            &[oid.into()],
+        )
+        .or_raise()
+        .map(|r| r.get::<String>(1).or_raise().unwrap_or_default())
+        .collect()
+    })
+}
+
+/// The column's type as SQL text (`bigint`, `text`, `public.tenant_id`).
+pub fn column_type(tbl: pg_sys::Oid, col: &str) -> String {
+    get_one::<String>(
+        "SELECT pg_catalog.format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute \
+         WHERE attrelid OPERATOR(pg_catalog.=) $1 AND attname OPERATOR(pg_catalog.=) $2::pg_catalog.text AND NOT attisdropped",
+        &[tbl.into(), col.into()],
+    )
+    .unwrap_or_default()
+}
+
+/// The table's name without schema.
+pub fn relname(tbl: pg_sys::Oid) -> String {
+    get_one::<String>(
+        "SELECT relname::pg_catalog.text FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) $1",
+        &[tbl.into()],
+    )
+    .unwrap_or_default()
+}
+
+pub fn primary_key_columns(tbl: pg_sys::Oid) -> Vec<String> {
+    Spi::connect_mut(|c| {
+        c.update(
+            "SELECT a.attname::pg_catalog.text FROM pg_catalog.pg_constraint k \
+             CROSS JOIN LATERAL pg_catalog.unnest(k.conkey) WITH ORDINALITY AS u(attnum, n) \
+             JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) k.conrelid AND a.attnum OPERATOR(pg_catalog.=) u.attnum \
+             WHERE k.conrelid OPERATOR(pg_catalog.=) $1 AND k.contype OPERATOR(pg_catalog.=) 'p' ORDER BY u.n",
+            None,
+            &[tbl.into()],
+        )
+        .or_raise()
+        .map(|r| r.get::<String>(1).or_raise().unwrap_or_default())
+        .collect()
+    })
+}
+
+/// Whether a unique, non-partial index covers exactly these columns (in any order).
+pub fn has_unique_on(tbl: pg_sys::Oid, cols: &[String]) -> bool {
+    get_one::<bool>(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_index i \
+           WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL \
+             AND i.indnkeyatts OPERATOR(pg_catalog.=) pg_catalog.cardinality($2) \
+             AND (SELECT pg_catalog.array_agg(a.attname::pg_catalog.text ORDER BY a.attname::pg_catalog.text) \
+                  FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attnum OPERATOR(pg_catalog.=) ANY (i.indkey)) \
+                 OPERATOR(pg_catalog.=) (SELECT pg_catalog.array_agg(x ORDER BY x) FROM pg_catalog.unnest($2) AS x))",
+        &[tbl.into(), cols.to_vec().into()],
+    )
+    .unwrap_or(false)
+}
+
+/// `tenancy.describe_schema(schema)` as JSON text.
+pub fn describe_schema(schema: &str) -> String {
+    get_one::<String>(
+        "SELECT tenancy.describe_schema($1::pg_catalog.text::pg_catalog.name)::pg_catalog.text",
+        &[schema.into()],
+    )
+    .unwrap_or_default()
+}

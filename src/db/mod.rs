@@ -1,0 +1,10 @@
+//! Storage: thin SPI glue. pg_tenancy's own tables (`registry`), PostgreSQL's catalogs
+//! (`catalog`), the known migration set (`known_set`), configuration (`settings`), and turning
+//! errors into `ereport` (`report`).
+
+pub mod catalog;
+pub mod known_set;
+pub mod registry;
+pub mod report;
+pub mod settings;
+pub mod spi;

@@ -1,0 +1,17 @@
+//! Pure rules: no pgrx here (plain `cargo test`, and `build.rs` compiles this folder too). Every
+//! rule that can be wrong in a subtle way lives here: the one error type, tenant names, templates,
+//! the migration set and its SQL text, and the schema diff.
+
+pub mod error;
+pub mod migration_set;
+pub mod names;
+pub mod schema_diff;
+pub mod sqltext;
+pub mod template;
+
+/// Build-only: `build.rs` loads `tenant_migrations/` with it; the extension never reads files.
+#[cfg(test)]
+pub mod migration_dir;
+
+#[cfg(test)]
+mod fuzz;
