@@ -35,8 +35,11 @@ q -d fresh -c "CREATE EXTENSION pg_tenancy" >/dev/null
 for script in "${scripts[@]}"; do
   base=$(basename "$script" .sql); old=${base#pg_tenancy--}; old=${old%%--*}; new=${base##*--}
   check "$old has a frozen install script" "yes" "$( [ -s "sql/released/pg_tenancy--$old.sql" ] && echo yes || echo no)"
+  # Always the repository's copy: a stale script of that name in the server's directory (an
+  # earlier build's, say) must not stand in for the frozen one. Only files this test added go.
   for f in "sql/released/pg_tenancy--$old.sql" "$script"; do
-    [ -e "$ext_dir/$(basename "$f")" ] || { cp "$f" "$ext_dir/"; copied+=("$ext_dir/$(basename "$f")"); }
+    [ -e "$ext_dir/$(basename "$f")" ] || copied+=("$ext_dir/$(basename "$f")")
+    cp "$f" "$ext_dir/"
   done
   db="up_${old//./_}"
   q -d postgres -c "CREATE DATABASE $db"
