@@ -6,8 +6,13 @@ source "$(dirname "$0")/common.sh"
 cd "$ROOT"
 
 # The alternative folder is what gets compiled in (checked by a unit test against the folder).
-TENANCY_MIGRATIONS_DIR=tests/fixtures/migrations_alt \
-  cargo test --lib -- migrations::tests::embedded_set_is_the_configured_folder
+# --exact, and the count checked, so a renamed or moved test cannot turn this into a no-op.
+out=$(TENANCY_MIGRATIONS_DIR=tests/fixtures/migrations_alt \
+  cargo test --lib -- --exact db::known_set::tests::embedded_set_is_the_configured_folder 2>&1) \
+  || { echo "$out" | tail -20 >&2; exit 1; }
+grep -q "test result: ok. 1 passed" <<<"$out" \
+  || { echo "FAIL: the embedded-set test did not run:" >&2; echo "$out" | tail -5 >&2; exit 1; }
+echo "ok: tests/fixtures/migrations_alt is the embedded set"
 
 expect_build_failure() {
   local dir=$1 needle=$2 out
