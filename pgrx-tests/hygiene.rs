@@ -130,4 +130,88 @@ mod tests {
             fails(sql, state);
         }
     }
+
+    /// One NULL rule: 22004 naming the function and the parameter, for parameters with a default
+    /// too, where NULL used to become XX000, an empty result or a silent default.
+    #[pg_test]
+    fn null_arguments_fail_naming_the_parameter() {
+        setup();
+        run("SELECT tenancy.create_tenant('org_1')");
+        for (sql, function, param) in [
+            (
+                "SELECT tenancy.set_tenant('org_1', NULL)",
+                "set_tenant",
+                "is_local",
+            ),
+            (
+                "SELECT * FROM tenancy.reconcile(NULL)",
+                "reconcile",
+                "dry_run",
+            ),
+            ("SELECT * FROM tenancy.verify(NULL)", "verify", "deep"),
+            (
+                "SELECT * FROM tenancy.compare_schemas(NULL, 'org_1')",
+                "compare_schemas",
+                "a",
+            ),
+            (
+                "SELECT * FROM tenancy.compare_schemas('org_1', NULL)",
+                "compare_schemas",
+                "b",
+            ),
+            (
+                "SELECT tenancy.create_template(NULL)",
+                "create_template",
+                "template_schema",
+            ),
+            (
+                "SELECT tenancy.generate_migration(NULL)",
+                "generate_migration",
+                "template_schema",
+            ),
+            (
+                "SELECT tenancy.describe_schema(NULL)",
+                "describe_schema",
+                "schema_name",
+            ),
+            (
+                "SELECT * FROM tenancy._split_statements(NULL, 'x')",
+                "_split_statements",
+                "sql",
+            ),
+            (
+                "SELECT tenancy._fleet_begin(NULL, NULL, false, '5s')",
+                "migrate_all",
+                "jobs",
+            ),
+            (
+                "SELECT tenancy._fleet_begin(1, NULL, false, NULL)",
+                "migrate_all",
+                "lock_timeout",
+            ),
+            (
+                "SELECT tenancy.manage_tenant(NULL, ARRAY['org_', ':id'])",
+                "manage_tenant",
+                "tbl",
+            ),
+            (
+                "SELECT tenancy.add_attribute_tenant(NULL)",
+                "add_attribute_tenant",
+                "tenant",
+            ),
+        ] {
+            let f = fails(sql, "22004");
+            assert_eq!(
+                f.message,
+                format!("tenancy.{function}: {param} must not be NULL"),
+                "{sql}"
+            );
+            assert!(
+                f.hint
+                    .starts_with(&format!("Pass a value for {param}, e.g. ")),
+                "{sql}: {}",
+                f.hint
+            );
+        }
+    }
 }
