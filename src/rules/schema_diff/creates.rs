@@ -4,7 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use super::model::{Column, Constraint, Policy, Sequence, Table, TenantColumns};
+use super::model::{
+    Column, Constraint, ConstraintKind, ForeignKey, Policy, Sequence, Table, TenantColumns,
+};
 use super::{order_views, Pair};
 use crate::rules::names::quote_ident as q;
 
@@ -61,39 +63,75 @@ fn policy_sql(table: &str, name: &str, p: &Policy) -> String {
     s
 }
 
-/// `FOREIGN KEY (a) REFERENCES t(b) …` between two attribute tables becomes
-/// `FOREIGN KEY (tenant, a) REFERENCES t(tenant, b) …`, unless it already leads with the tenant
-/// columns. Returns the target table and its key when rewritten, for the unique constraint.
-fn composite_fk(
-    def: &str,
-    from_tenant: &str,
-    tenants: &TenantColumns,
-) -> Option<(String, String, Vec<String>)> {
-    let rest = def.strip_prefix("FOREIGN KEY (")?;
-    let close = rest.find(')')?;
-    let from_cols = &rest[..close];
-    let rest = rest[close + 1..].strip_prefix(" REFERENCES ")?;
-    let open = rest.find('(')?;
-    let target = &rest[..open];
-    let target_name = target.trim_matches('"').replace("\"\"", "\"");
-    let to_tenant = tenants.get(&target_name)?;
-    let close = rest[open..].find(')')? + open;
-    let to_cols = &rest[open + 1..close];
-    let tail = &rest[close + 1..];
-    let (ft, tt) = (q(from_tenant), q(to_tenant));
-    if from_cols.split(", ").next() == Some(ft.as_str())
-        || from_cols.split(", ").next() == Some(from_tenant)
-    {
+/// A foreign key made composite, and what its target needs.
+struct CompositeFk {
+    /// `FOREIGN KEY (tenant, a…) REFERENCES t(tenant, b…) …`, the original clauses kept.
+    def: String,
+    /// The referenced table (one of the described schema's own).
+    target: String,
+    /// The referenced key, tenant column first, quoted: the unique constraint the target needs.
+    key: Vec<String>,
+}
+
+/// A foreign key from an attribute table (tenant column `from_tenant`) to another attribute table
+/// becomes composite, `FOREIGN KEY (tenant, a) REFERENCES t(tenant, b) …`, unless it already
+/// leads with the tenant column. Built from the structured fields alone, every name quoted, so
+/// no column or table name can change its meaning.
+fn composite_fk(c: &Constraint, from_tenant: &str, tenants: &TenantColumns) -> Option<CompositeFk> {
+    let fk = c.foreign_key.as_ref()?;
+    // Attribute tables are the described schema's own; a shared schema's table is none of them.
+    if fk.schema.is_some() {
         return None;
     }
-    let new_to: Vec<String> = std::iter::once(tt.clone())
-        .chain(to_cols.split(", ").map(str::to_string))
-        .collect();
+    let to_tenant = tenants.get(&fk.table)?;
+    if c.columns.first().map(String::as_str) == Some(from_tenant) {
+        return None;
+    }
+    let quoted = |tenant: &str, cols: &[String]| -> Vec<String> {
+        std::iter::once(tenant)
+            .chain(cols.iter().map(String::as_str))
+            .map(q)
+            .collect()
+    };
+    let key = quoted(to_tenant, &fk.columns);
     let def = format!(
-        "FOREIGN KEY ({ft}, {from_cols}) REFERENCES {target}({}){tail}",
-        new_to.join(", ")
+        "FOREIGN KEY ({}) REFERENCES {}({}){}",
+        quoted(from_tenant, &c.columns).join(", "),
+        q(&fk.table),
+        key.join(", "),
+        fk_clauses(c, fk)
     );
-    Some((def, target_name, new_to))
+    Some(CompositeFk {
+        def,
+        target: fk.table.clone(),
+        key,
+    })
+}
+
+/// What follows a foreign key's referenced columns, in the order `pg_get_constraintdef` prints
+/// it: MATCH, ON UPDATE, ON DELETE (with its columns), DEFERRABLE, INITIALLY DEFERRED, NOT VALID.
+fn fk_clauses(c: &Constraint, fk: &ForeignKey) -> String {
+    let mut s = fk.match_type.clause().to_string();
+    if let Some(action) = fk.on_update.sql() {
+        s.push_str(&format!(" ON UPDATE {action}"));
+    }
+    if let Some(action) = fk.on_delete.sql() {
+        s.push_str(&format!(" ON DELETE {action}"));
+        if let Some(cols) = &fk.on_delete_columns {
+            let cols: Vec<String> = cols.iter().map(|n| q(n)).collect();
+            s.push_str(&format!(" ({})", cols.join(", ")));
+        }
+    }
+    if c.deferrable {
+        s.push_str(" DEFERRABLE");
+    }
+    if c.initially_deferred {
+        s.push_str(" INITIALLY DEFERRED");
+    }
+    if !c.validated {
+        s.push_str(" NOT VALID");
+    }
+    s
 }
 
 /// Sequences that come (CREATE) or change (ALTER).
@@ -214,7 +252,7 @@ pub(super) fn constraints_and_indexes(p: &Pair, tenants: &TenantColumns) -> Vec<
             if old.and_then(|o| o.constraints.get(name)) == Some(c) {
                 continue;
             }
-            if c.kind == "f" {
+            if c.kind == ConstraintKind::Foreign {
                 fks.extend(foreign_key(t, name, c, tenants, &mut unique_added));
             } else {
                 out.push(format!(
@@ -245,10 +283,11 @@ fn foreign_key(
     unique_added: &mut BTreeSet<(String, Vec<String>)>,
 ) -> Vec<String> {
     let mut out = Vec::new();
-    let mut def = c.def.clone();
-    if let Some(ft) = tenants.get(t) {
-        if let Some((d, target, key)) = composite_fk(&c.def, ft, tenants) {
-            def = d;
+    let composite = tenants
+        .get(t)
+        .and_then(|from_tenant| composite_fk(c, from_tenant, tenants));
+    let def = match composite {
+        Some(CompositeFk { def, target, key }) => {
             if unique_added.insert((target.clone(), key.clone())) {
                 out.push(format!(
                     "ALTER TABLE {} ADD UNIQUE ({})",
@@ -256,8 +295,10 @@ fn foreign_key(
                     key.join(", ")
                 ));
             }
+            def
         }
-    }
+        None => c.def.clone(),
+    };
     out.push(format!(
         "ALTER TABLE {} ADD CONSTRAINT {} {def}",
         q(t),

@@ -1,6 +1,7 @@
 //! The first half of a diff: what goes, in reverse dependency order (views, triggers, functions,
 //! foreign keys, other constraints, indexes, policies, columns, tables, sequences).
 
+use super::model::ConstraintKind;
 use super::{order_views, Pair};
 use crate::rules::names::quote_ident as q;
 
@@ -51,7 +52,7 @@ pub(super) fn constraints(p: &Pair) -> Vec<String> {
     for fk_pass in [true, false] {
         for (t, table) in &p.from.tables {
             for (name, c) in &table.constraints {
-                if (c.kind == "f") != fk_pass {
+                if (c.kind == ConstraintKind::Foreign) != fk_pass {
                     continue;
                 }
                 let keep = p.to.tables.get(t).and_then(|n| n.constraints.get(name)) == Some(c);
