@@ -93,20 +93,43 @@ mod tests {
         setup();
         run("SELECT tenancy.create_template('tenant_template', '0')");
         run("CREATE TABLE tenant_template.projects (tenant_id text NOT NULL, id int PRIMARY KEY)");
-        run("CREATE TABLE tenant_template.tasks (tenant_id text NOT NULL, id int PRIMARY KEY, project_id int REFERENCES tenant_template.projects (id))");
+        // A key column whose name holds a parenthesis, and clauses that must survive.
+        run("CREATE TABLE tenant_template.tasks (tenant_id text NOT NULL, id int PRIMARY KEY, project_id int REFERENCES tenant_template.projects (id),
+               \"proj)id\" int REFERENCES tenant_template.projects (id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+               other_id int, CONSTRAINT tasks_other_fkey FOREIGN KEY (other_id) REFERENCES tenant_template.projects (id)
+                   MATCH FULL ON UPDATE RESTRICT ON DELETE SET NULL (other_id))");
         run("SELECT tenancy.enable_attribute_tenancy('tenant_template.projects', 'tenant_id')");
         run("SELECT tenancy.enable_attribute_tenancy('tenant_template.tasks', 'tenant_id')");
         let generated =
             one::<String>("SELECT tenancy.generate_migration('tenant_template', '0')").unwrap();
         assert!(
-            generated.contains("ALTER TABLE \"projects\" ADD UNIQUE (\"tenant_id\", id)"),
+            generated.contains("ALTER TABLE \"projects\" ADD UNIQUE (\"tenant_id\", \"id\")"),
             "{generated}"
         );
         assert!(
             generated.contains(
-                "FOREIGN KEY (\"tenant_id\", project_id) REFERENCES projects(\"tenant_id\", id)"
+                "FOREIGN KEY (\"tenant_id\", \"project_id\") REFERENCES \"projects\"(\"tenant_id\", \"id\")"
             ),
             "{generated}"
+        );
+        assert!(
+            generated.contains(
+                "FOREIGN KEY (\"tenant_id\", \"proj)id\") REFERENCES \"projects\"(\"tenant_id\", \"id\") ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED"
+            ),
+            "{generated}"
+        );
+        // The generated migration applies, and PostgreSQL reads the keys back as meant.
+        run("CREATE SCHEMA fk_check");
+        run("SET LOCAL search_path = fk_check");
+        run(&generated);
+        run("RESET search_path");
+        assert_eq!(
+            strings("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'fk_check.tasks'::regclass AND contype = 'f' ORDER BY conname"),
+            vec![
+                "FOREIGN KEY (tenant_id, other_id) REFERENCES fk_check.projects(tenant_id, id) MATCH FULL ON UPDATE RESTRICT ON DELETE SET NULL (other_id)",
+                "FOREIGN KEY (tenant_id, \"proj)id\") REFERENCES fk_check.projects(tenant_id, id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED",
+                "FOREIGN KEY (tenant_id, project_id) REFERENCES fk_check.projects(tenant_id, id)",
+            ]
         );
         fails("SELECT tenancy.generate_migration('nope')", "3F000");
         fails("SELECT tenancy.create_template('tenant_template')", "42P06");

@@ -1,6 +1,6 @@
 -- The migration generator's catalog side: a canonical description of one schema, with references
 -- to the schema's own objects unqualified (described under search_path = <schema>, pg_catalog)
--- and references to any other schema qualified. src/generator.rs diffs two descriptions.
+-- and references to any other schema qualified. src/rules/schema_diff/ diffs two descriptions.
 
 -- Replaces the schema's own name, as "name". or name., with @tenant@. in a view or function body.
 CREATE FUNCTION tenancy._tenantize(body text, schema_name name) RETURNS text
@@ -65,10 +65,44 @@ BEGIN
         LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
         WHERE c.relnamespace = v_oid AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
         GROUP BY a.attrelid),
+    -- Constraints are structured, so the generator never re-parses their text: the kind, the
+    -- constrained columns in key order (conkey; an exclusion constraint's expression entries have
+    -- no column and are left out) and, for a foreign key, the referenced table (its schema only
+    -- when it is not the described one), columns (confkey) and clauses. 'def' is replayed as is.
+    -- An unknown catalog code maps to NULL, which the generator refuses to read.
     cons AS (
         SELECT k.conrelid,
-               jsonb_object_agg(k.conname::text, jsonb_build_object('type', k.contype::text, 'def', pg_get_constraintdef(k.oid))) AS constraints
+               jsonb_object_agg(k.conname::text, jsonb_build_object(
+                   'kind', CASE k.contype WHEN 'p' THEN 'primary' WHEN 'u' THEN 'unique' WHEN 'c' THEN 'check'
+                                          WHEN 'f' THEN 'foreign' WHEN 'x' THEN 'exclusion' END,
+                   'def', pg_get_constraintdef(k.oid),
+                   'columns', (SELECT coalesce(jsonb_agg(a.attname::text ORDER BY u.n), '[]')
+                               FROM unnest(k.conkey) WITH ORDINALITY u(attnum, n)
+                               JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.attnum),
+                   'deferrable', k.condeferrable,
+                   'initially_deferred', k.condeferred,
+                   'validated', k.convalidated,
+                   'foreign_key', CASE WHEN k.contype = 'f' THEN jsonb_build_object(
+                       'schema', CASE WHEN fc.relnamespace <> v_oid THEN fs.nspname::text END,
+                       'table', fc.relname::text,
+                       'columns', (SELECT jsonb_agg(a.attname::text ORDER BY u.n)
+                                   FROM unnest(k.confkey) WITH ORDINALITY u(attnum, n)
+                                   JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.attnum),
+                       'match', CASE k.confmatchtype WHEN 's' THEN 'simple' WHEN 'f' THEN 'full' WHEN 'p' THEN 'partial' END,
+                       'on_update', CASE k.confupdtype WHEN 'a' THEN 'no_action' WHEN 'r' THEN 'restrict' WHEN 'c' THEN 'cascade'
+                                                       WHEN 'n' THEN 'set_null' WHEN 'd' THEN 'set_default' END,
+                       'on_delete', CASE k.confdeltype WHEN 'a' THEN 'no_action' WHEN 'r' THEN 'restrict' WHEN 'c' THEN 'cascade'
+                                                       WHEN 'n' THEN 'set_null' WHEN 'd' THEN 'set_default' END,
+                       -- ON DELETE SET NULL / SET DEFAULT (columns): confdelsetcols, new in
+                       -- PostgreSQL 15, read through to_jsonb so older catalogs give NULL.
+                       'on_delete_columns', (SELECT jsonb_agg(a.attname::text ORDER BY u.n)
+                                             FROM jsonb_array_elements_text(nullif(to_jsonb(k) -> 'confdelsetcols', 'null'::jsonb))
+                                                  WITH ORDINALITY u(attnum, n)
+                                             JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.attnum::int2))
+                   END)) AS constraints
         FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
+        LEFT JOIN pg_class fc ON fc.oid = k.confrelid
+        LEFT JOIN pg_namespace fs ON fs.oid = fc.relnamespace
         WHERE c.relnamespace = v_oid AND k.contype IN ('p', 'u', 'c', 'f', 'x')
         GROUP BY k.conrelid),
     idx AS (

@@ -1,0 +1,383 @@
+//! The second half of a diff: what comes or changes, in dependency order (sequences, tables,
+//! columns and column changes, sequence ownership, constraints and indexes, foreign keys,
+//! row-level security and policies, functions, triggers, views).
+
+use std::collections::BTreeSet;
+
+use super::model::{
+    Column, Constraint, ConstraintKind, ForeignKey, Policy, Sequence, Table, TenantColumns,
+};
+use super::{order_views, Pair};
+use crate::rules::names::quote_ident as q;
+
+fn column_sql(c: &Column) -> String {
+    let mut s = format!("{} {}", q(&c.name), c.ty);
+    if let Some(coll) = &c.collation {
+        s.push_str(&format!(" COLLATE {coll}"));
+    }
+    if let Some(g) = &c.generated {
+        s.push_str(&format!(" GENERATED ALWAYS AS ({g}) STORED"));
+    }
+    if let Some(i) = &c.identity {
+        s.push_str(&format!(" GENERATED {i} AS IDENTITY"));
+    } else if let Some(d) = &c.default {
+        s.push_str(&format!(" DEFAULT {d}"));
+    }
+    if c.not_null {
+        s.push_str(" NOT NULL");
+    }
+    s
+}
+
+fn sequence_options(s: &Sequence) -> String {
+    format!(
+        "AS {} INCREMENT BY {} MINVALUE {} MAXVALUE {} START WITH {} CACHE {} {}",
+        s.ty,
+        s.increment,
+        s.min,
+        s.max,
+        s.start,
+        s.cache,
+        if s.cycle { "CYCLE" } else { "NO CYCLE" }
+    )
+}
+
+fn policy_sql(table: &str, name: &str, p: &Policy) -> String {
+    let mut s = format!(
+        "CREATE POLICY {} ON {} AS {} FOR {}",
+        q(name),
+        q(table),
+        if p.permissive {
+            "PERMISSIVE"
+        } else {
+            "RESTRICTIVE"
+        },
+        p.cmd
+    );
+    if let Some(u) = &p.using {
+        s.push_str(&format!(" USING ({u})"));
+    }
+    if let Some(c) = &p.check {
+        s.push_str(&format!(" WITH CHECK ({c})"));
+    }
+    s
+}
+
+/// A foreign key made composite, and what its target needs.
+struct CompositeFk {
+    /// `FOREIGN KEY (tenant, a…) REFERENCES t(tenant, b…) …`, the original clauses kept.
+    def: String,
+    /// The referenced table (one of the described schema's own).
+    target: String,
+    /// The referenced key, tenant column first, quoted: the unique constraint the target needs.
+    key: Vec<String>,
+}
+
+/// A foreign key from an attribute table (tenant column `from_tenant`) to another attribute table
+/// becomes composite, `FOREIGN KEY (tenant, a) REFERENCES t(tenant, b) …`, unless it already
+/// leads with the tenant column. Built from the structured fields alone, every name quoted, so
+/// no column or table name can change its meaning.
+fn composite_fk(c: &Constraint, from_tenant: &str, tenants: &TenantColumns) -> Option<CompositeFk> {
+    let fk = c.foreign_key.as_ref()?;
+    // Attribute tables are the described schema's own; a shared schema's table is none of them.
+    if fk.schema.is_some() {
+        return None;
+    }
+    let to_tenant = tenants.get(&fk.table)?;
+    if c.columns.first().map(String::as_str) == Some(from_tenant) {
+        return None;
+    }
+    let quoted = |tenant: &str, cols: &[String]| -> Vec<String> {
+        std::iter::once(tenant)
+            .chain(cols.iter().map(String::as_str))
+            .map(q)
+            .collect()
+    };
+    let key = quoted(to_tenant, &fk.columns);
+    let def = format!(
+        "FOREIGN KEY ({}) REFERENCES {}({}){}",
+        quoted(from_tenant, &c.columns).join(", "),
+        q(&fk.table),
+        key.join(", "),
+        fk_clauses(c, fk)
+    );
+    Some(CompositeFk {
+        def,
+        target: fk.table.clone(),
+        key,
+    })
+}
+
+/// What follows a foreign key's referenced columns, in the order `pg_get_constraintdef` prints
+/// it: MATCH, ON UPDATE, ON DELETE (with its columns), DEFERRABLE, INITIALLY DEFERRED, NOT VALID.
+fn fk_clauses(c: &Constraint, fk: &ForeignKey) -> String {
+    let mut s = fk.match_type.clause().to_string();
+    if let Some(action) = fk.on_update.sql() {
+        s.push_str(&format!(" ON UPDATE {action}"));
+    }
+    if let Some(action) = fk.on_delete.sql() {
+        s.push_str(&format!(" ON DELETE {action}"));
+        if let Some(cols) = &fk.on_delete_columns {
+            let cols: Vec<String> = cols.iter().map(|n| q(n)).collect();
+            s.push_str(&format!(" ({})", cols.join(", ")));
+        }
+    }
+    if c.deferrable {
+        s.push_str(" DEFERRABLE");
+    }
+    if c.initially_deferred {
+        s.push_str(" INITIALLY DEFERRED");
+    }
+    if !c.validated {
+        s.push_str(" NOT VALID");
+    }
+    s
+}
+
+/// Sequences that come (CREATE) or change (ALTER).
+pub(super) fn sequences(p: &Pair) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, s) in &p.to.sequences {
+        match p.from.sequences.get(name) {
+            None => out.push(format!(
+                "CREATE SEQUENCE {} {}",
+                q(name),
+                sequence_options(s)
+            )),
+            Some(old) if old.ty != s.ty || sequence_options(old) != sequence_options(s) => out
+                .push(format!(
+                    "ALTER SEQUENCE {} {}",
+                    q(name),
+                    sequence_options(s)
+                )),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Tables that come (CREATE TABLE with their columns); for tables that stay, the columns that
+/// come and the changes of the others.
+pub(super) fn tables_and_columns(p: &Pair) -> Vec<String> {
+    let mut out = Vec::new();
+    for (t, table) in &p.to.tables {
+        match p.from.tables.get(t) {
+            None => {
+                let cols: Vec<String> = table
+                    .columns
+                    .iter()
+                    .map(|c| format!("    {}", column_sql(c)))
+                    .collect();
+                out.push(format!("CREATE TABLE {} (\n{}\n)", q(t), cols.join(",\n")));
+            }
+            Some(old) => out.extend(columns(t, old, table)),
+        }
+    }
+    out
+}
+
+/// One table's columns: added (also those generated differently, dropped before), then type,
+/// identity, default and NOT NULL changes.
+fn columns(t: &str, old: &Table, table: &Table) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in &table.columns {
+        let Some(o) = old.column(&c.name).filter(|o| o.generated == c.generated) else {
+            out.push(format!("ALTER TABLE {} ADD COLUMN {}", q(t), column_sql(c)));
+            continue;
+        };
+        let alter =
+            |what: String| format!("ALTER TABLE {} ALTER COLUMN {} {what}", q(t), q(&c.name));
+        if o.ty != c.ty || o.collation != c.collation {
+            let coll = c
+                .collation
+                .as_ref()
+                .map(|x| format!(" COLLATE {x}"))
+                .unwrap_or_default();
+            out.push(alter(format!(
+                "TYPE {}{coll} USING {}::{}",
+                c.ty,
+                q(&c.name),
+                c.ty
+            )));
+        }
+        if o.identity != c.identity {
+            if o.identity.is_some() {
+                out.push(alter("DROP IDENTITY IF EXISTS".into()));
+            }
+            if let Some(i) = &c.identity {
+                out.push(alter(format!("ADD GENERATED {i} AS IDENTITY")));
+            }
+        }
+        if o.default != c.default && c.identity.is_none() {
+            out.push(alter(match &c.default {
+                Some(d) => format!("SET DEFAULT {d}"),
+                None => "DROP DEFAULT".into(),
+            }));
+        }
+        if o.not_null != c.not_null {
+            out.push(alter(if c.not_null {
+                "SET NOT NULL".into()
+            } else {
+                "DROP NOT NULL".into()
+            }));
+        }
+    }
+    out
+}
+
+/// `OWNED BY` of sequences that come or change owner (once the owning column exists).
+pub(super) fn sequence_ownership(p: &Pair) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, s) in &p.to.sequences {
+        let old_owner = p.from.sequences.get(name).and_then(|o| o.owned_by.clone());
+        if s.owned_by != old_owner || !p.from.sequences.contains_key(name) {
+            if let Some(owner) = &s.owned_by {
+                out.push(format!("ALTER SEQUENCE {} OWNED BY {owner}", q(name)));
+            }
+        }
+    }
+    out
+}
+
+/// Per table, constraints (other than foreign keys) and indexes that come or change; then all
+/// foreign keys that come or change, after every key they may reference. A foreign key between
+/// two attribute tables comes out composite, preceded by the unique constraint its target needs.
+pub(super) fn constraints_and_indexes(p: &Pair, tenants: &TenantColumns) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut unique_added: BTreeSet<(String, Vec<String>)> = BTreeSet::new();
+    let mut fks: Vec<String> = Vec::new();
+    for (t, table) in &p.to.tables {
+        let old = p.from.tables.get(t);
+        for (name, c) in &table.constraints {
+            if old.and_then(|o| o.constraints.get(name)) == Some(c) {
+                continue;
+            }
+            if c.kind == ConstraintKind::Foreign {
+                fks.extend(foreign_key(t, name, c, tenants, &mut unique_added));
+            } else {
+                out.push(format!(
+                    "ALTER TABLE {} ADD CONSTRAINT {} {}",
+                    q(t),
+                    q(name),
+                    c.def
+                ));
+            }
+        }
+        for (name, def) in &table.indexes {
+            if old.and_then(|o| o.indexes.get(name)) != Some(def) {
+                out.push(def.clone());
+            }
+        }
+    }
+    out.extend(fks);
+    out
+}
+
+/// One foreign key's statements: the unique constraint a composite key's target needs (once per
+/// target and key), then the key.
+fn foreign_key(
+    t: &str,
+    name: &str,
+    c: &Constraint,
+    tenants: &TenantColumns,
+    unique_added: &mut BTreeSet<(String, Vec<String>)>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let composite = tenants
+        .get(t)
+        .and_then(|from_tenant| composite_fk(c, from_tenant, tenants));
+    let def = match composite {
+        Some(CompositeFk { def, target, key }) => {
+            if unique_added.insert((target.clone(), key.clone())) {
+                out.push(format!(
+                    "ALTER TABLE {} ADD UNIQUE ({})",
+                    q(&target),
+                    key.join(", ")
+                ));
+            }
+            def
+        }
+        None => c.def.clone(),
+    };
+    out.push(format!(
+        "ALTER TABLE {} ADD CONSTRAINT {} {def}",
+        q(t),
+        q(name)
+    ));
+    out
+}
+
+/// Row-level security flags that change and policies that come or change, per table.
+pub(super) fn row_level_security(p: &Pair) -> Vec<String> {
+    let mut out = Vec::new();
+    for (t, table) in &p.to.tables {
+        let old = p.from.tables.get(t).cloned().unwrap_or_default();
+        if old.rls != table.rls {
+            out.push(format!(
+                "ALTER TABLE {} {} ROW LEVEL SECURITY",
+                q(t),
+                if table.rls { "ENABLE" } else { "DISABLE" }
+            ));
+        }
+        if old.force_rls != table.force_rls {
+            out.push(format!(
+                "ALTER TABLE {} {} ROW LEVEL SECURITY",
+                q(t),
+                if table.force_rls { "FORCE" } else { "NO FORCE" }
+            ));
+        }
+        for (name, policy) in &table.policies {
+            if old.policies.get(name) != Some(policy) {
+                out.push(policy_sql(t, name, policy));
+            }
+        }
+    }
+    out
+}
+
+/// Functions and procedures that come or change (their definitions are CREATE OR REPLACE).
+pub(super) fn functions(p: &Pair) -> Vec<String> {
+    p.to.functions
+        .iter()
+        .filter(|(name, f)| p.from.functions.get(*name) != Some(*f))
+        .map(|(_, f)| f.def.trim_end().to_string())
+        .collect()
+}
+
+/// Triggers that come or change (after the functions they run).
+pub(super) fn triggers(p: &Pair) -> Vec<String> {
+    let mut out = Vec::new();
+    for (t, table) in &p.to.tables {
+        for (name, def) in &table.triggers {
+            if p.from.tables.get(t).and_then(|o| o.triggers.get(name)) != Some(def) {
+                out.push(def.clone());
+            }
+        }
+    }
+    out
+}
+
+/// Views that come or change (also those over reshaped tables), each after the views it reads.
+pub(super) fn views(p: &Pair) -> Vec<String> {
+    let wanted: Vec<&String> =
+        p.to.views
+            .keys()
+            .filter(|v| !p.from.views.contains_key(*v) || p.view_changed(v))
+            .collect();
+    order_views(&p.to.views, &wanted)
+        .into_iter()
+        .map(|v| {
+            let view = &p.to.views[v];
+            let kind = if view.materialized {
+                "MATERIALIZED VIEW"
+            } else {
+                "VIEW"
+            };
+            format!(
+                "CREATE {kind} {} AS\n{}",
+                q(v),
+                view.def.trim().trim_end_matches(';')
+            )
+        })
+        .collect()
+}
