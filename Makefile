@@ -1,7 +1,13 @@
 # pg_tenancy: every target installs what it needs first (scripts/setup.sh is idempotent).
-.PHONY: setup build install demo demo-stop test test-slow regress bench bench-quick clean
+.PHONY: setup build install demo demo-stop test test-slow test-package test-pg-upgrade package regress bench bench-quick clean
 
 DEMO_PORT ?= 28815
+# The PostgreSQL major under test: 15 (Debian's, the default), 14, 16, 17 or 18.
+PG ?= 15
+export PG
+# make test SUITE=core: only the in-database and golden tests (the parts that depend on PG).
+SUITE ?= full
+export SUITE
 
 setup:
 	@bash scripts/setup.sh
@@ -30,6 +36,18 @@ bench-quick: setup
 # 5 000 tenants under default settings; needs the extension installed by `make test`.
 test-slow: install
 	@bash tests/integration/scale.sh
+
+# An installable package for PostgreSQL $(PG) in target/packages (.deb for 15, tarball otherwise).
+package: setup
+	@bash scripts/package.sh
+
+# Builds the package and installs it into a PostgreSQL that has never seen the build tree.
+test-package: setup
+	@bash tests/integration/package.sh
+
+# pg_upgrade of a 15 cluster with tenants to 18, the extension installed in both.
+test-pg-upgrade: setup
+	@PG=15 PG15_FROM=pypi bash scripts/setup.sh && PG=18 bash scripts/setup.sh && bash tests/integration/pg_upgrade.sh
 
 regress: install
 	@bash scripts/regress.sh

@@ -384,7 +384,9 @@ def machine():
     mem = rss_kb("self", "VmRSS")
     with open("/proc/meminfo") as f:
         mem = int(f.readline().split()[1]) // 1024 // 1024
-    pg = subprocess.run(["/usr/lib/postgresql/15/bin/postgres", "--version"], capture_output=True, text=True).stdout.strip()
+    # The server under test (PG=NN; bench/run.sh exports its bin directory).
+    postgres = os.path.join(os.environ.get("PGBIN", "/usr/lib/postgresql/15/bin"), "postgres")
+    pg = subprocess.run([postgres, "--version"], capture_output=True, text=True).stdout.strip()
     return f"{os.cpu_count()} cores ({cpu}), {mem} GiB, {platform.system()} {platform.release()}, {pg}"
 
 

@@ -31,6 +31,7 @@ fi
 mkdir -p "$work/zabbix-set"
 cp "$zdir/schema.sql" "$work/zabbix-set/0001_zabbix.sql"
 
+export PGBIN  # bench.py reports the server's version from it
 dir=$(cluster_start bench "$PORT")
 trap 'cluster_stop bench >/dev/null 2>&1 || true' EXIT
 args=(--host "$dir/sock" --port "$PORT" --results "$results" --django-dir "$work/django" $flag)

@@ -1,10 +1,29 @@
-# Shared by the scripts: PostgreSQL paths and throwaway clusters run as the postgres user
-# (PostgreSQL refuses root), each on a private socket directory and port, never 5432.
-PGBIN=/usr/lib/postgresql/15/bin
-PG_CONFIG=$PGBIN/pg_config
-PGXS_DIR=/usr/lib/postgresql/15/lib/pgxs
+# Shared by the scripts: the PostgreSQL under test and throwaway clusters run as the postgres
+# user (PostgreSQL refuses root), each on a private socket directory and port, never 5432.
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export PATH="$HOME/.cargo/bin:$PATH"
+
+# PG=NN picks the major under test: 15 is Debian's (the default); 14, 16, 17 and 18 are the
+# relocatable builds scripts/setup.sh unpacks under target/pg/NN, each with a pgrx home of its own.
+# PG15_FROM=pypi takes 15 from the same family of builds (the cross-major pg_upgrade test does).
+PG=${PG:-15}
+PG15_FROM=${PG15_FROM:-debian}
+case "$PG" in 14|15|16|17|18) ;; *) echo "PG=$PG is not a supported major: 14, 15, 16, 17 or 18" >&2; exit 2 ;; esac
+if [ "$PG" = 15 ] && [ "$PG15_FROM" != pypi ]; then
+  PG_DEBIAN=yes
+  PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+else
+  PG_DEBIAN=no
+  PG_CONFIG=$ROOT/target/pg/$PG/bin/pg_config
+  export PGRX_HOME=$ROOT/target/pgrx-home/pg$PG
+fi
+# Plain cargo commands build for that major too (the default feature is pg15).
+CARGO_PG=(--no-default-features --features "pg$PG")
+if [ -x "$PG_CONFIG" ]; then
+  PGBIN=$("$PG_CONFIG" --bindir)
+  # .../lib/pgxs/src/makefiles/pgxs.mk -> .../lib/pgxs (pg_regress and pg_isolation_regress live below)
+  PGXS_DIR=$(dirname "$(dirname "$(dirname "$("$PG_CONFIG" --pgxs)")")")
+fi
 
 # A folder for clusters that the postgres user can reach: target/ when every parent directory is
 # traversable by postgres, otherwise one under /tmp.
@@ -29,7 +48,7 @@ cluster_start() {
   cluster_stop "$name" >/dev/null 2>&1 || true
   rm -rf "$dir"
   as_pg mkdir -p "$dir/sock"
-  as_pg "$PGBIN/initdb" -D "$dir/data" -U postgres -A trust --no-sync -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
+  as_pg "$PGBIN/initdb" -D "$dir/data" -U postgres -A trust --no-sync -E UTF8 --locale=C.UTF-8 ${INITDB_FLAGS:-} >"$dir/initdb.log" 2>&1 \
     || { cat "$dir/initdb.log" >&2; return 1; }
   echo "-p $port -k $dir/sock -c listen_addresses='' -c fsync=off $extra" | as_pg tee "$dir/opts" >/dev/null
   as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "$(cat "$dir/opts")" start >/dev/null \
@@ -44,7 +63,7 @@ cluster_stop() {
   return 0
 }
 
-# Installs the extension (debug build unless PROFILE=release) into the system PostgreSQL.
+# Installs the extension (debug build unless PROFILE=release) into the PostgreSQL under test.
 install_extension() {
   local flags=()
   [ "${PROFILE:-debug}" = release ] && flags+=(--release)
