@@ -104,4 +104,36 @@ mod tests {
             assert!(p.starts_with(prefix) && p.contains(needle), "{p}");
         }
     }
+
+    #[pg_test]
+    fn fleet_launch_refuses_bad_arguments() {
+        setup();
+        let run_id = one::<i64>("SELECT tenancy._fleet_begin(2, NULL, false, '5s')").unwrap();
+        let f = fails("SELECT tenancy._fleet_launch(NULL, 1)", "22004");
+        assert!(
+            f.message.contains("run_id must not be NULL"),
+            "{}",
+            f.message
+        );
+        let f = fails(
+            &format!("SELECT tenancy._fleet_launch({run_id}, NULL)"),
+            "22004",
+        );
+        assert!(
+            f.message.contains("wanted must not be NULL"),
+            "{}",
+            f.message
+        );
+        let f = fails(
+            &format!("SELECT tenancy._fleet_launch({run_id}, -1)"),
+            "22023",
+        );
+        assert!(f.message.contains("not -1"), "{}", f.message);
+        let f = fails("SELECT tenancy._fleet_launch(-5, 1)", "42704");
+        assert!(f.message.contains("no fleet run -5"), "{}", f.message);
+        assert_eq!(
+            one::<i32>(&format!("SELECT tenancy._fleet_launch({run_id}, 0)")),
+            Some(0)
+        );
+    }
 }

@@ -126,6 +126,8 @@ mod tests {
             ("SELECT tenancy.repair('abc')", "22023"),
             ("SELECT tenancy.grant_admin(NULL)", "22004"),
             ("SELECT tenancy.register_tenant(NULL)", "22004"),
+            ("SELECT tenancy._fleet_launch(NULL, 1)", "22004"),
+            ("SELECT tenancy._fleet_launch(-1, 1)", "42704"),
         ] {
             fails(sql, state);
         }

@@ -232,3 +232,7 @@ BEGIN
     RETURN v_result;
 END
 $$;
+
+-- Fleet workers: _fleet_launch refuses NULL (22004 naming the parameter; it was STRICT) and bad
+-- arguments.
+ALTER FUNCTION tenancy._fleet_launch(bigint, integer) CALLED ON NULL INPUT;
