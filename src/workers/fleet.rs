@@ -1,5 +1,6 @@
 //! Fleet background workers: `CALL tenancy.migrate_all(jobs => N)` starts N - 1 of them. Each
-//! connects as the calling role to the calling database and runs the same step as the
+//! connects as the calling role to the calling database, joins the run (`tenancy._fleet_join`
+//! records its PID and backend start time in `tenancy.fleet_jobs`), and runs the same step as the
 //! coordinator (`tenancy._fleet_step`), one transaction per tenant.
 //!
 //! SIGTERM (`pg_terminate_backend`, a server shutdown) runs PostgreSQL's own `die`, as pg_cron's
@@ -72,6 +73,49 @@ fn fleet_launch(run_id: Option<i64>, wanted: Option<i32>) -> i32 {
     started
 }
 
+/// Whether the process with this PID that started at this time is still alive. A PID alone may
+/// belong to a later process by now (after the first one ended, or after a crash and restart);
+/// the pair may not. Reads PostgreSQL's backend status array itself: `pg_stat_activity` hides
+/// other roles' `backend_start` from roles without `pg_read_all_stats`, and the answer must not
+/// depend on who asks. Like `pg_stat_activity`, it sees one snapshot per transaction.
+#[pg_extern(volatile, name = "_backend_alive")]
+#[search_path(pg_catalog, pg_temp)]
+fn backend_alive(pid: Option<i32>, backend_start: Option<TimestampWithTimeZone>) -> bool {
+    const EXAMPLE: &str =
+        "SELECT tenancy._backend_alive(a.pid, a.backend_start) FROM pg_stat_activity a";
+    let pid = required(pid, "_backend_alive", "pid", EXAMPLE);
+    let started = pg_sys::TimestampTz::from(required(
+        backend_start,
+        "_backend_alive",
+        "backend_start",
+        EXAMPLE,
+    ));
+    // SAFETY: the entries are this transaction's local copy of the status array (PostgreSQL
+    // takes it on first use); each is non-NULL for 1..=numbackends, checked anyway.
+    unsafe {
+        (1..=pg_sys::pgstat_fetch_stat_numbackends()).any(|i| {
+            let entry = local_backend_status(i);
+            !entry.is_null()
+                && (*entry).backendStatus.st_procpid == pid
+                && (*entry).backendStatus.st_proc_start_timestamp == started
+        })
+    }
+}
+
+/// The `i`-th (1-based) entry of this transaction's copy of the backend status array.
+#[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15"))]
+unsafe fn local_backend_status(i: i32) -> *mut pg_sys::LocalPgBackendStatus {
+    // SAFETY: the caller passes 1..=pgstat_fetch_stat_numbackends().
+    unsafe { pg_sys::pgstat_fetch_stat_local_beentry(i) }
+}
+
+/// The `i`-th (1-based) entry of this transaction's copy of the backend status array.
+#[cfg(not(any(feature = "pg13", feature = "pg14", feature = "pg15")))]
+unsafe fn local_backend_status(i: i32) -> *mut pg_sys::LocalPgBackendStatus {
+    // SAFETY: the caller passes 1..=pgstat_fetch_stat_numbackends().
+    unsafe { pg_sys::pgstat_get_local_beentry_by_index(i) }
+}
+
 // PostgreSQL's own signal handlers, by their C symbols: pgrx's bindings of C functions are Rust
 // wrappers that catch ERRORs, which a signal handler must not be.
 unsafe extern "C-unwind" {
@@ -108,8 +152,8 @@ fn reload_config_if_asked() {
     }
 }
 
-/// A fleet worker: connects as the calling role to the calling database, then runs
-/// `tenancy._fleet_step(run)` one transaction at a time until the queue is empty.
+/// A fleet worker: connects as the calling role to the calling database, joins the run, then
+/// runs `tenancy._fleet_step(run)` one transaction at a time until the queue is empty.
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub extern "C-unwind" fn tenancy_fleet_worker_main(arg: pg_sys::Datum) {
@@ -125,14 +169,24 @@ pub extern "C-unwind" fn tenancy_fleet_worker_main(arg: pg_sys::Datum) {
     let (db, user) =
         worker_extra::decode(BackgroundWorker::get_extra()).unwrap_or_else(|e| raise(e));
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(db.into()), Some(user.into()));
-    // The coordinator waits while a session with this application_name is alive.
-    BackgroundWorker::transaction(|| {
+    // Joining records this process's (pid, backend_start): while it lives, the coordinator waits
+    // for it and progress shows the run alive. It comes before the first step, so a worker that
+    // has not joined has claimed nothing. application_name is for people reading
+    // pg_stat_activity only: any session can set it, so nothing depends on it.
+    let joined = BackgroundWorker::transaction(|| {
         Spi::run_with_args(
             "SELECT pg_catalog.set_config('application_name', 'pg_tenancy fleet run ' || $1, false)",
             &[run_id.into()],
         )
-    })
-    .ok();
+        .ok();
+        Spi::get_one_with_args::<bool>("SELECT tenancy._fleet_join($1, true)", &[run_id.into()])
+            .ok()
+            .flatten()
+            .unwrap_or(false)
+    });
+    if !joined {
+        return; // the run has ended (or never existed): nothing to do
+    }
     loop {
         pgrx::check_for_interrupts!();
         reload_config_if_asked();
