@@ -191,6 +191,43 @@ mod tests {
     }
 
     #[pg_test]
+    fn a_coordinator_that_set_role_joins_with_its_real_start_time() {
+        setup();
+        assert_eq!(
+            one::<bool>(
+                "SELECT tenancy._backend_start() = a.backend_start FROM pg_stat_activity a WHERE a.pid = pg_backend_pid()"
+            ),
+            Some(true)
+        );
+        run("CREATE ROLE tenancy_fleet_ops");
+        run("SELECT tenancy.grant_admin('tenancy_fleet_ops')");
+        run("SET LOCAL ROLE tenancy_fleet_ops");
+        // pg_stat_activity hides this session's start time from the role it now has.
+        assert_eq!(
+            one::<bool>(
+                "SELECT backend_start IS NULL FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+            ),
+            Some(true)
+        );
+        let run_id = one::<i64>("SELECT tenancy._fleet_begin(2, NULL, false, '5s')").unwrap();
+        assert_eq!(
+            one::<String>(&format!(
+                "SELECT state FROM tenancy.progress WHERE run_id = {run_id}"
+            ))
+            .unwrap(),
+            "running"
+        );
+        run("RESET ROLE");
+        assert_eq!(
+            count(&format!(
+                "SELECT FROM tenancy.fleet_jobs j JOIN pg_stat_activity a USING (pid, backend_start)
+                 WHERE j.run_id = {run_id} AND a.pid = pg_backend_pid() AND NOT j.worker"
+            )),
+            1
+        );
+    }
+
+    #[pg_test]
     fn fleet_launch_refuses_bad_arguments() {
         setup();
         let run_id = one::<i64>("SELECT tenancy._fleet_begin(2, NULL, false, '5s')").unwrap();

@@ -15,7 +15,7 @@ BEGIN
         RETURN false;
     END IF;
     INSERT INTO tenancy.fleet_jobs (run_id, pid, backend_start, worker)
-    SELECT p_run, a.pid, a.backend_start, p_worker FROM pg_stat_get_activity(pg_backend_pid()) AS a;
+    VALUES (p_run, pg_backend_pid(), tenancy._backend_start(), p_worker);
     RETURN true;
 END
 $$;

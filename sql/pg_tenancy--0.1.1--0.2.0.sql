@@ -255,6 +255,11 @@ CREATE FUNCTION tenancy._backend_alive("pid" integer, "backend_start" timestamp 
 REVOKE ALL ON FUNCTION tenancy._backend_alive(integer, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION tenancy._backend_alive(integer, timestamptz) TO PUBLIC;
 
+CREATE FUNCTION tenancy._backend_start() RETURNS timestamp with time zone
+    STRICT STABLE SET search_path TO pg_catalog, pg_temp
+    LANGUAGE c AS 'MODULE_PATHNAME', 'backend_start_wrapper';
+REVOKE ALL ON FUNCTION tenancy._backend_start() FROM PUBLIC;
+
 CREATE FUNCTION tenancy._fleet_join(p_run bigint, p_worker boolean) RETURNS boolean
     LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
     AS $$
@@ -263,14 +268,14 @@ BEGIN
         RETURN false;
     END IF;
     INSERT INTO tenancy.fleet_jobs (run_id, pid, backend_start, worker)
-    SELECT p_run, a.pid, a.backend_start, p_worker FROM pg_stat_get_activity(pg_backend_pid()) AS a;
+    VALUES (p_run, pg_backend_pid(), tenancy._backend_start(), p_worker);
     RETURN true;
 END
 $$;
 REVOKE ALL ON FUNCTION tenancy._fleet_join(bigint, boolean) FROM PUBLIC;
 
 -- Roles given tenancy.grant_admin before this upgrade get the same rights on the new table and
--- function as on the fleet's existing ones, so their migrate_all keeps working.
+-- functions as on the fleet's existing ones, so their migrate_all keeps working.
 DO $$
 DECLARE
     g record;
@@ -287,7 +292,8 @@ BEGIN
              WHERE p.oid = 'tenancy._fleet_step(bigint, boolean)'::regprocedure
                AND a.grantee <> 0 AND a.grantee <> p.proowner AND a.privilege_type = 'EXECUTE'
     LOOP
-        EXECUTE format('GRANT EXECUTE ON FUNCTION tenancy._fleet_join(bigint, boolean) TO %s', g.role);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION tenancy._fleet_join(bigint, boolean), tenancy._backend_start() TO %s',
+                       g.role);
     END LOOP;
 END
 $$;

@@ -102,6 +102,17 @@ fn backend_alive(pid: Option<i32>, backend_start: Option<TimestampWithTimeZone>)
     }
 }
 
+/// This session's backend start time, as `pg_stat_activity.backend_start` shows it (PostgreSQL
+/// records this very value there). `pg_stat_activity` itself hides it from a session that did
+/// `SET ROLE` to a role its login role is not a member of, which must not stop that session from
+/// joining a fleet run.
+#[pg_extern(stable, name = "_backend_start")]
+#[search_path(pg_catalog, pg_temp)]
+fn backend_start() -> Option<TimestampWithTimeZone> {
+    // SAFETY: a plain read of this backend's start time, set once when the process started.
+    TimestampWithTimeZone::try_from(unsafe { pg_sys::MyStartTimestamp }).ok()
+}
+
 /// The `i`-th (1-based) entry of this transaction's copy of the backend status array.
 #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15"))]
 unsafe fn local_backend_status(i: i32) -> *mut pg_sys::LocalPgBackendStatus {
