@@ -38,7 +38,7 @@ mod tests {
         setup();
         let ddl = strings(
             "SELECT p.oid::regprocedure::text FROM pg_proc p WHERE p.pronamespace = 'tenancy'::regnamespace
-             AND p.proname NOT IN ('all_tenants', 'current_tenant', 'set_tenant', '_embedded_migrations') ORDER BY 1",
+             AND p.proname NOT IN ('all_tenants', 'current_tenant', 'set_tenant', '_embedded_migrations', '_backend_alive') ORDER BY 1",
         );
         assert!(ddl.len() >= 12, "{ddl:?}");
         run("CREATE ROLE tenancy_nobody");
@@ -126,6 +126,8 @@ mod tests {
             ("SELECT tenancy.repair('abc')", "22023"),
             ("SELECT tenancy.grant_admin(NULL)", "22004"),
             ("SELECT tenancy.register_tenant(NULL)", "22004"),
+            ("SELECT tenancy._fleet_launch(NULL, 1)", "22004"),
+            ("SELECT tenancy._fleet_launch(-1, 1)", "42704"),
         ] {
             fails(sql, state);
         }

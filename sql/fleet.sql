@@ -2,6 +2,24 @@
 -- migrate_all COMMITs after each tenant, so it cannot carry a SET clause (PostgreSQL would make
 -- it atomic): its body only calls schema-qualified helpers, which pin their search_path.
 
+-- A job joins its run: the coordinator when it plans the run, a background worker before its
+-- first step. Its PID and backend start time in tenancy.fleet_jobs are how _fleet_wait and
+-- progress tell that it is alive (tenancy._backend_alive): a PID alone may belong to a later
+-- process, and application_name is anyone's to set. Returns false, recording nothing, when the
+-- run no longer hands out tenants (a worker that starts after its run ended just exits).
+CREATE FUNCTION tenancy._fleet_join(p_run bigint, p_worker boolean) RETURNS boolean
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM tenancy.fleet_runs r WHERE r.run_id = p_run AND r.state = 'running') THEN
+        RETURN false;
+    END IF;
+    INSERT INTO tenancy.fleet_jobs (run_id, pid, backend_start, worker)
+    VALUES (p_run, pg_backend_pid(), tenancy._backend_start(), p_worker);
+    RETURN true;
+END
+$$;
+
 -- Plans a run: one query finds the tenants with anything pending; they become the run's queue.
 CREATE FUNCTION tenancy._fleet_begin(p_jobs integer, p_tenants name[], p_stop_on_error boolean,
                                      p_lock_timeout text) RETURNS bigint
@@ -46,6 +64,7 @@ BEGIN
     INSERT INTO tenancy.fleet_runs (jobs, stop_on_error, lock_timeout, considered, total)
     VALUES (p_jobs, p_stop_on_error, p_lock_timeout, v_considered, 0)
     RETURNING run_id INTO v_run;
+    PERFORM tenancy._fleet_join(v_run, false);
 
     -- The one query: every tenant whose ledger lacks a known version.
     WITH known AS (SELECT array_agg(m.version) AS versions FROM tenancy.migrations AS m),
@@ -123,12 +142,16 @@ BEGIN
 END
 $$;
 
--- After a step found nothing to claim: true (after a short sleep) while other jobs still work.
+-- After a step found nothing to claim: true (after a short sleep) while other jobs still work:
+-- a live worker of the run (one that has not joined yet has claimed nothing), or a tenant still
+-- queued while the run hands tenants out (a claimed tenant stays queued until its job commits; the
+-- one of a job that died is unlocked and queued again, for this session to migrate).
 CREATE FUNCTION tenancy._fleet_wait(p_run bigint) RETURNS boolean
     LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
     AS $$
 BEGIN
-    IF EXISTS (SELECT FROM pg_stat_activity a WHERE a.application_name = 'pg_tenancy fleet run ' || p_run)
+    IF EXISTS (SELECT FROM tenancy.fleet_jobs j
+               WHERE j.run_id = p_run AND j.worker AND tenancy._backend_alive(j.pid, j.backend_start))
        OR EXISTS (SELECT FROM tenancy.fleet_items i JOIN tenancy.fleet_runs r USING (run_id)
                   WHERE i.run_id = p_run AND i.state = 'queued' AND r.state = 'running') THEN
         PERFORM pg_sleep(0.05);
@@ -239,16 +262,16 @@ CREATE VIEW tenancy.status AS
         SELECT EXISTS (SELECT FROM tenancy.ledger l JOIN known k USING (version)
                        WHERE l.schema_name = t.schema_name AND l.checksum <> k.checksum) AS drifted) AS d;
 
--- Fleet runs, newest first, with live counters (each tenant commits on its own).
+-- Fleet runs, newest first, with live counters (each tenant commits on its own). A run that never
+-- finished and has no live job (coordinator or worker, see _fleet_join) is 'interrupted'.
 CREATE VIEW tenancy.progress AS
     SELECT r.run_id, r.started_at, r.finished_at, r.started_by, r.jobs, r.workers,
            r.considered - r.total AS up_to_date, r.total, r.migrated, r.failed,
            r.total - r.migrated - r.failed AS remaining,
            round(100.0 * (r.migrated + r.failed) / greatest(r.total, 1), 1) AS percent,
            CASE WHEN r.finished_at IS NULL
-                 AND NOT EXISTS (SELECT FROM pg_stat_activity a WHERE a.pid = r.coordinator_pid)
-                 AND NOT EXISTS (SELECT FROM pg_stat_activity a
-                                 WHERE a.application_name = 'pg_tenancy fleet run ' || r.run_id)
+                 AND NOT EXISTS (SELECT FROM tenancy.fleet_jobs j
+                                 WHERE j.run_id = r.run_id AND tenancy._backend_alive(j.pid, j.backend_start))
                 THEN 'interrupted' ELSE r.state END AS state,
            coalesce(r.finished_at, clock_timestamp()) - r.started_at AS elapsed
     FROM tenancy.fleet_runs AS r

@@ -267,3 +267,166 @@ BEGIN
     RETURN v_result;
 END
 $$;
+
+-- Fleet workers: _fleet_launch refuses NULL (22004 naming the parameter; it was STRICT) and bad
+-- arguments.
+ALTER FUNCTION tenancy._fleet_launch(bigint, integer) CALLED ON NULL INPUT;
+
+-- Every job of a run (its coordinator and each worker) is tracked by PID and backend start time
+-- in tenancy.fleet_jobs, which neither application_name (anyone's to set) nor a reused PID can
+-- fake; _fleet_wait and progress look there.
+CREATE TABLE tenancy.fleet_jobs (
+    run_id         bigint      NOT NULL REFERENCES tenancy.fleet_runs ON DELETE CASCADE,
+    pid            integer     NOT NULL,
+    backend_start  timestamptz NOT NULL,
+    worker         boolean     NOT NULL,   -- false: the coordinator
+    PRIMARY KEY (run_id, pid, backend_start)
+);
+REVOKE ALL ON tenancy.fleet_jobs FROM PUBLIC;
+
+CREATE FUNCTION tenancy._backend_alive("pid" integer, "backend_start" timestamp with time zone) RETURNS boolean
+    VOLATILE SET search_path TO pg_catalog, pg_temp
+    LANGUAGE c AS 'MODULE_PATHNAME', 'backend_alive_wrapper';
+REVOKE ALL ON FUNCTION tenancy._backend_alive(integer, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tenancy._backend_alive(integer, timestamptz) TO PUBLIC;
+
+CREATE FUNCTION tenancy._backend_start() RETURNS timestamp with time zone
+    STRICT STABLE SET search_path TO pg_catalog, pg_temp
+    LANGUAGE c AS 'MODULE_PATHNAME', 'backend_start_wrapper';
+REVOKE ALL ON FUNCTION tenancy._backend_start() FROM PUBLIC;
+
+CREATE FUNCTION tenancy._fleet_join(p_run bigint, p_worker boolean) RETURNS boolean
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM tenancy.fleet_runs r WHERE r.run_id = p_run AND r.state = 'running') THEN
+        RETURN false;
+    END IF;
+    INSERT INTO tenancy.fleet_jobs (run_id, pid, backend_start, worker)
+    VALUES (p_run, pg_backend_pid(), tenancy._backend_start(), p_worker);
+    RETURN true;
+END
+$$;
+REVOKE ALL ON FUNCTION tenancy._fleet_join(bigint, boolean) FROM PUBLIC;
+
+-- Roles given tenancy.grant_admin before this upgrade get the same rights on the new table and
+-- functions as on the fleet's existing ones, so their migrate_all keeps working.
+DO $$
+DECLARE
+    g record;
+BEGIN
+    FOR g IN SELECT a.grantee::regrole AS role, string_agg(a.privilege_type, ', ') AS privileges
+             FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) AS a
+             WHERE c.oid = 'tenancy.fleet_runs'::regclass AND a.grantee <> 0 AND a.grantee <> c.relowner
+             GROUP BY a.grantee
+    LOOP
+        EXECUTE format('GRANT %s ON tenancy.fleet_jobs TO %s', g.privileges, g.role);
+    END LOOP;
+    FOR g IN SELECT a.grantee::regrole AS role
+             FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) AS a
+             WHERE p.oid = 'tenancy._fleet_step(bigint, boolean)'::regprocedure
+               AND a.grantee <> 0 AND a.grantee <> p.proowner AND a.privilege_type = 'EXECUTE'
+    LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION tenancy._fleet_join(bigint, boolean), tenancy._backend_start() TO %s',
+                       g.role);
+    END LOOP;
+END
+$$;
+
+
+-- The coordinator joins its run.
+CREATE OR REPLACE FUNCTION tenancy._fleet_begin(p_jobs integer, p_tenants name[], p_stop_on_error boolean,
+                                     p_lock_timeout text) RETURNS bigint
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    v_run pg_catalog.int8;
+    v_unknown text;
+    v_considered integer;
+BEGIN
+    -- NULL is refused for every parameter but tenants (NULL: every tenant), as everywhere else.
+    IF p_jobs IS NULL THEN
+        RAISE EXCEPTION 'tenancy.migrate_all: jobs must not be NULL'
+            USING ERRCODE = '22004', HINT = 'Pass a value for jobs, e.g. CALL tenancy.migrate_all(jobs => 2).';
+    END IF;
+    IF p_jobs < 1 THEN
+        RAISE EXCEPTION 'tenancy.migrate_all: jobs must be at least 1, not %', p_jobs
+            USING ERRCODE = '22023', HINT = 'jobs => 1 migrates in this session; jobs => N adds N - 1 background workers.';
+    END IF;
+    IF p_stop_on_error IS NULL THEN
+        RAISE EXCEPTION 'tenancy.migrate_all: stop_on_error must not be NULL'
+            USING ERRCODE = '22004', HINT = 'Pass a value for stop_on_error, e.g. CALL tenancy.migrate_all(stop_on_error => true).';
+    END IF;
+    IF p_lock_timeout IS NULL THEN
+        RAISE EXCEPTION 'tenancy.migrate_all: lock_timeout must not be NULL'
+            USING ERRCODE = '22004', HINT = 'Pass a value for lock_timeout, e.g. CALL tenancy.migrate_all(lock_timeout => ''0'') to wait without a limit.';
+    END IF;
+    -- Validates the value (22023 from PostgreSQL for a bad one); applied per tenant by _fleet_step.
+    PERFORM set_config('lock_timeout', p_lock_timeout, true);
+    IF p_tenants IS NOT NULL THEN
+        SELECT string_agg(quote_ident(u), ', ' ORDER BY u) INTO v_unknown
+        FROM unnest(p_tenants) AS u
+        WHERE NOT EXISTS (SELECT FROM tenancy.tenants t WHERE t.schema_name = u);
+        IF v_unknown IS NOT NULL THEN
+            RAISE EXCEPTION 'tenancy.migrate_all: not registered tenants: %', v_unknown
+                USING ERRCODE = '42704', HINT = 'SELECT * FROM tenancy.all_tenants() lists the tenants.';
+        END IF;
+    END IF;
+    SELECT count(*) INTO v_considered FROM tenancy.tenants t
+    WHERE p_tenants IS NULL OR t.schema_name = ANY (p_tenants);
+
+    INSERT INTO tenancy.fleet_runs (jobs, stop_on_error, lock_timeout, considered, total)
+    VALUES (p_jobs, p_stop_on_error, p_lock_timeout, v_considered, 0)
+    RETURNING run_id INTO v_run;
+    PERFORM tenancy._fleet_join(v_run, false);
+
+    -- The one query: every tenant whose ledger lacks a known version.
+    WITH known AS (SELECT array_agg(m.version) AS versions FROM tenancy.migrations AS m),
+         applied AS (
+             SELECT l.schema_name, count(*) AS n
+             FROM tenancy.ledger AS l, known
+             WHERE l.version = ANY (known.versions)
+             GROUP BY l.schema_name)
+    INSERT INTO tenancy.fleet_items (run_id, schema_name)
+    SELECT v_run, t.schema_name
+    FROM tenancy.tenants AS t
+    CROSS JOIN known
+    LEFT JOIN applied AS a ON a.schema_name = t.schema_name
+    WHERE coalesce(a.n, 0) < coalesce(cardinality(known.versions), 0)
+      AND (p_tenants IS NULL OR t.schema_name = ANY (p_tenants));
+
+    UPDATE tenancy.fleet_runs SET total = (SELECT count(*) FROM tenancy.fleet_items i WHERE i.run_id = v_run)
+    WHERE run_id = v_run;
+    RETURN v_run;
+END
+$$;
+
+-- Waits on live workers by (pid, backend_start), not on sessions named like workers.
+CREATE OR REPLACE FUNCTION tenancy._fleet_wait(p_run bigint) RETURNS boolean
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF EXISTS (SELECT FROM tenancy.fleet_jobs j
+               WHERE j.run_id = p_run AND j.worker AND tenancy._backend_alive(j.pid, j.backend_start))
+       OR EXISTS (SELECT FROM tenancy.fleet_items i JOIN tenancy.fleet_runs r USING (run_id)
+                  WHERE i.run_id = p_run AND i.state = 'queued' AND r.state = 'running') THEN
+        PERFORM pg_sleep(0.05);
+        RETURN true;
+    END IF;
+    RETURN false;
+END
+$$;
+
+-- 'interrupted' when no job of the run is alive by (pid, backend_start).
+CREATE OR REPLACE VIEW tenancy.progress AS
+    SELECT r.run_id, r.started_at, r.finished_at, r.started_by, r.jobs, r.workers,
+           r.considered - r.total AS up_to_date, r.total, r.migrated, r.failed,
+           r.total - r.migrated - r.failed AS remaining,
+           round(100.0 * (r.migrated + r.failed) / greatest(r.total, 1), 1) AS percent,
+           CASE WHEN r.finished_at IS NULL
+                 AND NOT EXISTS (SELECT FROM tenancy.fleet_jobs j
+                                 WHERE j.run_id = r.run_id AND tenancy._backend_alive(j.pid, j.backend_start))
+                THEN 'interrupted' ELSE r.state END AS state,
+           coalesce(r.finished_at, clock_timestamp()) - r.started_at AS elapsed
+    FROM tenancy.fleet_runs AS r
+    ORDER BY r.run_id DESC;

@@ -7,4 +7,7 @@ GRANT USAGE ON SCHEMA tenancy TO PUBLIC;
 -- Reading which tenants exist and choosing one is what application roles need.
 GRANT EXECUTE ON FUNCTION tenancy.all_tenants(), tenancy.current_tenant(),
     tenancy.set_tenant(text, boolean), tenancy._embedded_migrations() TO PUBLIC;
+-- tenancy.progress calls it, and whoever may read progress must be able to (it tells only whether
+-- the process with a given PID and start time is alive).
+GRANT EXECUTE ON FUNCTION tenancy._backend_alive(integer, timestamptz) TO PUBLIC;
 GRANT SELECT ON tenancy.tenants, tenancy.migrations, tenancy.managed_tables, tenancy.attribute_tenants TO PUBLIC;

@@ -90,6 +90,17 @@ CREATE TABLE tenancy.fleet_items (
 );
 CREATE INDEX fleet_items_queued ON tenancy.fleet_items (run_id, schema_name) WHERE state = 'queued';
 
+-- The jobs of one run: its coordinator (the session that CALLed migrate_all) and each background
+-- worker, by PID and backend start time. A PID alone may belong to a later process (after the job
+-- ended, or after a crash and restart) and application_name is anyone's to set; the pair is not.
+CREATE TABLE tenancy.fleet_jobs (
+    run_id         bigint      NOT NULL REFERENCES tenancy.fleet_runs ON DELETE CASCADE,
+    pid            integer     NOT NULL,
+    backend_start  timestamptz NOT NULL,
+    worker         boolean     NOT NULL,   -- false: the coordinator
+    PRIMARY KEY (run_id, pid, backend_start)
+);
+
 -- Attribute (column) multitenancy: shared tables with a tenant column under row-level security,
 -- and the tenants that exist only as values of such columns (no schema).
 CREATE TABLE tenancy.attribute_tables (

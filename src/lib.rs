@@ -44,6 +44,8 @@ extension_sql_file!(
         "api",
         api::lifecycle::migrate_tenant,
         workers::fleet::fleet_launch,
+        workers::fleet::backend_alive,
+        workers::fleet::backend_start,
         api::fleet::refuse_transaction_block,
         api::fleet::verify_managed,
         api::generator::verify_deep

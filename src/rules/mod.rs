@@ -1,6 +1,6 @@
 //! Pure rules: no pgrx here (plain `cargo test`, and `build.rs` compiles this folder too). Every
 //! rule that can be wrong in a subtle way lives here: the one error type, tenant names, templates,
-//! the migration set and its SQL text, and the schema diff.
+//! the migration set and its SQL text, the schema diff, and the fleet worker's start-up argument.
 
 pub mod error;
 pub mod migration_set;
@@ -8,6 +8,7 @@ pub mod names;
 pub mod schema_diff;
 pub mod sqltext;
 pub mod template;
+pub mod worker_extra;
 
 /// Build-only: `build.rs` loads `tenant_migrations/` with it; the extension never reads files.
 #[cfg(test)]

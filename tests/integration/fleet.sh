@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Fleet migration with real processes: 1 000 tenants under default settings, failures, lock
 # timeouts, stop_on_error, background workers, live progress seen by a second client, a killed
-# backend and an immediate shutdown mid-run. Prints "N passed, M failed" and fails on any failure.
-# Timings are printed for the notes, never asserted.
+# backend and an immediate shutdown mid-run, a background worker terminated mid-tenant, and a
+# session named like the workers. Prints "N passed, M failed" and fails on any failure.
+# Timings are printed for the notes, never asserted (except that a terminated worker stops
+# within a second).
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 PORT=${FLEET_PORT:-28819}
@@ -161,5 +163,101 @@ fault_mid_run crash 0014 crashed 2 crash_server
 q -c "CALL tenancy.migrate_all(jobs => 2)" 2>/dev/null
 check "re-run after the crash completes" "$N" "$(at_version 0014)"
 check "nothing left failed or pending" "$N" "$(q -c "SELECT count(*) FROM tenancy.status WHERE state = 'up_to_date'")"
+
+# --- a terminated worker stops at once, in the middle of its tenant; its tenant rolls back and
+# the same run migrates it. Migration 0015 makes every job wait, inside its tenant's transaction,
+# on an advisory lock a session of this test holds.
+waitfor() { # waitfor QUERY: polls (every 0.1 s, at most 30 s) until QUERY prints t
+  for _ in $(seq 1 300); do [ "$(q -c "$1")" = t ] && return 0; sleep 0.1; done
+  echo "gave up waiting for: $1"; return 1
+}
+hold_lock() { # a session holding advisory lock 4242 until release_lock
+  PGAPPNAME=fleet-test-holder "$PGBIN/psql" -X -q -c "SELECT pg_advisory_lock(4242), pg_sleep(120)" >/dev/null 2>&1 &
+  holder=$!
+  waitfor "SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND granted)"
+}
+release_lock() {
+  q -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'fleet-test-holder'" >/dev/null
+  wait "$holder" 2>/dev/null
+}
+start_blocked_run() { # start_blocked_run TENANTS: a jobs-2 run whose coordinator and worker both wait on the lock
+  "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -c "CALL tenancy.migrate_all(jobs => 2, tenants => ARRAY[$1], lock_timeout => '60s')" >/dev/null 2>&1 &
+  runner=$!
+  waitfor "SELECT count(*) = 2 FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND NOT granted"
+  rid=$(q -c "SELECT max(run_id) FROM tenancy.fleet_runs")
+}
+claimed() { # the run's queued tenants that a job holds (FOR UPDATE SKIP LOCKED skips those)
+  q -c "WITH free AS (SELECT schema_name FROM tenancy.fleet_items WHERE run_id = $rid AND state = 'queued' FOR UPDATE SKIP LOCKED)
+        SELECT string_agg(schema_name, ' ' ORDER BY schema_name) FROM tenancy.fleet_items
+        WHERE run_id = $rid AND state = 'queued' AND schema_name NOT IN (SELECT schema_name FROM free)"
+}
+q -c "SELECT tenancy.add_migration('0015', 'held', 'CREATE TABLE held (id int); SELECT pg_advisory_xact_lock_shared(4242)')" >/dev/null
+hold_lock
+start_blocked_run "'org_1', 'org_2', 'org_3', 'org_4'"
+worker=$(q -c "SELECT a.pid FROM pg_stat_activity a JOIN pg_locks l USING (pid)
+               WHERE a.backend_type = 'pg_tenancy fleet worker' AND l.locktype = 'advisory' AND l.objid = 4242 AND NOT l.granted")
+before=$(claimed)
+check "coordinator and worker each hold a tenant, mid-migration" "2" "$(wc -w <<<"$before")"
+check "the worker is a job of the run, by pid and backend_start" "1" \
+  "$(q -c "SELECT count(*) FROM tenancy.fleet_jobs j JOIN pg_stat_activity a USING (pid, backend_start) WHERE j.run_id = $rid AND j.worker AND a.pid = '$worker'")"
+t0=$(now)
+q -c "SELECT pg_terminate_backend($worker)" >/dev/null
+gone=""
+for _ in $(seq 1 100); do
+  [ "$(q -c "SELECT count(*) FROM pg_stat_activity WHERE pid = $worker")" = 0 ] && { gone=$(secs "$t0" "$(now)"); break; }
+  sleep 0.05
+done
+echo "timing: the terminated worker left pg_stat_activity after ${gone:-more than 5}s"
+check "a terminated worker stops within a second" "yes" "$(awk -v g="$gone" 'BEGIN {print (g != "" && g <= 1.0) ? "yes" : "no: " g}')"
+after=$(claimed)
+wt=$(comm -23 <(tr ' ' '\n' <<<"$before" | sort) <(tr ' ' '\n' <<<"$after" | sort))
+check "the worker's tenant is unlocked and still queued (its transaction rolled back)" "1 queued" \
+  "$(wc -w <<<"$wt") $(q -c "SELECT state FROM tenancy.fleet_items WHERE run_id = $rid AND schema_name = '$wt'")"
+check "nothing of the worker's tenant was committed" "0 f" \
+  "$(q -c "SELECT count(*) FROM tenancy.ledger WHERE schema_name = '$wt' AND version = '0015'") $(q -c "SELECT to_regclass(format('%I.held', '$wt')) IS NOT NULL")"
+check "the run is still running: its coordinator lives" "running" "$(q -c "SELECT state FROM tenancy.progress WHERE run_id = $rid")"
+release_lock # the coordinator finishes its tenant, then migrates the others, the worker's included
+wait $runner
+check "the run ends without an error" "0" "$?"
+check "the run migrated all four tenants, none failed" "finished 4 0 1" \
+  "$(q -c "SELECT state || ' ' || migrated || ' ' || failed || ' ' || workers FROM tenancy.progress WHERE run_id = $rid")"
+check "the worker's tenant was migrated in the same run" "done" "$(q -c "SELECT state FROM tenancy.fleet_items WHERE run_id = $rid AND schema_name = '$wt'")"
+check "after the terminated worker every ledger matches its catalog" "0" "$(inconsistent 0015 held)"
+check "the four tenants have the migration, once each" "4 4" \
+  "$(at_version 0015) $(q -c "SELECT count(DISTINCT schema_name) FROM tenancy.ledger WHERE version = '0015'")"
+
+# --- a session calling itself like the workers does not keep a dead run 'running' (the workers
+# used to be found by application_name). The run's coordinator and worker are terminated while a
+# session named 'pg_tenancy fleet run <id>' stays connected.
+hold_lock
+start_blocked_run "'org_5', 'org_6', 'org_7', 'org_8'"
+PGAPPNAME="pg_tenancy fleet run $rid" "$PGBIN/psql" -X -q -c "SELECT pg_sleep(120)" >/dev/null 2>&1 &
+imposter=$!
+waitfor "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'pg_tenancy fleet run $rid' AND backend_type = 'client backend' AND state = 'active')"
+check "the run is running while its jobs live" "running" "$(q -c "SELECT state FROM tenancy.progress WHERE run_id = $rid")"
+q -c "SELECT pg_terminate_backend(pid) FROM tenancy.fleet_jobs WHERE run_id = $rid" >/dev/null
+wait $runner
+waitfor "SELECT NOT EXISTS (SELECT FROM pg_stat_activity a JOIN tenancy.fleet_jobs j USING (pid) WHERE j.run_id = $rid)"
+check "a dead run is 'interrupted' although a session has the workers' application_name" "interrupted" \
+  "$(q -c "SELECT state FROM tenancy.progress WHERE run_id = $rid")"
+# As after PID reuse: a recorded worker whose PID the named session has now, with another start.
+q -c "INSERT INTO tenancy.fleet_jobs SELECT $rid, pid, backend_start - interval '1 second', true
+      FROM pg_stat_activity WHERE application_name = 'pg_tenancy fleet run $rid' AND backend_type = 'client backend'" >/dev/null
+check "a reused PID does not revive it" "interrupted" "$(q -c "SELECT state FROM tenancy.progress WHERE run_id = $rid")"
+# After stop_on_error stopped a run, only live workers keep its coordinator waiting.
+q -c "UPDATE tenancy.fleet_runs SET state = 'stopping' WHERE run_id = $rid" >/dev/null
+check "a coordinator's _fleet_wait does not wait on that session" "f" "$(q -c "SELECT tenancy._fleet_wait($rid)")"
+q -c "INSERT INTO tenancy.fleet_jobs SELECT $rid, pid, backend_start, true
+      FROM pg_stat_activity WHERE application_name = 'pg_tenancy fleet run $rid' AND backend_type = 'client backend'" >/dev/null
+check "control: the same session recorded by its pid and backend_start is waited on" "stopping t" \
+  "$(q -c "SELECT state FROM tenancy.progress WHERE run_id = $rid") $(q -c "SELECT tenancy._fleet_wait($rid)")"
+kill $imposter 2>/dev/null
+q -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pg_tenancy fleet run $rid' AND backend_type = 'client backend'" >/dev/null
+wait $imposter 2>/dev/null
+release_lock
+check "the dead run's tenants were not half-migrated" "0" "$(inconsistent 0015 held)"
+q -c "CALL tenancy.migrate_all(jobs => 2)" 2>/dev/null
+check "a re-run completes after the terminations" "$N" "$(at_version 0015)"
+check "in the end nothing is failed or pending" "$N" "$(q -c "SELECT count(*) FROM tenancy.status WHERE state = 'up_to_date'")"
 
 finish fleet
