@@ -94,10 +94,15 @@ mod tests {
         run("SELECT tenancy.create_template('tenant_template', '0')");
         run("CREATE TABLE tenant_template.projects (tenant_id text NOT NULL, id int PRIMARY KEY)");
         // A key column whose name holds a parenthesis, and clauses that must survive.
-        run("CREATE TABLE tenant_template.tasks (tenant_id text NOT NULL, id int PRIMARY KEY, project_id int REFERENCES tenant_template.projects (id),
+        // `ON DELETE SET NULL (columns)` is PostgreSQL 15's; 14 has only the whole-key form.
+        #[cfg(feature = "pg14")]
+        const SET_NULL: &str = "ON DELETE SET NULL";
+        #[cfg(not(feature = "pg14"))]
+        const SET_NULL: &str = "ON DELETE SET NULL (other_id)";
+        run(&format!("CREATE TABLE tenant_template.tasks (tenant_id text NOT NULL, id int PRIMARY KEY, project_id int REFERENCES tenant_template.projects (id),
                \"proj)id\" int REFERENCES tenant_template.projects (id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
                other_id int, CONSTRAINT tasks_other_fkey FOREIGN KEY (other_id) REFERENCES tenant_template.projects (id)
-                   MATCH FULL ON UPDATE RESTRICT ON DELETE SET NULL (other_id))");
+                   MATCH FULL ON UPDATE RESTRICT {SET_NULL})"));
         run("SELECT tenancy.enable_attribute_tenancy('tenant_template.projects', 'tenant_id')");
         run("SELECT tenancy.enable_attribute_tenancy('tenant_template.tasks', 'tenant_id')");
         let generated =
@@ -126,9 +131,9 @@ mod tests {
         assert_eq!(
             strings("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'fk_check.tasks'::regclass AND contype = 'f' ORDER BY conname"),
             vec![
-                "FOREIGN KEY (tenant_id, other_id) REFERENCES fk_check.projects(tenant_id, id) MATCH FULL ON UPDATE RESTRICT ON DELETE SET NULL (other_id)",
-                "FOREIGN KEY (tenant_id, \"proj)id\") REFERENCES fk_check.projects(tenant_id, id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED",
-                "FOREIGN KEY (tenant_id, project_id) REFERENCES fk_check.projects(tenant_id, id)",
+                format!("FOREIGN KEY (tenant_id, other_id) REFERENCES fk_check.projects(tenant_id, id) MATCH FULL ON UPDATE RESTRICT {SET_NULL}"),
+                "FOREIGN KEY (tenant_id, \"proj)id\") REFERENCES fk_check.projects(tenant_id, id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED".to_string(),
+                "FOREIGN KEY (tenant_id, project_id) REFERENCES fk_check.projects(tenant_id, id)".to_string(),
             ]
         );
         fails("SELECT tenancy.generate_migration('nope')", "3F000");
