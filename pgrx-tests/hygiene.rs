@@ -38,7 +38,7 @@ mod tests {
         setup();
         let ddl = strings(
             "SELECT p.oid::regprocedure::text FROM pg_proc p WHERE p.pronamespace = 'tenancy'::regnamespace
-             AND p.proname NOT IN ('all_tenants', 'current_tenant', 'set_tenant', '_embedded_migrations', '_backend_alive') ORDER BY 1",
+             AND p.proname NOT IN ('all_tenants', 'current_tenant', 'set_tenant', '_embedded_migrations') ORDER BY 1",
         );
         assert!(ddl.len() >= 12, "{ddl:?}");
         run("CREATE ROLE tenancy_nobody");
@@ -139,6 +139,17 @@ mod tests {
     fn null_arguments_fail_naming_the_parameter() {
         setup();
         run("SELECT tenancy.create_tenant('org_1')");
+        // migrate_all's tenant list: NULL means every tenant; a NULL inside it or an empty list is
+        // refused instead of quietly migrating nothing.
+        let f = fails(
+            "SELECT tenancy._fleet_begin(1, ARRAY[NULL]::name[], false, '5s')",
+            "22004",
+        );
+        assert_eq!(
+            f.message,
+            "tenancy.migrate_all: tenants must not contain NULL"
+        );
+        fails("SELECT tenancy._fleet_begin(1, '{}', false, '5s')", "22023");
         for (sql, function, param) in [
             (
                 "SELECT tenancy.set_tenant('org_1', NULL)",

@@ -49,6 +49,14 @@ BEGIN
     END IF;
     -- Validates the value (22023 from PostgreSQL for a bad one); applied per tenant by _fleet_step.
     PERFORM set_config('lock_timeout', p_lock_timeout, true);
+    IF array_position(p_tenants, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'tenancy.migrate_all: tenants must not contain NULL'
+            USING ERRCODE = '22004', HINT = 'List tenant names, e.g. CALL tenancy.migrate_all(tenants => ARRAY[''org_1'']), or pass NULL for every tenant.';
+    END IF;
+    IF cardinality(p_tenants) = 0 THEN
+        RAISE EXCEPTION 'tenancy.migrate_all: tenants is empty'
+            USING ERRCODE = '22023', HINT = 'List tenant names, e.g. CALL tenancy.migrate_all(tenants => ARRAY[''org_1'']), or pass NULL for every tenant.';
+    END IF;
     IF p_tenants IS NOT NULL THEN
         SELECT string_agg(quote_ident(u), ', ' ORDER BY u) INTO v_unknown
         FROM unnest(p_tenants) AS u

@@ -12,71 +12,6 @@ ALTER FUNCTION tenancy.compare_schemas(text, text) CALLED ON NULL INPUT;
 ALTER FUNCTION tenancy.reconcile(boolean) CALLED ON NULL INPUT;
 ALTER FUNCTION tenancy._split_statements(text, text) CALLED ON NULL INPUT;
 
--- NULL for jobs or lock_timeout is refused (it used to mean 22023 and no lock timeout).
-CREATE OR REPLACE FUNCTION tenancy._fleet_begin(p_jobs integer, p_tenants name[], p_stop_on_error boolean,
-                                     p_lock_timeout text) RETURNS bigint
-    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
-    AS $$
-DECLARE
-    v_run pg_catalog.int8;
-    v_unknown text;
-    v_considered integer;
-BEGIN
-    -- NULL is refused for every parameter but tenants (NULL: every tenant), as everywhere else.
-    IF p_jobs IS NULL THEN
-        RAISE EXCEPTION 'tenancy.migrate_all: jobs must not be NULL'
-            USING ERRCODE = '22004', HINT = 'Pass a value for jobs, e.g. CALL tenancy.migrate_all(jobs => 2).';
-    END IF;
-    IF p_jobs < 1 THEN
-        RAISE EXCEPTION 'tenancy.migrate_all: jobs must be at least 1, not %', p_jobs
-            USING ERRCODE = '22023', HINT = 'jobs => 1 migrates in this session; jobs => N adds N - 1 background workers.';
-    END IF;
-    IF p_stop_on_error IS NULL THEN
-        RAISE EXCEPTION 'tenancy.migrate_all: stop_on_error must not be NULL'
-            USING ERRCODE = '22004', HINT = 'Pass a value for stop_on_error, e.g. CALL tenancy.migrate_all(stop_on_error => true).';
-    END IF;
-    IF p_lock_timeout IS NULL THEN
-        RAISE EXCEPTION 'tenancy.migrate_all: lock_timeout must not be NULL'
-            USING ERRCODE = '22004', HINT = 'Pass a value for lock_timeout, e.g. CALL tenancy.migrate_all(lock_timeout => ''0'') to wait without a limit.';
-    END IF;
-    -- Validates the value (22023 from PostgreSQL for a bad one); applied per tenant by _fleet_step.
-    PERFORM set_config('lock_timeout', p_lock_timeout, true);
-    IF p_tenants IS NOT NULL THEN
-        SELECT string_agg(quote_ident(u), ', ' ORDER BY u) INTO v_unknown
-        FROM unnest(p_tenants) AS u
-        WHERE NOT EXISTS (SELECT FROM tenancy.tenants t WHERE t.schema_name = u);
-        IF v_unknown IS NOT NULL THEN
-            RAISE EXCEPTION 'tenancy.migrate_all: not registered tenants: %', v_unknown
-                USING ERRCODE = '42704', HINT = 'SELECT * FROM tenancy.all_tenants() lists the tenants.';
-        END IF;
-    END IF;
-    SELECT count(*) INTO v_considered FROM tenancy.tenants t
-    WHERE p_tenants IS NULL OR t.schema_name = ANY (p_tenants);
-
-    INSERT INTO tenancy.fleet_runs (jobs, stop_on_error, lock_timeout, considered, total)
-    VALUES (p_jobs, p_stop_on_error, p_lock_timeout, v_considered, 0)
-    RETURNING run_id INTO v_run;
-
-    -- The one query: every tenant whose ledger lacks a known version.
-    WITH known AS (SELECT array_agg(m.version) AS versions FROM tenancy.migrations AS m),
-         applied AS (
-             SELECT l.schema_name, count(*) AS n
-             FROM tenancy.ledger AS l, known
-             WHERE l.version = ANY (known.versions)
-             GROUP BY l.schema_name)
-    INSERT INTO tenancy.fleet_items (run_id, schema_name)
-    SELECT v_run, t.schema_name
-    FROM tenancy.tenants AS t
-    CROSS JOIN known
-    LEFT JOIN applied AS a ON a.schema_name = t.schema_name
-    WHERE coalesce(a.n, 0) < coalesce(cardinality(known.versions), 0)
-      AND (p_tenants IS NULL OR t.schema_name = ANY (p_tenants));
-
-    UPDATE tenancy.fleet_runs SET total = (SELECT count(*) FROM tenancy.fleet_items i WHERE i.run_id = v_run)
-    WHERE run_id = v_run;
-    RETURN v_run;
-END
-$$;
 
 -- verify(NULL) raises instead of leaving out the deep checks silently.
 CREATE OR REPLACE FUNCTION tenancy.verify(deep boolean DEFAULT false) RETURNS TABLE (schema_name name, problem text)
@@ -288,7 +223,20 @@ CREATE FUNCTION tenancy._backend_alive("pid" integer, "backend_start" timestamp 
     VOLATILE SET search_path TO pg_catalog, pg_temp
     LANGUAGE c AS 'MODULE_PATHNAME', 'backend_alive_wrapper';
 REVOKE ALL ON FUNCTION tenancy._backend_alive(integer, timestamptz) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION tenancy._backend_alive(integer, timestamptz) TO PUBLIC;
+-- Not PUBLIC's: roles given tenancy.grant_admin before this upgrade get it as they got the fleet.
+DO $$
+DECLARE
+    g record;
+BEGIN
+    FOR g IN SELECT a.grantee::regrole AS role
+             FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) AS a
+             WHERE p.oid = 'tenancy._fleet_step(bigint, boolean)'::regprocedure
+               AND a.grantee <> 0 AND a.grantee <> p.proowner AND a.privilege_type = 'EXECUTE'
+    LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION tenancy._backend_alive(integer, timestamptz) TO %s', g.role);
+    END LOOP;
+END
+$$;
 
 CREATE FUNCTION tenancy._backend_start() RETURNS timestamp with time zone
     STRICT STABLE SET search_path TO pg_catalog, pg_temp
@@ -363,6 +311,14 @@ BEGIN
     END IF;
     -- Validates the value (22023 from PostgreSQL for a bad one); applied per tenant by _fleet_step.
     PERFORM set_config('lock_timeout', p_lock_timeout, true);
+    IF array_position(p_tenants, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'tenancy.migrate_all: tenants must not contain NULL'
+            USING ERRCODE = '22004', HINT = 'List tenant names, e.g. CALL tenancy.migrate_all(tenants => ARRAY[''org_1'']), or pass NULL for every tenant.';
+    END IF;
+    IF cardinality(p_tenants) = 0 THEN
+        RAISE EXCEPTION 'tenancy.migrate_all: tenants is empty'
+            USING ERRCODE = '22023', HINT = 'List tenant names, e.g. CALL tenancy.migrate_all(tenants => ARRAY[''org_1'']), or pass NULL for every tenant.';
+    END IF;
     IF p_tenants IS NOT NULL THEN
         SELECT string_agg(quote_ident(u), ', ' ORDER BY u) INTO v_unknown
         FROM unnest(p_tenants) AS u

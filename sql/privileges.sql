@@ -7,7 +7,6 @@ GRANT USAGE ON SCHEMA tenancy TO PUBLIC;
 -- Reading which tenants exist and choosing one is what application roles need.
 GRANT EXECUTE ON FUNCTION tenancy.all_tenants(), tenancy.current_tenant(),
     tenancy.set_tenant(text, boolean), tenancy._embedded_migrations() TO PUBLIC;
--- tenancy.progress calls it, and whoever may read progress must be able to (it tells only whether
--- the process with a given PID and start time is alive).
-GRANT EXECUTE ON FUNCTION tenancy._backend_alive(integer, timestamptz) TO PUBLIC;
+-- tenancy._backend_alive (used by tenancy.progress and the fleet) is not PUBLIC's: it would confirm
+-- guesses of other roles' session start times, which pg_stat_activity hides. grant_admin gives it.
 GRANT SELECT ON tenancy.tenants, tenancy.migrations, tenancy.managed_tables, tenancy.attribute_tenants TO PUBLIC;
