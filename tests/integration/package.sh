@@ -47,6 +47,8 @@ q -c "CREATE TABLE plans (id bigint PRIMARY KEY)" -c "CREATE TABLE organizations
 check "tenants provisioned and migrated" "3" "$(q -c "SELECT count(*) FROM tenancy.status WHERE state = 'up_to_date'")"
 q -c "SELECT tenancy.add_migration('0100', 'smoke', 'CREATE TABLE smoke (id int)')" >/dev/null
 q -c "SET client_min_messages = warning" -c "CALL tenancy.migrate_all(jobs => 2)" >/dev/null
-check "migrate_all with a background worker" "3" "$(q -c "SELECT count(*) FROM tenancy.ledger WHERE version = '0100'")"
+check "migrate_all(jobs => 2) brings every tenant to 0100" "3" "$(q -c "SELECT count(*) FROM tenancy.ledger WHERE version = '0100'")"
+# (Whether the background worker joined is a race with the coordinator on three tenants, so it is
+# not asserted here; tests/integration/fleet.sh proves workers against the installed build.)
 check "verify() clean" "0" "$(q -c "SELECT count(*) FROM tenancy.verify()")"
 finish "package (PostgreSQL $PG)"
