@@ -26,6 +26,7 @@ fn sqlstate(state: SqlState) -> PgSqlErrorCode {
         SqlState::SyntaxError => ERRCODE_SYNTAX_ERROR,
         SqlState::UndefinedTable => ERRCODE_UNDEFINED_TABLE,
         SqlState::UndefinedColumn => ERRCODE_UNDEFINED_COLUMN,
+        SqlState::FeatureNotSupported => ERRCODE_FEATURE_NOT_SUPPORTED,
     }
 }
 

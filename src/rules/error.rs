@@ -36,11 +36,14 @@ pub enum SqlState {
     UndefinedTable,
     /// 42703 undefined_column (a template names a column the table does not have)
     UndefinedColumn,
+    /// 0A000 feature_not_supported (a statement a tenant migration may not contain: COPY to or
+    /// from the client, session state such as temporary tables or LISTEN, plain SET search_path)
+    FeatureNotSupported,
 }
 
 impl SqlState {
     /// Every state, for tests that check each one.
-    pub const ALL: [SqlState; 14] = [
+    pub const ALL: [SqlState; 15] = [
         SqlState::InvalidName,
         SqlState::NameTooLong,
         SqlState::DuplicateSchema,
@@ -55,6 +58,7 @@ impl SqlState {
         SqlState::SyntaxError,
         SqlState::UndefinedTable,
         SqlState::UndefinedColumn,
+        SqlState::FeatureNotSupported,
     ];
 
     pub fn code(self) -> &'static str {
@@ -73,6 +77,7 @@ impl SqlState {
             SqlState::SyntaxError => "42601",
             SqlState::UndefinedColumn => "42703",
             SqlState::UndefinedTable => "42P01",
+            SqlState::FeatureNotSupported => "0A000",
         }
     }
 }
