@@ -67,6 +67,15 @@ const PIECES: &[&str] = &[
     ")",
     "VACUUM",
     "COMMIT",
+    "SET",
+    "ROLE",
+    "LOCAL",
+    "COPY",
+    "STDIN",
+    "INTO",
+    "TEMP",
+    "pg_temp",
+    ".",
 ];
 
 fn random_text(rng: &mut Rng, max_pieces: usize) -> String {

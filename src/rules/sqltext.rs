@@ -269,6 +269,276 @@ pub fn non_transactional(stmt: &Statement) -> Option<&'static str> {
     }
 }
 
+/// A token of a statement's code, for the checks that need more than its leading words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Tok {
+    /// An unquoted word, upper-cased.
+    Word(String),
+    /// A quoted identifier's name (`""` undoubled), as written.
+    Quoted(String),
+    /// A string literal or a dollar-quoted body (a function body is never looked into).
+    Literal,
+    /// Any other character outside whitespace: `(`, `)`, `.`, `=`, digits, operators.
+    Punct(u8),
+}
+
+impl Tok {
+    fn is_word(&self, w: &str) -> bool {
+        matches!(self, Tok::Word(x) if x == w)
+    }
+
+    /// The name a setting is written as (`search_path`, `"search_path"`), upper-cased: setting
+    /// names are case-insensitive even when quoted.
+    fn setting_name(&self) -> Option<String> {
+        match self {
+            Tok::Word(w) => Some(w.clone()),
+            Tok::Quoted(q) => Some(q.to_ascii_uppercase()),
+            _ => None,
+        }
+    }
+}
+
+/// The code tokens of one statement (comments skipped), at most `limit`, each with its depth of
+/// parentheses. The text is a statement [`split_statements`] returned, so it lexes; if it did not,
+/// there are no tokens (nothing is refused on a guess).
+fn tokens(text: &str, limit: usize) -> Vec<(Tok, usize)> {
+    let Ok(regions) = scan(text) else {
+        return Vec::new();
+    };
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut depth = 0usize;
+    for r in regions {
+        if out.len() >= limit {
+            break;
+        }
+        match r.kind {
+            Kind::Comment => continue,
+            Kind::Single { .. } | Kind::Dollar { .. } => {
+                out.push((Tok::Literal, depth));
+                continue;
+            }
+            Kind::Double => {
+                let name = text[r.start + 1..r.end - 1].replace("\"\"", "\"");
+                out.push((Tok::Quoted(name), depth));
+                continue;
+            }
+            Kind::Code => {}
+        }
+        let mut i = r.start;
+        while i < r.end && out.len() < limit {
+            let c = b[i];
+            if is_ident_start(c) {
+                let ws = i;
+                while i < r.end && is_ident_char(b[i]) {
+                    i += 1;
+                }
+                out.push((Tok::Word(text[ws..i].to_ascii_uppercase()), depth));
+                continue;
+            }
+            match c {
+                b'(' => {
+                    out.push((Tok::Punct(c), depth));
+                    depth += 1;
+                }
+                b')' => {
+                    depth = depth.saturating_sub(1);
+                    out.push((Tok::Punct(c), depth));
+                }
+                _ if c.is_ascii_whitespace() => {}
+                _ => out.push((Tok::Punct(c), depth)),
+            }
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Why a statement that could run inside a transaction block is still refused in a tenant
+/// migration: it would change identity, leave the tenant's `search_path`, need a client
+/// connection, or create session state that outlives the migration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub state: SqlState,
+    /// The statement's form, as the message names it (`SET ROLE`).
+    pub form: &'static str,
+    /// Why it is refused and what to write instead.
+    pub hint: &'static str,
+}
+
+const IDENTITY_HINT: &str = "A tenant migration runs as the tenant schema's owner, inside a security-restricted operation, and cannot change identity; objects it creates belong to that owner. Remove the statement. To run as another role, make that role the tenant's owner (create_tenant(name, owner => role)), or grant the owner what the migration needs.";
+const SEARCH_PATH_HINT: &str = "A tenant migration runs with search_path = \"<tenant>\", <tenancy.shared_schemas>. Qualify names in other schemas (public.plans), or use SET LOCAL search_path …, which is undone when the migration ends.";
+const RESET_ALL_HINT: &str = "RESET ALL would also reset the migration's search_path. Reset settings one by one (RESET work_mem); every setting a migration changes is undone when it ends anyway.";
+const COPY_HINT: &str = "A migration runs inside the server, with no client connection to copy rows from or to. Write the rows as INSERT … VALUES (or INSERT … SELECT from a shared table), or copy them from the client after the migration. COPY from or to a server file is allowed (PostgreSQL checks the privileges).";
+const TEMP_HINT: &str = "A tenant migration runs in a security-restricted operation, where PostgreSQL refuses temporary objects (they would outlive the migration in the caller's session). Use a regular table and DROP it at the end of the migration, or a WITH query.";
+const PREPARED_HINT: &str = "Prepared statements belong to the caller's session, not to the migration (PostgreSQL refuses PREPARE and DEALLOCATE in a security-restricted operation). Write the statement out; for dynamic SQL, use EXECUTE inside a DO block.";
+const HOLD_HINT: &str = "A cursor WITH HOLD outlives the migration in the caller's session (PostgreSQL refuses it in a security-restricted operation). Declare it WITHOUT HOLD, or loop over the query in a DO block.";
+const LISTEN_HINT: &str = "Listening belongs to a client's session, not to a migration (PostgreSQL refuses it in a security-restricted operation); LISTEN from the application's connection. NOTIFY is allowed.";
+const DISCARD_HINT: &str = "DISCARD resets the caller's session, not the migration's (PostgreSQL refuses it in a security-restricted operation). Remove it; every setting a migration changes is undone when it ends.";
+
+/// Why a statement may not be part of a tenant migration, if it may not (beyond
+/// [`non_transactional`]). Only code is looked at: a function or `DO` body is never refused here
+/// (PostgreSQL refuses what it must when the body runs), and a function's own `SET` clause
+/// (`CREATE FUNCTION … SET search_path = …`, `ALTER FUNCTION … SET …`) is not a `SET` statement.
+pub fn refused(stmt: &Statement) -> Option<Refusal> {
+    use SqlState::{FeatureNotSupported as Unsupported, InsufficientPrivilege as Privilege};
+    let r = |state, form, hint| Some(Refusal { state, form, hint });
+    let w = |i: usize| stmt.words.get(i).map_or("", String::as_str);
+    match w(0) {
+        "SET" | "RESET" => {
+            let t = tokens(&stmt.text, 8);
+            let name = |i: usize| t.get(i).and_then(|(tok, _)| tok.setting_name());
+            // A dotted name (`SET role.x = 1`) is a custom setting, not ROLE.
+            let plain =
+                |i: usize| name(i).filter(|_| !matches!(t.get(i + 1), Some((Tok::Punct(b'.'), _))));
+            let is = |i: usize, n: &str| t.get(i).is_some_and(|(tok, _)| tok.is_word(n));
+            if w(0) == "RESET" {
+                return match plain(1).as_deref() {
+                    Some("ROLE") => r(Privilege, "RESET ROLE", IDENTITY_HINT),
+                    Some("SESSION") if is(2, "AUTHORIZATION") => {
+                        r(Privilege, "RESET SESSION AUTHORIZATION", IDENTITY_HINT)
+                    }
+                    Some("SEARCH_PATH") => r(Unsupported, "RESET search_path", SEARCH_PATH_HINT),
+                    Some("ALL") => r(Unsupported, "RESET ALL", RESET_ALL_HINT),
+                    _ => None,
+                };
+            }
+            // SET [SESSION | LOCAL] name …; SET SESSION AUTHORIZATION has no modifier.
+            let local = is(1, "LOCAL");
+            let at = if local
+                || (is(1, "SESSION") && !is(2, "AUTHORIZATION") && !is(2, "CHARACTERISTICS"))
+            {
+                2
+            } else {
+                1
+            };
+            match plain(at).as_deref() {
+                Some("ROLE") => r(Privilege, "SET ROLE", IDENTITY_HINT),
+                Some("SESSION") if is(at + 1, "AUTHORIZATION") => {
+                    r(Privilege, "SET SESSION AUTHORIZATION", IDENTITY_HINT)
+                }
+                Some("SEARCH_PATH") if !local => r(
+                    Unsupported,
+                    "SET search_path without LOCAL",
+                    SEARCH_PATH_HINT,
+                ),
+                // SET SCHEMA 'x' is SET search_path = 'x'.
+                _ if is(at, "SCHEMA") && !local => {
+                    r(Unsupported, "SET SCHEMA without LOCAL", SEARCH_PATH_HINT)
+                }
+                _ => None,
+            }
+        }
+        "COPY" => {
+            // COPY … FROM|TO STDIN|STDOUT at the top level (not a table or column named stdin).
+            let t = tokens(&stmt.text, usize::MAX);
+            t.windows(2).find_map(|p| match (&p[0], &p[1]) {
+                ((dir, 0), (target, 0))
+                    if (dir.is_word("FROM") || dir.is_word("TO"))
+                        && (target.is_word("STDIN") || target.is_word("STDOUT")) =>
+                {
+                    let form = if dir.is_word("FROM") {
+                        "COPY … FROM STDIN"
+                    } else {
+                        "COPY … TO STDOUT"
+                    };
+                    r(Unsupported, form, COPY_HINT)
+                }
+                _ => None,
+            })
+        }
+        "CREATE" => {
+            // CREATE [OR REPLACE] [GLOBAL | LOCAL] TEMP | TEMPORARY …
+            let mut i = 1;
+            if w(i) == "OR" && w(i + 1) == "REPLACE" {
+                i += 2;
+            }
+            if w(i) == "GLOBAL" || w(i) == "LOCAL" {
+                i += 1;
+            }
+            if w(i) == "TEMP" || w(i) == "TEMPORARY" {
+                return r(Unsupported, "CREATE TEMPORARY …", TEMP_HINT);
+            }
+            // An object named into pg_temp (CREATE TABLE pg_temp.t) is temporary too: look at the
+            // name, before the column list or AS.
+            let t = tokens(&stmt.text, 16);
+            let head = t
+                .iter()
+                .take_while(|(tok, depth)| {
+                    *depth == 0 && *tok != Tok::Punct(b'(') && !tok.is_word("AS")
+                })
+                .map(|(tok, _)| tok)
+                .collect::<Vec<_>>();
+            let temp_schema = |tok: &Tok| match tok {
+                Tok::Word(x) => x == "PG_TEMP" || x.starts_with("PG_TEMP_"),
+                Tok::Quoted(x) => x == "pg_temp" || x.starts_with("pg_temp_"),
+                _ => false,
+            };
+            head.windows(2)
+                .any(|p| temp_schema(p[0]) && *p[1] == Tok::Punct(b'.'))
+                .then_some(Refusal {
+                    state: Unsupported,
+                    form: "CREATE … pg_temp.…",
+                    hint: TEMP_HINT,
+                })
+        }
+        "SELECT" | "WITH" => {
+            // SELECT … INTO [GLOBAL | LOCAL] TEMP | TEMPORARY t (not INSERT INTO / MERGE INTO temp).
+            let t = tokens(&stmt.text, usize::MAX);
+            let top: Vec<&Tok> = t
+                .iter()
+                .filter(|(_, d)| *d == 0)
+                .map(|(tok, _)| tok)
+                .collect();
+            (0..top.len())
+                .any(|i| {
+                    top[i].is_word("INTO")
+                        && !(i > 0 && (top[i - 1].is_word("INSERT") || top[i - 1].is_word("MERGE")))
+                        && {
+                            let mut j = i + 1;
+                            if top
+                                .get(j)
+                                .is_some_and(|x| x.is_word("GLOBAL") || x.is_word("LOCAL"))
+                            {
+                                j += 1;
+                            }
+                            top.get(j)
+                                .is_some_and(|x| x.is_word("TEMP") || x.is_word("TEMPORARY"))
+                                && top.get(j + 1).is_some_and(|x| !x.is_word("FROM"))
+                        }
+                })
+                .then_some(Refusal {
+                    state: Unsupported,
+                    form: "SELECT … INTO TEMPORARY …",
+                    hint: TEMP_HINT,
+                })
+        }
+        "DECLARE" => {
+            // DECLARE name … CURSOR WITH HOLD FOR query: the options come before FOR.
+            let t = tokens(&stmt.text, 16);
+            t.windows(2)
+                .take_while(|p| !p[0].0.is_word("FOR"))
+                .any(|p| p[0].0.is_word("WITH") && p[1].0.is_word("HOLD"))
+                .then_some(Refusal {
+                    state: Unsupported,
+                    form: "DECLARE … CURSOR WITH HOLD",
+                    hint: HOLD_HINT,
+                })
+        }
+        "PREPARE" if w(1) != "TRANSACTION" => r(Unsupported, "PREPARE", PREPARED_HINT),
+        "EXECUTE" => r(
+            Unsupported,
+            "EXECUTE of a prepared statement",
+            PREPARED_HINT,
+        ),
+        "DEALLOCATE" => r(Unsupported, "DEALLOCATE", PREPARED_HINT),
+        "LISTEN" => r(Unsupported, "LISTEN", LISTEN_HINT),
+        "UNLISTEN" => r(Unsupported, "UNLISTEN", LISTEN_HINT),
+        "DISCARD" => r(Unsupported, "DISCARD", DISCARD_HINT),
+        _ => None,
+    }
+}
+
 /// Abbreviates a statement for an error message.
 pub fn excerpt(text: &str) -> String {
     const MAX: usize = 200;
@@ -284,8 +554,9 @@ pub fn excerpt(text: &str) -> String {
 }
 
 /// Checks migration text when it is loaded (at build time for embedded migrations, in
-/// `add_migration` for registered ones): it must lex, contain at least one statement, and every
-/// statement must be able to run inside a transaction block.
+/// `add_migration` for registered ones, and again before it is applied): it must lex, contain at
+/// least one statement, and every statement must be allowed in a tenant migration ([`refused`])
+/// and able to run inside a transaction block ([`non_transactional`]).
 pub fn check_migration(label: &str, sql: &str) -> Result<Vec<Statement>> {
     let stmts = split_statements(sql).map_err(|e| TenancyError {
         message: format!("migration {label}: {}", e.message),
@@ -299,6 +570,18 @@ pub fn check_migration(label: &str, sql: &str) -> Result<Vec<Statement>> {
         .hint("A tenant migration must contain at least one statement."));
     }
     for s in &stmts {
+        // First, so DISCARD ALL (also non-transactional) gets the same answer as every DISCARD.
+        if let Some(r) = refused(s) {
+            return Err(TenancyError::new(
+                r.state,
+                format!(
+                    "migration {label}: statement {} is not allowed in a tenant migration ({})",
+                    s.number, r.form
+                ),
+            )
+            .detail(format!("statement {}: {}", s.number, excerpt(&s.text)))
+            .hint(r.hint));
+        }
         if let Some(why) = non_transactional(s) {
             return Err(TenancyError::new(
                 SqlState::ActiveSqlTransaction,
@@ -466,10 +749,192 @@ mod tests {
             "CLUSTER t USING i",
             "CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$ BEGIN COMMIT; END $$",
             "SELECT 'VACUUM'",
-            "PREPARE q AS SELECT 1",
         ] {
             assert!(check_migration("0001_x", ok).is_ok(), "{ok}");
         }
+    }
+
+    /// Checks `bad` is refused as statement 2 of migration 0102_x with `state`, and the error
+    /// names the migration and statement, shows the statement and has a hint.
+    fn assert_refused(bad: &str, state: SqlState) {
+        let e =
+            check_migration("0102_x", &format!("CREATE TABLE ok (x int);\n{bad};")).expect_err(bad);
+        assert_eq!(e.state, state, "{bad}: {e}");
+        assert!(
+            e.message
+                .contains("migration 0102_x: statement 2 is not allowed"),
+            "{bad}: {}",
+            e.message
+        );
+        assert_eq!(
+            e.detail.as_deref(),
+            Some(format!("statement 2: {}", excerpt(bad)).as_str()),
+            "{bad}"
+        );
+        assert!(e.hint.is_some_and(|h| !h.is_empty()), "{bad}");
+    }
+
+    #[test]
+    fn identity_changes_are_refused_as_insufficient_privilege() {
+        for bad in [
+            "SET ROLE app",
+            "set role app",
+            "SET ROLE NONE",
+            "SET SESSION ROLE app",
+            "SET LOCAL ROLE app",
+            "SET /* who */ ROLE -- me\n app",
+            "SET role = 'app'",
+            "SET \"role\" TO app",
+            "RESET ROLE",
+            "reset role",
+            "SET SESSION AUTHORIZATION app",
+            "set session authorization default",
+            "SET SESSION SESSION AUTHORIZATION app",
+            "SET LOCAL SESSION AUTHORIZATION app",
+            "RESET SESSION AUTHORIZATION",
+        ] {
+            assert_refused(bad, SqlState::InsufficientPrivilege);
+        }
+    }
+
+    #[test]
+    fn search_path_changes_without_local_are_refused() {
+        for bad in [
+            "SET search_path = pg_temp",
+            "SET search_path TO public",
+            "set Search_Path to default",
+            "SET SESSION search_path = public",
+            "SET \"search_path\" = public",
+            "SET SCHEMA 'public'",
+            "RESET search_path",
+            "RESET ALL",
+            "reset all",
+        ] {
+            assert_refused(bad, SqlState::FeatureNotSupported);
+        }
+    }
+
+    #[test]
+    fn copy_to_or_from_the_client_is_refused() {
+        for bad in [
+            "COPY t FROM STDIN",
+            "copy t (a, b) from stdin with (format csv)",
+            "COPY \"t\" (a, b, c, d, e, f, g, h, i, j) FROM STDIN",
+            "COPY t TO STDOUT",
+            "COPY (SELECT a, b FROM t WHERE x IN (SELECT 1)) TO STDOUT WITH (FORMAT csv)",
+            "COPY BINARY t FROM STDIN",
+            "COPY t FROM STDOUT",
+        ] {
+            assert_refused(bad, SqlState::FeatureNotSupported);
+        }
+    }
+
+    #[test]
+    fn session_state_is_refused() {
+        for bad in [
+            "DISCARD ALL",
+            "DISCARD PLANS",
+            "discard temp",
+            "DISCARD SEQUENCES",
+            "LISTEN ch",
+            "UNLISTEN *",
+            "CREATE TEMP TABLE x (a int)",
+            "CREATE TEMPORARY TABLE x AS SELECT 1",
+            "create local temp table x (a int)",
+            "CREATE GLOBAL TEMPORARY TABLE x (a int)",
+            "CREATE TEMP VIEW v AS SELECT 1",
+            "CREATE OR REPLACE TEMP VIEW v AS SELECT 1",
+            "CREATE TEMP RECURSIVE VIEW v (n) AS SELECT 1",
+            "CREATE TEMP SEQUENCE s",
+            "CREATE TABLE pg_temp.x (a int)",
+            "CREATE SEQUENCE IF NOT EXISTS \"pg_temp\".s",
+            "SELECT 1 AS a INTO TEMP x",
+            "select * into temporary table x from t",
+            "SELECT * INTO LOCAL TEMP x FROM t",
+            "WITH q AS (SELECT 1 AS a) SELECT a INTO TEMP x FROM q",
+            "PREPARE q AS SELECT 1",
+            "PREPARE q (int) AS SELECT $1",
+            "EXECUTE q",
+            "EXECUTE q (1)",
+            "DEALLOCATE q",
+            "DEALLOCATE ALL",
+            "DECLARE c CURSOR WITH HOLD FOR SELECT 1",
+            "declare c no scroll cursor with hold for select 1",
+        ] {
+            assert_refused(bad, SqlState::FeatureNotSupported);
+        }
+    }
+
+    #[test]
+    fn near_misses_are_allowed() {
+        for ok in [
+            // Settings a migration may change: undone when it ends.
+            "SET LOCAL search_path = pg_temp",
+            "SET LOCAL search_path TO DEFAULT",
+            "set local Search_Path to public",
+            "SET LOCAL SCHEMA 'public'",
+            "SET work_mem = '64MB'",
+            "SET LOCAL lock_timeout = '1s'",
+            "SET TIME ZONE 'UTC'",
+            "SET CONSTRAINTS ALL DEFERRED",
+            "SET TRANSACTION ISOLATION LEVEL READ COMMITTED",
+            "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE",
+            "SET myapp.role = 'x'",
+            "SET role.x = 1",
+            "RESET work_mem",
+            // A routine's own SET clause, and SET inside a body.
+            "CREATE FUNCTION f() RETURNS int LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT 1 $$",
+            "CREATE OR REPLACE FUNCTION f() RETURNS void LANGUAGE plpgsql SET ROLE = app AS $$ BEGIN SET ROLE app; RESET ALL; DISCARD ALL; LISTEN x; END $$",
+            "CREATE PROCEDURE p() LANGUAGE sql SET search_path = public BEGIN ATOMIC SELECT 1; END",
+            "CREATE FUNCTION g() RETURNS void LANGUAGE plpgsql AS $b$ BEGIN SET search_path = public; CREATE TEMP TABLE x (a int); EXECUTE 'SELECT 1'; COPY t FROM STDIN; END $b$",
+            "DO $$ BEGIN SET LOCAL search_path = public; EXECUTE 'SELECT 1'; END $$",
+            "ALTER FUNCTION f() SET search_path = public",
+            "ALTER FUNCTION f() RESET ALL",
+            "ALTER TABLE t SET SCHEMA other",
+            "ALTER TABLE t SET (fillfactor = 70)",
+            "ALTER TABLE t ALTER COLUMN a SET DEFAULT 1",
+            "ALTER ROLE app SET search_path = public",
+            "UPDATE t SET role = 'admin'",
+            "SELECT 'SET ROLE app', 'COPY t FROM STDIN'",
+            "SELECT set_config('application_name', 'x', true)",
+            // COPY with a server file (PostgreSQL checks the privileges), or a table named stdin.
+            "COPY t FROM '/tmp/file.csv' WITH (FORMAT csv)",
+            "COPY t TO '/tmp/out'",
+            "COPY stdin FROM '/tmp/file'",
+            "COPY (SELECT * FROM stdin) TO '/tmp/out'",
+            "COPY t FROM PROGRAM 'cat /tmp/x'",
+            // Not temporary.
+            "CREATE UNLOGGED TABLE x (a int)",
+            "CREATE TABLE temp (a int)",
+            "CREATE TABLE x (a int REFERENCES pg_temp_x (id))",
+            "CREATE VIEW v AS SELECT * FROM pg_temp_things.t",
+            "CREATE INDEX ON temp (a)",
+            "SELECT * INTO TABLE x FROM t",
+            "SELECT * INTO UNLOGGED x FROM t",
+            "WITH q AS (SELECT 1 AS a) INSERT INTO temp SELECT a FROM q",
+            "WITH q AS (SELECT 1 AS a) MERGE INTO temp USING q ON true WHEN MATCHED THEN DO NOTHING",
+            "SELECT temp FROM t",
+            // Other statements that look alike.
+            "NOTIFY ch, 'x'",
+            "SELECT pg_notify('ch', 'x')",
+            "DECLARE c CURSOR FOR SELECT 1",
+            "DECLARE c CURSOR WITHOUT HOLD FOR SELECT 1",
+            "DECLARE c CURSOR FOR SELECT 1 AS with, 2 AS hold",
+            "CREATE TABLE listen (a int)",
+            "INSERT INTO discard VALUES (1)",
+        ] {
+            let r = check_migration("0102_x", ok);
+            assert!(r.is_ok(), "{ok}: {}", r.unwrap_err());
+        }
+    }
+
+    #[test]
+    fn discard_all_is_refused_as_session_state_before_transaction_rules() {
+        let e = check_migration("0102_x", "DISCARD ALL").unwrap_err();
+        assert_eq!(e.state, SqlState::FeatureNotSupported);
+        // The other two-phase-commit PREPARE is still a transaction matter.
+        let e = check_migration("0102_x", "PREPARE TRANSACTION 'x'").unwrap_err();
+        assert_eq!(e.state, SqlState::ActiveSqlTransaction);
     }
 
     #[test]
