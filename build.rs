@@ -1,7 +1,8 @@
 //! Embeds the tenant migration set: reads `tenant_migrations/` (or `$TENANCY_MIGRATIONS_DIR`),
 //! checks every file with the same pure code the extension uses at run time, and writes
 //! `$OUT_DIR/embedded_migrations.rs`. A malformed or duplicate version, or a statement that cannot
-//! run inside a transaction, fails the build with a message naming the file.
+//! run inside a transaction or that a tenant migration may not contain (`SET ROLE`,
+//! `COPY … FROM STDIN`, …), fails the build with a message naming the file.
 
 use std::path::PathBuf;
 
