@@ -123,7 +123,10 @@ check "the ledger has 0100 and 0101 on every tenant" "5 5 5" \
   "$(su_q -c "SELECT count(*) || ' ' || count(*) FILTER (WHERE EXISTS (SELECT FROM tenancy.ledger l WHERE l.schema_name = t.schema_name AND l.version = '0100'))
                    || ' ' || count(*) FILTER (WHERE EXISTS (SELECT FROM tenancy.ledger l WHERE l.schema_name = t.schema_name AND l.version = '0101'))
             FROM tenancy.tenants t")"
-check "every tenant is up to date" "5" "$(su_q -c "SELECT count(*) FROM tenancy.status WHERE state = 'up_to_date'")"
+check "every tenant is up to date (else: its state and error)" "5" \
+  "$(su_q -c "SELECT count(*) FILTER (WHERE state = 'up_to_date') || coalesce(' ' || string_agg(schema_name || ' ' || state || coalesce(': ' || left(last_error, 160), ''), '; ')
+                                                                            FILTER (WHERE state <> 'up_to_date'), '')
+            FROM tenancy.status")"
 check "tenancy.verify() is empty" "" "$(on dba -c "SELECT string_agg(schema_name || ': ' || problem, ' | ' ORDER BY 1, 2) FROM tenancy.verify()" 2>&1)"
 check "app is still not superuser (nor createrole, createdb, bypassrls, replication)" "f" \
   "$(su_q -c "SELECT rolsuper OR rolcreaterole OR rolcreatedb OR rolbypassrls OR rolreplication FROM pg_roles WHERE rolname = 'app'")"
