@@ -5,7 +5,7 @@ DEMO_PORT ?= 28815
 # The PostgreSQL major under test: 15 (Debian's, the default), 14, 16, 17 or 18.
 PG ?= 15
 export PG
-# make test SUITE=core: only the in-database and golden tests (the parts that depend on PG).
+# make test SUITE=core: only the in-database, golden and trust-recipe tests (the parts that depend on PG).
 SUITE ?= full
 export SUITE
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything `make test` runs, in order, failing on the first failure. PG=NN picks the major;
-# SUITE=core runs only what depends on it (in-database and golden tests), for the CI matrix.
+# SUITE=core runs only what depends on it (in-database, golden and trust-recipe tests), for the CI matrix.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
@@ -39,6 +39,10 @@ cargo pgrx test "pg$PG" --runas postgres --pgdata "$pgdata"
 step "install and golden tests (pg_regress, pg_isolation_regress)"
 install_extension
 bash scripts/regress.sh
+
+# In both suites: who may do what depends on the major (public's CREATE, role membership options).
+step "trust recipe: the app provisions and uses tenants, a DBA migrates as superuser (real LOGIN roles)"
+bash tests/integration/trust.sh
 
 if [ "$SUITE" = full ]; then
 step "fleet integration tests (1 000 tenants, real clients, killed backend, crash)"
