@@ -7,7 +7,9 @@
 //! `cargo pgrx test pg15 in_db::managed` (see docs/development.md).
 
 mod support;
+mod trust_support;
 
+mod adversarial;
 mod attribute;
 mod fleet;
 mod generator;
@@ -17,3 +19,4 @@ mod lifecycle;
 mod managed;
 mod migrations;
 mod names;
+mod trust;
