@@ -2,7 +2,7 @@
 
 #[pgrx::pg_schema]
 mod tests {
-    use crate::in_db::support::{count, fails, fails_bare, one, run, setup, strings};
+    use crate::in_db::support::{count, fails, fails_bare, one, run, setup, strings, tenant_owner};
     use pgrx::prelude::*;
 
     #[pg_test]
@@ -78,7 +78,10 @@ mod tests {
     fn verify_reports_registry_drift() {
         setup();
         run("CREATE TABLE public.organizations (id bigint PRIMARY KEY)");
-        run("SELECT tenancy.manage_tenant('organizations', ARRAY['org_', ':id'])");
+        run(&format!(
+            "SELECT tenancy.manage_tenant('organizations', ARRAY['org_', ':id'], owner => '{}')",
+            tenant_owner()
+        ));
         run("INSERT INTO organizations SELECT generate_series(1, 5)");
         assert_eq!(count("SELECT * FROM tenancy.verify()"), 0);
         run("DROP TABLE org_1.comments");

@@ -2,7 +2,7 @@
 
 #[pgrx::pg_schema]
 mod tests {
-    use crate::in_db::support::{count, fails, lit, one, run, setup, strings};
+    use crate::in_db::support::{count, fails, lit, one, run, setup, strings, tenant_owner};
     use pgrx::prelude::*;
 
     /// Applies the generated migration as a registered migration and builds a tenant from all
@@ -147,7 +147,10 @@ mod tests {
     #[pg_test]
     fn deep_verify_compares_each_tenant_with_what_its_migrations_produce() {
         setup();
-        run("SELECT tenancy.create_tenant('a'), tenancy.create_tenant('b')");
+        let owner = tenant_owner();
+        run(&format!(
+            "SELECT tenancy.create_tenant('a', owner => '{owner}'), tenancy.create_tenant('b', owner => '{owner}')"
+        ));
         assert_eq!(count("SELECT * FROM tenancy.verify(deep => true)"), 0);
         // A changed default is invisible to the cheap checks, not to the deep one.
         run("ALTER TABLE b.projects ALTER COLUMN archived SET DEFAULT true");

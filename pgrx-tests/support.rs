@@ -44,6 +44,15 @@ pub fn setup() {
     );
 }
 
+/// An ordinary (non-superuser) role to own tenants, with what the shipped migrations need on
+/// shared objects (REFERENCES on public.plans). Tenants owned by a superuser are reported by
+/// `verify()`; tests that expect a clean `verify()` give their tenants this owner.
+pub fn tenant_owner() -> &'static str {
+    run("DO $$ BEGIN CREATE ROLE tenancy_owner NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$");
+    run("GRANT SELECT, REFERENCES ON public.plans TO tenancy_owner");
+    "tenancy_owner"
+}
+
 pub struct Failure {
     pub state: String,
     pub message: String,

@@ -3,9 +3,10 @@
 
 -- Parameters are text (not name) so that an over-long tenant name is refused (42622) instead of
 -- being silently truncated to 63 bytes by the name type; results are name.
-CREATE FUNCTION tenancy.create_tenant(schema text) RETURNS name
+-- owner: who owns the tenant (its migrations run as that role); NULL: the calling role.
+CREATE FUNCTION tenancy.create_tenant(schema text, owner regrole DEFAULT NULL) RETURNS name
     LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
-    AS $$ SELECT tenancy._create_tenant(schema)::pg_catalog.name $$;
+    AS $$ SELECT tenancy._create_tenant(schema, owner::pg_catalog.oid)::pg_catalog.name $$;
 
 CREATE FUNCTION tenancy.register_tenant(schema text, baseline text DEFAULT NULL) RETURNS name
     LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
@@ -23,11 +24,14 @@ CREATE FUNCTION tenancy.current_tenant() RETURNS name
     LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
     AS $$ SELECT NULLIF(current_setting('tenancy.tenant', true), '')::pg_catalog.name $$;
 
+-- owner: who owns the tenants the rows create; NULL: the role inserting the row.
 CREATE FUNCTION tenancy.manage_tenant(tbl regclass, template text[], on_create boolean DEFAULT true,
-                                      on_update boolean DEFAULT true, on_delete text DEFAULT 'keep')
+                                      on_update boolean DEFAULT true, on_delete text DEFAULT 'keep',
+                                      owner regrole DEFAULT NULL)
     RETURNS void
     LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
-    AS $$ SELECT tenancy._manage_tenant(tbl::pg_catalog.oid, template, on_create, on_update, on_delete) $$;
+    AS $$ SELECT tenancy._manage_tenant(tbl::pg_catalog.oid, template, on_create, on_update, on_delete,
+                                        owner::pg_catalog.oid) $$;
 
 CREATE FUNCTION tenancy.unmanage_tenant(tbl regclass) RETURNS void
     LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
@@ -48,7 +52,7 @@ END
 $$;
 
 CREATE VIEW tenancy.managed_tables AS
-    SELECT s.tbl AS table_name, s.template, s.on_create, s.on_update, s.on_delete, s.managed_at
+    SELECT s.tbl AS table_name, s.template, s.on_create, s.on_update, s.on_delete, s.managed_at, s.owner
     FROM tenancy.managed_table_settings AS s
     ORDER BY s.tbl::pg_catalog.text;
 
@@ -57,32 +61,77 @@ CREATE VIEW tenancy.migrations AS
     SELECT m.version, m.name, m.checksum, m.source
     FROM (
         SELECT e.version, e.name, e.checksum, 'embedded'::text AS source
-        FROM tenancy._embedded_migrations() AS e
+        FROM tenancy._embedded_checksums() AS e
         UNION ALL
         SELECT r.version, r.name, r.checksum, 'registered'::text
         FROM tenancy.registered_migrations AS r
         WHERE NOT EXISTS (
-            SELECT FROM tenancy._embedded_migrations() AS e2
+            SELECT FROM tenancy._embedded_checksums() AS e2
             WHERE e2.version::pg_catalog.numeric OPERATOR(pg_catalog.=) r.version::pg_catalog.numeric
               AND e2.checksum OPERATOR(pg_catalog.=) r.checksum)
     ) AS m
     ORDER BY m.version::pg_catalog.numeric;
 
--- Grants a role what it needs to provision and migrate tenants. The role also needs CREATE on
--- the database to create schemas (see the hint of the 42501 error).
-CREATE FUNCTION tenancy.grant_admin(role regrole) RETURNS void
+-- Grants (SECURITY.md, "Privilege model"). Nobody gets write access to pg_tenancy's registry,
+-- ledger or migration tables: pg_tenancy's functions write them as the extension's owner. Each
+-- level adds to the one before:
+--   1 provision: create, register, rename, detach and drop tenants, migrate them, verify, reconcile;
+--   2 author: also register migrations and use the generator;
+--   3 admin: every routine (managed tables, attribute tenancy).
+-- Every level reads every pg_tenancy table (last_error, migration texts) and writes the fleet's
+-- operational tables (runs, queue, jobs), which say what is being done, never what is allowed.
+CREATE FUNCTION tenancy._grant(role regrole, level integer, caller text) RETURNS void
     LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
     AS $$
+DECLARE
+    provision CONSTANT text[] := ARRAY[
+        'create_tenant', '_create_tenant', 'register_tenant', '_register_tenant', 'rename_tenant',
+        '_rename_tenant', 'detach_tenant', 'drop_tenant', 'migrate_tenant', 'migrate_all',
+        '_fleet_join', '_fleet_begin', '_fleet_step', '_fleet_wait', '_fleet_finish',
+        '_fleet_launch_workers', '_fleet_launch', '_backend_alive', '_backend_start',
+        '_refuse_transaction_block', '_in_transaction_block', '_record_failure', 'verify',
+        '_verify_registry', '_verify_managed', '_verify_deep', '_verify_trust', '_foreign_owned', 'reconcile',
+        'add_attribute_tenant', 'remove_attribute_tenant', 'all_tenants', 'current_tenant',
+        'set_tenant', '_embedded_checksums'];
+    author CONSTANT text[] := ARRAY[
+        'add_migration', 'repair', 'create_template', 'generate_migration', 'compare_schemas',
+        'describe_schema', '_split_statements', '_embedded_migrations'];
+    r record;
 BEGIN
     IF role IS NULL THEN
-        RAISE EXCEPTION 'tenancy.grant_admin: role must not be NULL'
-            USING ERRCODE = '22004', HINT = 'Pass an existing role, e.g. SELECT tenancy.grant_admin(''app_admin'').';
+        RAISE EXCEPTION 'tenancy.%: role must not be NULL', caller
+            USING ERRCODE = '22004', HINT = format('Pass an existing role, e.g. SELECT tenancy.%s(''app'').', caller);
     END IF;
     EXECUTE format('GRANT USAGE ON SCHEMA tenancy TO %s', role);
-    EXECUTE format('GRANT EXECUTE ON ALL ROUTINES IN SCHEMA tenancy TO %s', role);
-    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA tenancy TO %s', role);
+    FOR r IN SELECT p.oid::regprocedure AS routine, p.prokind, p.proname
+             FROM pg_proc p WHERE p.pronamespace = 'tenancy'::regnamespace
+               AND p.proname NOT IN ('grant_provision', 'grant_author', 'grant_admin', '_grant')
+             ORDER BY 1 LOOP
+        IF level >= 3 OR r.proname = ANY (provision) OR (level >= 2 AND r.proname = ANY (author)) THEN
+            EXECUTE format('GRANT EXECUTE ON %s %s TO %s',
+                           CASE r.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, r.routine, role);
+        END IF;
+    END LOOP;
+    EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA tenancy TO %s', role);
+    EXECUTE format('GRANT INSERT, UPDATE, DELETE ON tenancy.fleet_runs, tenancy.fleet_items, tenancy.fleet_jobs TO %s', role);
 END
 $$;
+
+-- Provision and migrate tenants. To create schemas the role also needs CREATE on the database.
+CREATE FUNCTION tenancy.grant_provision(role regrole) RETURNS void
+    LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT tenancy._grant(role, 1, 'grant_provision') $$;
+
+-- Provision, and author migrations (which run on a tenant only if the role has the privileges of
+-- the tenant's owner).
+CREATE FUNCTION tenancy.grant_author(role regrole) RETURNS void
+    LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT tenancy._grant(role, 2, 'grant_author') $$;
+
+-- Everything: also managed tables and attribute tenancy. Still no write access to pg_tenancy's tables.
+CREATE FUNCTION tenancy.grant_admin(role regrole) RETURNS void
+    LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT tenancy._grant(role, 3, 'grant_admin') $$;
 
 CREATE FUNCTION tenancy.enable_attribute_tenancy(tbl regclass, tenant_column name) RETURNS void
     LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp

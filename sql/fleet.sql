@@ -130,8 +130,7 @@ BEGIN
         UPDATE tenancy.fleet_items SET state = 'failed', error = v_state || ': ' || v_message,
                                        finished_at = clock_timestamp()
         WHERE run_id = p_run AND schema_name = v_tenant;
-        UPDATE tenancy.tenants SET last_error = v_state || ': ' || v_message, failed_at = clock_timestamp()
-        WHERE schema_name = v_tenant;
+        PERFORM tenancy._record_failure(v_tenant, v_state || ': ' || v_message);
         UPDATE tenancy.fleet_runs
         SET failed = failed + 1, state = CASE WHEN stop_on_error THEN 'stopping' ELSE state END
         WHERE run_id = p_run
@@ -334,6 +333,52 @@ CREATE FUNCTION tenancy._verify_registry() RETURNS TABLE (schema_name name, prob
      WHERE c.n < c.top)
 $$;
 
+-- Trust (SECURITY.md): tenants whose migrations would run as a superuser, objects not owned by
+-- the tenant's owner (tables a migration created before 0.2.0 belong to whoever ran it), shared
+-- tables that tenant foreign keys reference but the tenant's owner may not reference, and
+-- registered migrations whose text no longer matches its checksum (edited outside add_migration).
+CREATE FUNCTION tenancy._verify_trust() RETURNS TABLE (schema_name name, problem text)
+    LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+    AS $$
+    WITH tenant AS (
+        SELECT t.schema_name, n.oid AS nsp, r.oid AS owner, r.rolname, r.rolsuper
+        FROM tenancy.tenants t
+        JOIN pg_namespace n ON n.oid = t.schema_oid
+        JOIN pg_roles r ON r.oid = n.nspowner)
+    SELECT t.schema_name,
+           format('owned by superuser %I: its migrations run with superuser rights; give it an ordinary owner (ALTER SCHEMA %I OWNER TO <role>, then tenancy.reconcile(dry_run => false, fix_owners => true))',
+                  t.rolname, t.schema_name)
+    FROM tenant t WHERE t.rolsuper
+    UNION ALL
+    SELECT t.schema_name,
+           format('%s of its objects are not owned by the tenant''s owner %I (first: %s); tenancy.reconcile(dry_run => false, fix_owners => true) gives them to it',
+                  o.n, t.rolname, o.first)
+    FROM tenant t
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS n, min(x.what) AS first
+        FROM tenancy._foreign_owned(t.nsp, t.owner) AS x) AS o
+    WHERE o.n > 0
+    UNION ALL
+    SELECT t.schema_name,
+           format('its owner %I lacks REFERENCES on %s, which tenant foreign keys reference; GRANT REFERENCES ON %s TO %I',
+                  t.rolname, k.confrelid::regclass, k.confrelid::regclass, t.rolname)
+    FROM tenant t
+    CROSS JOIN (SELECT DISTINCT c.confrelid
+                FROM pg_constraint c
+                JOIN pg_class f ON f.oid = c.conrelid
+                JOIN pg_class s ON s.oid = c.confrelid
+                WHERE c.contype = 'f'
+                  AND f.relnamespace IN (SELECT tt.schema_oid FROM tenancy.tenants tt)
+                  AND s.relnamespace NOT IN (SELECT tt.schema_oid FROM tenancy.tenants tt)) AS k
+    WHERE NOT has_table_privilege(t.owner, k.confrelid, 'REFERENCES')
+    UNION ALL
+    SELECT NULL::name,
+           format('registered migration %s_%s: its text was changed outside tenancy.add_migration (it no longer matches its checksum); tenants that still need it cannot migrate until its original text is restored',
+                  m.version, m.name)
+    FROM tenancy.registered_migrations m
+    WHERE encode(sha256(convert_to(m.sql, 'UTF8')), 'hex') <> m.checksum
+$$;
+
 -- deep => true also compares each tenant with what exactly its applied migrations produce (built
 -- in a scratch schema once per distinct set of applied migrations): catches changed defaults,
 -- constraints, function bodies. It runs DDL, so it is volatile and costs one build per set.
@@ -350,6 +395,8 @@ BEGIN
         SELECT r.schema_name, r.problem FROM tenancy._verify_registry() r
         UNION ALL
         SELECT m.schema_name::name, m.problem FROM tenancy._verify_managed() m
+        UNION ALL
+        SELECT o.schema_name, o.problem FROM tenancy._verify_trust() o
         UNION ALL
         SELECT d.schema_name::name, d.problem FROM tenancy._verify_deep() d WHERE deep) v
     ORDER BY 1, 2;

@@ -9,7 +9,6 @@
 -- One rule for NULL arguments: 22004 naming the parameter. Functions that were STRICT (and so
 -- returned nothing for a NULL, which reads as "all fine") now raise.
 ALTER FUNCTION tenancy.compare_schemas(text, text) CALLED ON NULL INPUT;
-ALTER FUNCTION tenancy.reconcile(boolean) CALLED ON NULL INPUT;
 ALTER FUNCTION tenancy._split_statements(text, text) CALLED ON NULL INPUT;
 
 
@@ -386,3 +385,324 @@ CREATE OR REPLACE VIEW tenancy.progress AS
            coalesce(r.finished_at, clock_timestamp()) - r.started_at AS elapsed
     FROM tenancy.fleet_runs AS r
     ORDER BY r.run_id DESC;
+
+-- ---------------------------------------------------------------------------------------------
+-- Trust boundaries (SECURITY.md, "The model"): tenant SQL runs as the tenant schema's owner in a
+-- security-restricted operation; migrations run only where their author has the owner's rights;
+-- pg_tenancy's registry is written only through its functions.
+
+-- A managed table names the owner of the tenants its rows create (NULL: the inserting role).
+ALTER TABLE tenancy.managed_table_settings ADD COLUMN owner regrole;
+CREATE OR REPLACE VIEW tenancy.managed_tables AS
+    SELECT s.tbl AS table_name, s.template, s.on_create, s.on_update, s.on_delete, s.managed_at, s.owner
+    FROM tenancy.managed_table_settings AS s
+    ORDER BY s.tbl::pg_catalog.text;
+
+-- create_tenant and manage_tenant take an owner.
+DROP FUNCTION tenancy.create_tenant(text);
+DROP FUNCTION tenancy._create_tenant(text);
+CREATE FUNCTION tenancy."_create_tenant"(
+	"schema" TEXT,
+	"owner" oid
+) RETURNS TEXT
+VOLATILE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'create_tenant_owned_wrapper';
+CREATE FUNCTION tenancy.create_tenant(schema text, owner regrole DEFAULT NULL) RETURNS name
+    LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT tenancy._create_tenant(schema, owner::pg_catalog.oid)::pg_catalog.name $$;
+
+DROP FUNCTION tenancy.manage_tenant(regclass, text[], boolean, boolean, text);
+DROP FUNCTION tenancy._manage_tenant(oid, text[], boolean, boolean, text);
+CREATE FUNCTION tenancy."_manage_tenant"(
+	"tbl" oid,
+	"template" TEXT[],
+	"on_create" bool,
+	"on_update" bool,
+	"on_delete" TEXT,
+	"owner" oid
+) RETURNS void
+VOLATILE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'manage_tenant_owned_wrapper';
+CREATE FUNCTION tenancy.manage_tenant(tbl regclass, template text[], on_create boolean DEFAULT true,
+                                      on_update boolean DEFAULT true, on_delete text DEFAULT 'keep',
+                                      owner regrole DEFAULT NULL)
+    RETURNS void
+    LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT tenancy._manage_tenant(tbl::pg_catalog.oid, template, on_create, on_update, on_delete,
+                                        owner::pg_catalog.oid) $$;
+
+-- reconcile can hand objects of mixed ownership to the tenant's owner.
+DROP FUNCTION tenancy.reconcile(boolean);
+CREATE FUNCTION tenancy."reconcile"(
+	"dry_run" bool DEFAULT true,
+	"fix_owners" bool DEFAULT false
+) RETURNS TABLE (
+	"schema_name" TEXT,
+	"action" TEXT
+)
+VOLATILE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'reconcile_owners_wrapper';
+
+-- The migrations view no longer needs the texts of the embedded set, which PUBLIC may not read.
+CREATE FUNCTION tenancy."_embedded_checksums"() RETURNS TABLE (
+	"version" TEXT,
+	"name" TEXT,
+	"checksum" TEXT
+)
+STRICT STABLE PARALLEL SAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'embedded_checksums_wrapper';
+CREATE OR REPLACE VIEW tenancy.migrations AS
+    SELECT m.version, m.name, m.checksum, m.source
+    FROM (
+        SELECT e.version, e.name, e.checksum, 'embedded'::text AS source
+        FROM tenancy._embedded_checksums() AS e
+        UNION ALL
+        SELECT r.version, r.name, r.checksum, 'registered'::text
+        FROM tenancy.registered_migrations AS r
+        WHERE NOT EXISTS (
+            SELECT FROM tenancy._embedded_checksums() AS e2
+            WHERE e2.version::pg_catalog.numeric OPERATOR(pg_catalog.=) r.version::pg_catalog.numeric
+              AND e2.checksum OPERATOR(pg_catalog.=) r.checksum)
+    ) AS m
+    ORDER BY m.version::pg_catalog.numeric;
+
+-- The fleet records failures through a function, not by writing tenancy.tenants.
+CREATE FUNCTION tenancy."_record_failure"(
+	"schema" TEXT,
+	"error" TEXT
+) RETURNS void
+VOLATILE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'record_failure_wrapper';
+CREATE OR REPLACE FUNCTION tenancy._fleet_step(p_run bigint, p_report boolean DEFAULT false) RETURNS boolean
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    v_tenant name;
+    v_lock_timeout text;
+    v_applied integer;
+    v_state text;
+    v_message text;
+    r tenancy.fleet_runs;
+BEGIN
+    SELECT i.schema_name, f.lock_timeout INTO v_tenant, v_lock_timeout
+    FROM tenancy.fleet_items AS i JOIN tenancy.fleet_runs AS f USING (run_id)
+    WHERE i.run_id = p_run AND i.state = 'queued' AND f.state = 'running'
+    ORDER BY i.schema_name
+    LIMIT 1
+    FOR UPDATE OF i SKIP LOCKED;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    BEGIN
+        PERFORM set_config('lock_timeout', v_lock_timeout, true);
+        SELECT count(*) INTO v_applied FROM tenancy.migrate_tenant(v_tenant);
+        UPDATE tenancy.fleet_items SET state = 'done', applied = v_applied, finished_at = clock_timestamp()
+        WHERE run_id = p_run AND schema_name = v_tenant;
+        UPDATE tenancy.fleet_runs SET migrated = migrated + 1 WHERE run_id = p_run RETURNING * INTO r;
+    EXCEPTION WHEN OTHERS THEN
+        -- The tenant's migrations are rolled back with this block; record why.
+        GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT;
+        UPDATE tenancy.fleet_items SET state = 'failed', error = v_state || ': ' || v_message,
+                                       finished_at = clock_timestamp()
+        WHERE run_id = p_run AND schema_name = v_tenant;
+        PERFORM tenancy._record_failure(v_tenant, v_state || ': ' || v_message);
+        UPDATE tenancy.fleet_runs
+        SET failed = failed + 1, state = CASE WHEN stop_on_error THEN 'stopping' ELSE state END
+        WHERE run_id = p_run
+        RETURNING * INTO r;
+    END;
+    -- Progress at a sensible cadence: every tenth of the run or every 10 seconds.
+    IF p_report AND (r.migrated + r.failed - r.notified_count >= greatest(1, r.total / 10)
+                     OR clock_timestamp() - r.notified_at >= interval '10 seconds') THEN
+        RAISE NOTICE 'migrate_all: %/% tenants (% %%), % failed, %s elapsed',
+            r.migrated + r.failed, r.total, round(100.0 * (r.migrated + r.failed) / greatest(r.total, 1)), r.failed,
+            round(extract(epoch FROM clock_timestamp() - r.started_at)::numeric, 1);
+        UPDATE tenancy.fleet_runs SET notified_count = r.migrated + r.failed, notified_at = clock_timestamp()
+        WHERE run_id = p_run;
+    END IF;
+    RETURN true;
+END
+$$;
+
+-- verify reports superuser-owned tenants, mixed owners, missing REFERENCES, tampered texts.
+CREATE FUNCTION tenancy._foreign_owned(nsp oid, owner oid) RETURNS TABLE (what text, fix text)
+    LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT x.what, x.fix FROM (
+        SELECT 1 AS ord,
+               format('%s %s owned by %s', k.kind, c.oid::regclass, c.relowner::regrole) AS what,
+               format('ALTER %s %s OWNER TO %s', k.kind, c.oid::regclass, owner::regrole) AS fix
+        FROM pg_class c
+        CROSS JOIN LATERAL (SELECT CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
+                                   WHEN 'S' THEN 'SEQUENCE' WHEN 'f' THEN 'FOREIGN TABLE'
+                                   WHEN 'c' THEN 'TYPE' ELSE 'TABLE' END AS kind) AS k
+        WHERE c.relnamespace = nsp AND c.relowner <> owner AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f', 'c')
+          AND NOT (c.relkind = 'S' AND EXISTS (
+                SELECT FROM pg_depend d
+                WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                  AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')))
+        UNION ALL
+        SELECT 2, format('routine %s owned by %s', p.oid::regprocedure, p.proowner::regrole),
+               format('ALTER ROUTINE %s OWNER TO %s', p.oid::regprocedure, owner::regrole)
+        FROM pg_proc p WHERE p.pronamespace = nsp AND p.proowner <> owner
+        UNION ALL
+        SELECT 3, format('type %s owned by %s', ty.oid::regtype, ty.typowner::regrole),
+               format('ALTER %s %s OWNER TO %s', CASE ty.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END,
+                      ty.oid::regtype, owner::regrole)
+        FROM pg_type ty WHERE ty.typnamespace = nsp AND ty.typowner <> owner AND ty.typtype IN ('e', 'd', 'r')
+    ) AS x
+    ORDER BY x.ord, x.what
+$$;
+
+CREATE FUNCTION tenancy._verify_trust() RETURNS TABLE (schema_name name, problem text)
+    LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+    AS $$
+    WITH tenant AS (
+        SELECT t.schema_name, n.oid AS nsp, r.oid AS owner, r.rolname, r.rolsuper
+        FROM tenancy.tenants t
+        JOIN pg_namespace n ON n.oid = t.schema_oid
+        JOIN pg_roles r ON r.oid = n.nspowner)
+    SELECT t.schema_name,
+           format('owned by superuser %I: its migrations run with superuser rights; give it an ordinary owner (ALTER SCHEMA %I OWNER TO <role>, then tenancy.reconcile(dry_run => false, fix_owners => true))',
+                  t.rolname, t.schema_name)
+    FROM tenant t WHERE t.rolsuper
+    UNION ALL
+    SELECT t.schema_name,
+           format('%s of its objects are not owned by the tenant''s owner %I (first: %s); tenancy.reconcile(dry_run => false, fix_owners => true) gives them to it',
+                  o.n, t.rolname, o.first)
+    FROM tenant t
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS n, min(x.what) AS first
+        FROM tenancy._foreign_owned(t.nsp, t.owner) AS x) AS o
+    WHERE o.n > 0
+    UNION ALL
+    SELECT t.schema_name,
+           format('its owner %I lacks REFERENCES on %s, which tenant foreign keys reference; GRANT REFERENCES ON %s TO %I',
+                  t.rolname, k.confrelid::regclass, k.confrelid::regclass, t.rolname)
+    FROM tenant t
+    CROSS JOIN (SELECT DISTINCT c.confrelid
+                FROM pg_constraint c
+                JOIN pg_class f ON f.oid = c.conrelid
+                JOIN pg_class s ON s.oid = c.confrelid
+                WHERE c.contype = 'f'
+                  AND f.relnamespace IN (SELECT tt.schema_oid FROM tenancy.tenants tt)
+                  AND s.relnamespace NOT IN (SELECT tt.schema_oid FROM tenancy.tenants tt)) AS k
+    WHERE NOT has_table_privilege(t.owner, k.confrelid, 'REFERENCES')
+    UNION ALL
+    SELECT NULL::name,
+           format('registered migration %s_%s: its text was changed outside tenancy.add_migration (it no longer matches its checksum); tenants that still need it cannot migrate until its original text is restored',
+                  m.version, m.name)
+    FROM tenancy.registered_migrations m
+    WHERE encode(sha256(convert_to(m.sql, 'UTF8')), 'hex') <> m.checksum
+$$;
+
+CREATE OR REPLACE FUNCTION tenancy.verify(deep boolean DEFAULT false) RETURNS TABLE (schema_name name, problem text)
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF deep IS NULL THEN
+        RAISE EXCEPTION 'tenancy.verify: deep must not be NULL'
+            USING ERRCODE = '22004', HINT = 'Pass a value for deep, e.g. SELECT * FROM tenancy.verify(deep => true).';
+    END IF;
+    RETURN QUERY
+    SELECT v.schema_name, v.problem FROM (
+        SELECT r.schema_name, r.problem FROM tenancy._verify_registry() r
+        UNION ALL
+        SELECT m.schema_name::name, m.problem FROM tenancy._verify_managed() m
+        UNION ALL
+        SELECT o.schema_name, o.problem FROM tenancy._verify_trust() o
+        UNION ALL
+        SELECT d.schema_name::name, d.problem FROM tenancy._verify_deep() d WHERE deep) v
+    ORDER BY 1, 2;
+END
+$$;
+
+-- Grants by level; grant_admin keeps its name as the broadest.
+CREATE FUNCTION tenancy._grant(role regrole, level integer, caller text) RETURNS void
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    provision CONSTANT text[] := ARRAY[
+        'create_tenant', '_create_tenant', 'register_tenant', '_register_tenant', 'rename_tenant',
+        '_rename_tenant', 'detach_tenant', 'drop_tenant', 'migrate_tenant', 'migrate_all',
+        '_fleet_join', '_fleet_begin', '_fleet_step', '_fleet_wait', '_fleet_finish',
+        '_fleet_launch_workers', '_fleet_launch', '_backend_alive', '_backend_start',
+        '_refuse_transaction_block', '_in_transaction_block', '_record_failure', 'verify',
+        '_verify_registry', '_verify_managed', '_verify_deep', '_verify_trust', '_foreign_owned', 'reconcile',
+        'add_attribute_tenant', 'remove_attribute_tenant', 'all_tenants', 'current_tenant',
+        'set_tenant', '_embedded_checksums'];
+    author CONSTANT text[] := ARRAY[
+        'add_migration', 'repair', 'create_template', 'generate_migration', 'compare_schemas',
+        'describe_schema', '_split_statements', '_embedded_migrations'];
+    r record;
+BEGIN
+    IF role IS NULL THEN
+        RAISE EXCEPTION 'tenancy.%: role must not be NULL', caller
+            USING ERRCODE = '22004', HINT = format('Pass an existing role, e.g. SELECT tenancy.%s(''app'').', caller);
+    END IF;
+    EXECUTE format('GRANT USAGE ON SCHEMA tenancy TO %s', role);
+    FOR r IN SELECT p.oid::regprocedure AS routine, p.prokind, p.proname
+             FROM pg_proc p WHERE p.pronamespace = 'tenancy'::regnamespace
+               AND p.proname NOT IN ('grant_provision', 'grant_author', 'grant_admin', '_grant')
+             ORDER BY 1 LOOP
+        IF level >= 3 OR r.proname = ANY (provision) OR (level >= 2 AND r.proname = ANY (author)) THEN
+            EXECUTE format('GRANT EXECUTE ON %s %s TO %s',
+                           CASE r.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, r.routine, role);
+        END IF;
+    END LOOP;
+    EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA tenancy TO %s', role);
+    EXECUTE format('GRANT INSERT, UPDATE, DELETE ON tenancy.fleet_runs, tenancy.fleet_items, tenancy.fleet_jobs TO %s', role);
+END
+$$;
+
+CREATE FUNCTION tenancy.grant_provision(role regrole) RETURNS void
+    LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT tenancy._grant(role, 1, 'grant_provision') $$;
+
+CREATE FUNCTION tenancy.grant_author(role regrole) RETURNS void
+    LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT tenancy._grant(role, 2, 'grant_author') $$;
+
+CREATE OR REPLACE FUNCTION tenancy.grant_admin(role regrole) RETURNS void
+    LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT tenancy._grant(role, 3, 'grant_admin') $$;
+
+-- Privileges. Nobody but the extension's owner writes the registry tables any more; every role
+-- that held rights on pg_tenancy (given by grant_admin before) gets grant_admin's new set.
+DO $$
+DECLARE
+    g record;
+BEGIN
+    FOR g IN SELECT DISTINCT a.grantee::regrole AS role
+             FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) AS a
+             WHERE c.relnamespace = 'tenancy'::regnamespace AND a.grantee <> 0 AND a.grantee <> c.relowner
+               AND a.privilege_type IN ('INSERT', 'UPDATE', 'DELETE')
+    LOOP
+        EXECUTE format('REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON tenancy.tenants, tenancy.ledger, '
+                       'tenancy.registered_migrations, tenancy.managed_table_settings, '
+                       'tenancy.attribute_tables, tenancy.attribute_tenants FROM %s', g.role);
+        PERFORM tenancy._grant(g.role, 3, 'grant_admin');
+    END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION tenancy._create_tenant(text, oid), tenancy.create_tenant(text, regrole),
+    tenancy._manage_tenant(oid, text[], boolean, boolean, text, oid),
+    tenancy.manage_tenant(regclass, text[], boolean, boolean, text, regrole),
+    tenancy.reconcile(boolean, boolean), tenancy._record_failure(text, text),
+    tenancy._foreign_owned(oid, oid), tenancy._verify_trust(), tenancy._grant(regrole, integer, text),
+    tenancy.grant_provision(regrole), tenancy.grant_author(regrole), tenancy._embedded_checksums()
+    FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION tenancy._embedded_migrations() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tenancy._embedded_checksums() TO PUBLIC;
+REVOKE SELECT ON tenancy.tenants FROM PUBLIC;
+GRANT SELECT (schema_name, name_key, schema_oid, registered_at, failed_at) ON tenancy.tenants TO PUBLIC;

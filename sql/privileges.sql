@@ -6,7 +6,10 @@ REVOKE ALL ON ALL TABLES IN SCHEMA tenancy FROM PUBLIC;
 GRANT USAGE ON SCHEMA tenancy TO PUBLIC;
 -- Reading which tenants exist and choosing one is what application roles need.
 GRANT EXECUTE ON FUNCTION tenancy.all_tenants(), tenancy.current_tenant(),
-    tenancy.set_tenant(text, boolean), tenancy._embedded_migrations() TO PUBLIC;
+    tenancy.set_tenant(text, boolean), tenancy._embedded_checksums() TO PUBLIC;
 -- tenancy._backend_alive (used by tenancy.progress and the fleet) is not PUBLIC's: it would confirm
 -- guesses of other roles' session start times, which pg_stat_activity hides. grant_admin gives it.
-GRANT SELECT ON tenancy.tenants, tenancy.migrations, tenancy.managed_tables, tenancy.attribute_tenants TO PUBLIC;
+-- PUBLIC sees names and states, never errors (last_error can hold data values from a failed
+-- statement) or migration texts (_embedded_migrations, tenancy.registered_migrations).
+GRANT SELECT ON tenancy.migrations, tenancy.managed_tables, tenancy.attribute_tenants TO PUBLIC;
+GRANT SELECT (schema_name, name_key, schema_oid, registered_at, failed_at) ON tenancy.tenants TO PUBLIC;

@@ -35,6 +35,8 @@ CREATE TABLE tenancy.registered_migrations (
     sql       text        NOT NULL,
     checksum  text        NOT NULL,
     added_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- the author: a migration runs on a tenant only if this role has the privileges of the
+    -- tenant's owner (by name, so that dump and restore keep it)
     added_by  name        NOT NULL DEFAULT CURRENT_USER
 );
 COMMENT ON TABLE tenancy.registered_migrations IS 'pg_tenancy: tenant migrations added with tenancy.add_migration';
@@ -51,7 +53,9 @@ CREATE TABLE tenancy.managed_table_settings (
     on_create   boolean     NOT NULL,
     on_update   boolean     NOT NULL,
     on_delete   text        NOT NULL CHECK (on_delete IN ('keep', 'detach', 'drop')),
-    managed_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
+    managed_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- who owns the tenants the rows create (NULL: the role inserting the row)
+    owner       regrole
 );
 COMMENT ON TABLE tenancy.managed_table_settings IS 'pg_tenancy: managed tables (see tenancy.manage_tenant)';
 SELECT pg_catalog.pg_extension_config_dump('tenancy.managed_table_settings', '');
@@ -130,3 +134,35 @@ END
 $$;
 CREATE TRIGGER relink_restored BEFORE INSERT ON tenancy.tenants
     FOR EACH ROW EXECUTE FUNCTION tenancy._relink_restored_tenant();
+
+-- Objects in a tenant schema not owned by its owner (what verify reports and
+-- reconcile(fix_owners => true) fixes): what it is, and the statement that hands it to the owner.
+-- Sequences linked to a table (identity, serial) follow their table and are left out.
+CREATE FUNCTION tenancy._foreign_owned(nsp oid, owner oid) RETURNS TABLE (what text, fix text)
+    LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT x.what, x.fix FROM (
+        SELECT 1 AS ord,
+               format('%s %s owned by %s', k.kind, c.oid::regclass, c.relowner::regrole) AS what,
+               format('ALTER %s %s OWNER TO %s', k.kind, c.oid::regclass, owner::regrole) AS fix
+        FROM pg_class c
+        CROSS JOIN LATERAL (SELECT CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
+                                   WHEN 'S' THEN 'SEQUENCE' WHEN 'f' THEN 'FOREIGN TABLE'
+                                   WHEN 'c' THEN 'TYPE' ELSE 'TABLE' END AS kind) AS k
+        WHERE c.relnamespace = nsp AND c.relowner <> owner AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f', 'c')
+          AND NOT (c.relkind = 'S' AND EXISTS (
+                SELECT FROM pg_depend d
+                WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                  AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')))
+        UNION ALL
+        SELECT 2, format('routine %s owned by %s', p.oid::regprocedure, p.proowner::regrole),
+               format('ALTER ROUTINE %s OWNER TO %s', p.oid::regprocedure, owner::regrole)
+        FROM pg_proc p WHERE p.pronamespace = nsp AND p.proowner <> owner
+        UNION ALL
+        SELECT 3, format('type %s owned by %s', ty.oid::regtype, ty.typowner::regrole),
+               format('ALTER %s %s OWNER TO %s', CASE ty.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END,
+                      ty.oid::regtype, owner::regrole)
+        FROM pg_type ty WHERE ty.typnamespace = nsp AND ty.typowner <> owner AND ty.typtype IN ('e', 'd', 'r')
+    ) AS x
+    ORDER BY x.ord, x.what
+$$;

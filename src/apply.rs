@@ -6,10 +6,17 @@
 //! ledger *after* the lock (a fresh snapshot, so a concurrent run's commits are seen), refuse drift,
 //! then run each pending migration statement by statement with
 //! `search_path = <tenant>, <shared schemas>`, writing its ledger row in the same transaction.
+//!
+//! Who runs it (SECURITY.md): each migration runs as the owner of the tenant schema inside a
+//! security-restricted operation ([`identity::as_tenant_owner`]), and only when its author (the
+//! role that registered it; the extension's owner for embedded ones) has the owner's privileges.
+//! The ledger row is written afterwards, outside that operation, as pg_tenancy's own owner.
 
 use std::cmp::Ordering;
 use std::time::Instant;
 
+use crate::db::catalog;
+use crate::db::identity;
 use crate::db::known_set;
 use crate::db::registry::{self, Tenant};
 use crate::db::report::{self, raise, Caught, OrRaise};
@@ -125,7 +132,7 @@ fn pending(tenant: &str, known: Vec<Migration>, target: Option<&str>) -> Result<
 
 /// Runs one statement of a migration; on error, re-raises with the tenant, the migration and the
 /// statement named, keeping the original SQLSTATE.
-fn run_statement(tenant: &str, m: &Migration, number: usize, sql: &str) {
+fn run_statement(tenant: &str, owner: &str, m: &Migration, number: usize, sql: &str) {
     report::with_context(
         || spi::run(sql),
         |c| {
@@ -136,11 +143,19 @@ fn run_statement(tenant: &str, m: &Migration, number: usize, sql: &str) {
                 None => format!("statement {number}: {}", sqltext::excerpt(sql)),
             }),
             hint: c.hint.or_else(|| {
-                Some(format!(
-                    "Fix migration {}; tenant {} stays at its previous version because the whole call is rolled back.",
-                    m.label(),
-                    quote_ident(tenant)
-                ))
+                Some(if c.code == pgrx::pg_sys::errcodes::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE {
+                    format!(
+                        "Migrations run as the tenant's owner {}: grant that role the privilege this statement needs (for a foreign key to a shared table, GRANT REFERENCES ON <table> TO {}), then migrate again. tenancy.verify() lists missing privileges on shared tables.",
+                        quote_ident(owner),
+                        quote_ident(owner)
+                    )
+                } else {
+                    format!(
+                        "Fix migration {}; tenant {} stays at its previous version because the whole call is rolled back.",
+                        m.label(),
+                        quote_ident(tenant)
+                    )
+                })
             }),
             code: c.code,
         }
@@ -148,41 +163,102 @@ fn run_statement(tenant: &str, m: &Migration, number: usize, sql: &str) {
     )
 }
 
-/// Runs one migration's statements in `schema` (with `@tenant@` = `schema`); the caller has set
-/// `search_path` to the tenant's.
-fn run_migration(schema: &str, m: &Migration) {
+/// Runs one migration's statements in `schema` (with `@tenant@` = `schema`) as the schema's
+/// owner, in a security-restricted operation of its own: its settings end with it.
+fn run_migration(schema: &str, owner: &catalog::Role, m: &Migration) {
     let stmts = sqltext::check_migration(&m.label(), &m.sql).or_raise();
-    for s in &stmts {
-        let sql = sqltext::substitute_tenant(&s.text, schema)
-            .map_err(|e| TenancyError {
-                message: format!("migration {}: {}", m.label(), e.message),
-                ..e
-            })
-            .or_raise();
-        run_statement(schema, m, s.number, &sql);
-    }
+    let path = tenant_search_path(schema);
+    identity::as_tenant_owner(owner.oid, &path, || {
+        for s in &stmts {
+            let sql = sqltext::substitute_tenant(&s.text, schema)
+                .map_err(|e| TenancyError {
+                    message: format!("migration {}: {}", m.label(), e.message),
+                    ..e
+                })
+                .or_raise();
+            run_statement(schema, &owner.name, m, s.number, &sql);
+        }
+    })
 }
 
-/// Runs `f` with `search_path` = the tenant's, then puts back the pinned path of pg_tenancy's
-/// functions (their `SET` clause restores the caller's at exit). The registry queries in between
-/// are fully qualified, so they do not depend on it.
-fn in_tenant_path<R>(schema: &str, f: impl FnOnce() -> R) -> R {
-    spi::set_config("search_path", &tenant_search_path(schema), true);
-    let r = f();
-    spi::set_config("search_path", "pg_catalog, pg_temp", true);
-    r
+/// Whether `m`'s author (the role that registered it; the extension's owner for embedded ones)
+/// has the privileges of `owner`; `Err` carries the 42501 error naming both.
+///
+/// `what` names the schema in the message: `tenant "org_1"`, or `schema "tenant_template"` for a
+/// scratch build.
+fn author_check(what: &str, owner: &catalog::Role, m: &Migration) -> Result<()> {
+    let (name, allowed) = catalog::author_may_act_as(m.author.as_deref(), owner.oid);
+    if allowed {
+        return Ok(());
+    }
+    let who = match &name {
+        Some(n) => format!("{}, which does not have the privileges of", quote_ident(n)),
+        None => format!(
+            "{}, a role that no longer exists, so it cannot act as",
+            quote_ident(m.author.as_deref().unwrap_or("?"))
+        ),
+    };
+    Err(TenancyError::new(
+        SqlState::InsufficientPrivilege,
+        format!(
+            "{what}: migration {} was registered by {who} the schema's owner {}",
+            m.label(),
+            quote_ident(&owner.name)
+        ),
+    )
+    .detail("A migration runs with the rights of the tenant's owner, so only a role with those rights (or a superuser) may author it.")
+    .hint(format!(
+        "Register the migration as a role that has the privileges of {} (a member of it, or a superuser), or have the schema owned by a role the author belongs to (for tenants: tenancy.create_tenant(name, owner => …)).",
+        quote_ident(&owner.name)
+    )))
+}
+
+/// Refuses (42501) to run a migration whose author lacks the privileges of the tenant's owner:
+/// running it would give the author's text rights the author does not have.
+fn check_authors(schema: &str, owner: &catalog::Role, todo: &[Migration]) {
+    let mut checked: Vec<Option<&str>> = Vec::new();
+    for m in todo {
+        if checked.contains(&m.author.as_deref()) {
+            continue;
+        }
+        author_check(&format!("tenant {}", quote_ident(schema)), owner, m).or_raise();
+        checked.push(m.author.as_deref());
+    }
 }
 
 /// Builds `schema` (which must exist and be empty) from the known migrations that `include`
 /// selects, without registering it or writing a ledger: for templates and the generator's and
-/// verify's scratch schemas.
-pub fn build_schema(schema: &str, include: impl Fn(&Migration) -> bool) {
-    let known = known_set::known_set();
-    in_tenant_path(schema, || {
-        for m in known.iter().filter(|m| include(m)) {
-            run_migration(schema, m);
+/// verify's scratch schemas. The same rules as for a tenant: each migration runs as the schema's
+/// owner, and only if its author has that owner's privileges. Migrations whose author has not are
+/// left out; their errors are returned for the caller to report.
+pub fn build_schema(schema: &str, include: impl Fn(&Migration) -> bool) -> Vec<TenancyError> {
+    let owner = catalog::schema_owner_by_name(schema);
+    let mut left_out = Vec::new();
+    for m in known_set::known_set().iter().filter(|m| include(m)) {
+        match author_check(&format!("schema {}", quote_ident(schema)), &owner, m) {
+            Ok(()) => run_migration(schema, &owner, m),
+            Err(e) => left_out.push(e),
         }
-    })
+    }
+    left_out
+}
+
+/// Refuses (55000) to migrate while a registered migration's text does not match its checksum:
+/// the text was edited behind `tenancy.add_migration`, so what the ledger says was applied is not
+/// what would be applied now (drift, even for tenants that applied it long ago).
+fn refuse_tampered(tenant: &str) {
+    if let Some(label) = registry::tampered_registered().first() {
+        raise(
+            TenancyError::new(
+                SqlState::ObjectNotInPrerequisiteState,
+                format!(
+                    "tenant {}: registered migration {label} was changed outside tenancy.add_migration (its text no longer matches its checksum)",
+                    quote_ident(tenant)
+                ),
+            )
+            .hint("Restore its original text in tenancy.registered_migrations (only a superuser or the extension's owner can write it); to change a migration, register a new version."),
+        )
+    }
 }
 
 /// Selects the migrations up to `upto` (all when `None`).
@@ -195,6 +271,7 @@ pub fn migrate(t: &Tenant, target: Option<&str>) -> Vec<Migration> {
     let (t, has_error) = lock_and_check(t);
     // Read after the lock: a migration added while we waited is part of this run.
     let known = known_set::known_versions();
+    refuse_tampered(&t.name);
     if let Some(target) = target {
         migration_set::find(&known, target).or_raise();
     }
@@ -206,12 +283,12 @@ pub fn migrate(t: &Tenant, target: Option<&str>) -> Vec<Migration> {
     if todo.is_empty() {
         return todo;
     }
-    in_tenant_path(&t.name, || {
-        for m in &todo {
-            let started = Instant::now();
-            run_migration(&t.name, m);
-            registry::record(&t.name, m, started.elapsed().as_secs_f64(), false);
-        }
-    });
+    let owner = catalog::schema_owner(t.oid);
+    check_authors(&t.name, &owner, &todo);
+    for m in &todo {
+        let started = Instant::now();
+        run_migration(&t.name, &owner, m);
+        registry::record(&t.name, m, started.elapsed().as_secs_f64(), false);
+    }
     todo
 }

@@ -25,14 +25,15 @@ extension_sql_file!(
     name = "api",
     requires = [
         "schema",
-        api::lifecycle::create_tenant,
+        api::lifecycle::create_tenant_owned,
         api::lifecycle::register_tenant,
         api::lifecycle::rename_tenant,
         api::lifecycle::set_tenant,
-        api::managed::manage_tenant,
+        api::managed::manage_tenant_owned,
         api::managed::unmanage_tenant,
         api::managed::_managed_row,
         api::migrations::embedded_migrations,
+        api::migrations::embedded_checksums,
         api::attribute::enable_attribute_tenancy,
         api::attribute::add_foreign_key
     ]
@@ -48,6 +49,7 @@ extension_sql_file!(
         workers::fleet::backend_start,
         api::fleet::refuse_transaction_block,
         api::fleet::verify_managed,
+        api::fleet::record_failure,
         api::generator::verify_deep
     ]
 );

@@ -36,10 +36,10 @@ fn template_sql(t: &Template) -> String {
 }
 
 /// Managed rows whose tenant is not registered (tables with `on_create`): (table, tenant name,
-/// whether a schema of that name exists).
-fn managed_rows_without_tenant() -> Vec<(String, String, bool)> {
+/// whether a schema of that name exists, the owner named for the table's tenants).
+fn managed_rows_without_tenant() -> Vec<(String, String, bool, Option<pg_sys::Oid>)> {
     let mut out = Vec::new();
-    for (tbl, raw) in registry::managed_for_verify() {
+    for (tbl, raw, owner) in registry::managed_for_verify() {
         let Ok(template) = Template::parse(&raw) else {
             continue;
         };
@@ -56,7 +56,7 @@ fn managed_rows_without_tenant() -> Vec<(String, String, bool)> {
             present.join(" AND ")
         );
         for (name, exists) in spi::rows_text_bool(&query) {
-            out.push((tbl.clone(), name, exists));
+            out.push((tbl.clone(), name, exists, owner));
         }
     }
     out
@@ -66,7 +66,7 @@ fn managed_rows_without_tenant() -> Vec<(String, String, bool)> {
 #[search_path(pg_catalog, pg_temp)]
 fn verify_managed() -> TableIterator<'static, (name!(schema_name, String), name!(problem, String))>
 {
-    TableIterator::new(managed_rows_without_tenant().into_iter().map(|(tbl, name, exists)| {
+    TableIterator::new(managed_rows_without_tenant().into_iter().map(|(tbl, name, exists, _)| {
         let problem = if exists {
             format!("a row of managed table {tbl} names this tenant; the schema exists but is not registered (tenancy.register_tenant adopts it)")
         } else {
@@ -80,30 +80,86 @@ fn verify_managed() -> TableIterator<'static, (name!(schema_name, String), name!
 /// behind: a managed row whose tenant does not exist at all gets it created and migrated. What
 /// needs a decision (an unregistered schema of that name) is only reported. `dry_run` (default)
 /// only says what it would do.
-#[pg_extern(volatile)]
+#[pg_extern(volatile, name = "reconcile")]
 #[search_path(pg_catalog, pg_temp)]
-fn reconcile(
+pub fn reconcile_owners(
     dry_run: default!(Option<bool>, true),
+    fix_owners: default!(Option<bool>, false),
 ) -> TableIterator<'static, (name!(schema_name, String), name!(action, String))> {
-    let dry_run = required(
-        dry_run,
-        "reconcile",
-        "dry_run",
-        "tenancy.reconcile(dry_run => false)",
-    );
+    let example = "tenancy.reconcile(dry_run => false)";
+    let dry_run = required(dry_run, "reconcile", "dry_run", example);
+    let fix_owners = required(fix_owners, "reconcile", "fix_owners", example);
     let mut out = Vec::new();
-    for (tbl, name, exists) in managed_rows_without_tenant() {
+    for (tbl, name, exists, owner) in managed_rows_without_tenant() {
         let action = if exists {
             format!("left alone: schema exists but is not registered; adopt it with tenancy.register_tenant({}, <baseline>) (row of {tbl})", quote_literal(&name))
         } else if dry_run {
             format!("would create and migrate the tenant of a row of {tbl}")
         } else {
-            crate::api::lifecycle::create(&name);
+            crate::api::lifecycle::create(&name, owner);
             format!("created and migrated the tenant of a row of {tbl}")
         };
         out.push((name, action));
     }
+    if fix_owners {
+        out.extend(give_objects_to_owners(dry_run));
+    }
     TableIterator::new(out)
+}
+
+/// Hands every object of a tenant schema to the schema's owner (`ALTER … OWNER TO`, run with the
+/// caller's rights: PostgreSQL requires it to own the object and have the owner's privileges, as
+/// a superuser has). One row per tenant with such objects.
+fn give_objects_to_owners(dry_run: bool) -> Vec<(String, String)> {
+    let rows = spi::rows_text_text(
+        "SELECT t.schema_name::pg_catalog.text, x.fix FROM tenancy.tenants t \
+         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) t.schema_oid \
+         CROSS JOIN LATERAL tenancy._foreign_owned(n.oid, n.nspowner) AS x ORDER BY 1",
+    );
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut i = 0;
+    while i < rows.len() {
+        let tenant = rows[i].0.clone();
+        let fixes: Vec<&String> = rows[i..]
+            .iter()
+            .take_while(|(t, _)| *t == tenant)
+            .map(|(_, f)| f)
+            .collect();
+        i += fixes.len();
+        if let Some(t) = registry::tenant_by_name(&tenant) {
+            registry::lock_tenant(t.oid);
+        }
+        if !dry_run {
+            for f in &fixes {
+                spi::run(f);
+            }
+        }
+        let verb = if dry_run { "would give" } else { "gave" };
+        out.push((
+            tenant,
+            format!(
+                "{verb} {} objects to the tenant's owner: {}",
+                fixes.len(),
+                fixes
+                    .iter()
+                    .map(|f| f.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        ));
+    }
+    out
+}
+
+/// Records why a tenant failed in a fleet run (`_fleet_step`): `tenancy.tenants` is written only
+/// through pg_tenancy's functions.
+#[pg_extern(volatile, name = "_record_failure")]
+#[search_path(pg_catalog, pg_temp)]
+fn record_failure(schema: Option<&str>, error: Option<&str>) {
+    let example = "tenancy._record_failure('org_1', '42P01: relation does not exist')";
+    let schema = required(schema, "_record_failure", "schema", example);
+    let error = required(error, "_record_failure", "error", example);
+    registry::record_error(schema, error);
 }
 
 /// Raised by `migrate_all` inside a transaction block.

@@ -40,9 +40,25 @@ fn check_base(base_version: Option<&str>) {
     }
 }
 
-/// Describes what the selected migrations produce, built in a scratch schema that is dropped
-/// again (its DDL and drop are kept quiet).
-fn describe_built(include: impl Fn(&crate::rules::migration_set::Migration) -> bool) -> Schema {
+/// Warns about migrations a scratch build or template left out because their author lacks the
+/// privileges of the schema's owner (see `apply::build_schema`).
+fn warn_left_out(left_out: &[TenancyError]) {
+    for e in left_out {
+        pgrx::warning!(
+            "left out of the build: {} ({})",
+            e.message,
+            e.hint.as_deref().unwrap_or_default()
+        );
+    }
+}
+
+/// Describes what the selected migrations produce, built in a scratch schema owned by `owner`
+/// (the caller when `None`) that is dropped again (its DDL and drop are kept quiet). Also returns
+/// the migrations left out because their author lacks that owner's privileges.
+fn describe_built(
+    include: impl Fn(&crate::rules::migration_set::Migration) -> bool,
+    owner: Option<&catalog::Role>,
+) -> (Schema, Vec<TenancyError>) {
     // SAFETY: reads this backend's pid.
     let scratch = format!("tenancy_scratch_{}", unsafe { pg_sys::MyProcPid });
     let saved = spi::current_setting("client_min_messages").unwrap_or_default();
@@ -51,31 +67,63 @@ fn describe_built(include: impl Fn(&crate::rules::migration_set::Migration) -> b
         "DROP SCHEMA IF EXISTS {} CASCADE",
         quote_ident(&scratch)
     ));
-    spi::run(&format!("CREATE SCHEMA {}", quote_ident(&scratch)));
-    apply::build_schema(&scratch, include);
+    match owner {
+        Some(o) => spi::run(&format!(
+            "CREATE SCHEMA {} AUTHORIZATION {}",
+            quote_ident(&scratch),
+            quote_ident(&o.name)
+        )),
+        None => spi::run(&format!("CREATE SCHEMA {}", quote_ident(&scratch))),
+    }
+    let left_out = apply::build_schema(&scratch, include);
     let built = describe(&scratch);
     spi::run(&format!("DROP SCHEMA {} CASCADE", quote_ident(&scratch)));
     spi::set_config("client_min_messages", &saved, true);
-    built
+    (built, left_out)
 }
 
-/// `verify(deep => true)`: each tenant against what exactly its applied migrations produce,
-/// built once per distinct set of applied migrations.
+/// `verify(deep => true)`: each tenant against what exactly its applied migrations produce, built
+/// as the tenant's owner (as its own migrations ran), once per distinct set of applied migrations
+/// and owner. Tenants whose owner the caller cannot act as are reported, not compared.
 #[pg_extern(volatile, name = "_verify_deep")]
 #[search_path(pg_catalog, pg_temp)]
 fn verify_deep() -> TableIterator<'static, (name!(schema_name, String), name!(problem, String))> {
     let mut out = Vec::new();
+    let me = crate::db::identity::current_user();
     for (applied, tenants) in registry::tenants_by_applied_set() {
-        let expected = describe_built(|m| applied.contains(&m.version));
+        let mut by_owner: Vec<(catalog::Role, Vec<String>)> = Vec::new();
         for t in tenants {
             if catalog::schema_oid(&t).is_none() {
                 continue; // reported by the registry checks
             }
-            for (object, what) in schema_diff::differences(&describe(&t), &expected) {
-                let what = what
-                    .replace("first schema", "tenant")
-                    .replace("second schema", "what its migrations produce");
-                out.push((t.clone(), format!("{object}: {what}")));
+            let owner = catalog::schema_owner_by_name(&t);
+            match by_owner.iter_mut().find(|(o, _)| o.oid == owner.oid) {
+                Some((_, ts)) => ts.push(t),
+                None => by_owner.push((owner, vec![t])),
+            }
+        }
+        for (owner, tenants) in by_owner {
+            if !catalog::has_privileges_of(me, owner.oid) {
+                for t in tenants {
+                    out.push((t, format!("not compared with what its migrations produce: the current role does not have the privileges of the tenant's owner {} (run verify(deep => true) as a member of it or a superuser)", quote_ident(&owner.name))));
+                }
+                continue;
+            }
+            let (expected, left_out) =
+                describe_built(|m| applied.contains(&m.version), Some(&owner));
+            for t in tenants {
+                for e in &left_out {
+                    out.push((
+                        t.clone(),
+                        format!("compared without a migration: {}", e.message),
+                    ));
+                }
+                for (object, what) in schema_diff::differences(&describe(&t), &expected) {
+                    let what = what
+                        .replace("first schema", "tenant")
+                        .replace("second schema", "what its migrations produce");
+                    out.push((t.clone(), format!("{object}: {what}")));
+                }
             }
         }
     }
@@ -107,7 +155,7 @@ fn create_template(
         );
     }
     spi::run(&format!("CREATE SCHEMA {}", quote_ident(name)));
-    apply::build_schema(name, apply::up_to(base_version));
+    warn_left_out(&apply::build_schema(name, apply::up_to(base_version)));
     name.to_string()
 }
 
@@ -127,7 +175,8 @@ fn generate_migration(
     );
     check_base(base_version);
     require_schema(template);
-    let from = describe_built(apply::up_to(base_version));
+    let (from, left_out) = describe_built(apply::up_to(base_version), None);
+    warn_left_out(&left_out);
     let to = describe(template);
     let tenants: TenantColumns = registry::attribute_columns_in(template)
         .into_iter()

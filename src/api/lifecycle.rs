@@ -10,6 +10,7 @@ use pgrx::prelude::*;
 use crate::api::args::required;
 use crate::apply;
 use crate::db::catalog;
+use crate::db::identity;
 use crate::db::known_set;
 use crate::db::registry;
 use crate::db::report::{raise, OrRaise};
@@ -83,12 +84,55 @@ fn schema_exists_error(name: &str) -> TenancyError {
     )
 }
 
-/// Creates, registers and migrates a tenant: the one path for `create_tenant` and the managed
-/// table trigger.
-pub fn create(name: &str) {
+/// The owner a new tenant gets: `owner` when one is named (by `create_tenant` or a managed
+/// table's setting), else the calling role. Naming a role the caller does not have the privileges
+/// of would be an escalation (its migrations run as that role): 42501.
+///
+/// `what` names what gets the owner in messages, e.g. `tenant "org_1"`.
+pub fn choose_owner(what: &str, owner: Option<pg_sys::Oid>) -> catalog::Role {
+    let me = identity::current_user();
+    let Some(owner) = owner else {
+        return catalog::role_by_oid(me).expect("the current user exists");
+    };
+    let Some(role) = catalog::role_by_oid(owner) else {
+        raise(
+            TenancyError::new(
+                SqlState::UndefinedObject,
+                format!("owner of {what} does not exist (role OID {})", owner.to_u32()),
+            )
+            .hint("Name an existing role as the owner, or leave it out: the calling role owns the tenant."),
+        )
+    };
+    if !catalog::has_privileges_of(me, owner) {
+        let caller = catalog::role_by_oid(me).map(|r| r.name).unwrap_or_default();
+        raise(
+            TenancyError::new(
+                SqlState::InsufficientPrivilege,
+                format!(
+                    "permission denied to make {} the owner of {what}: role {} does not have the privileges of {}",
+                    quote_ident(&role.name),
+                    quote_ident(&caller),
+                    quote_ident(&role.name)
+                ),
+            )
+            .hint(format!(
+                "The tenant's migrations run as its owner. Create it as {} (or a member of it), or GRANT {} TO {} first.",
+                quote_ident(&role.name),
+                quote_ident(&role.name),
+                quote_ident(&caller)
+            )),
+        );
+    }
+    role
+}
+
+/// Creates, registers and migrates a tenant owned by `owner` (see [`choose_owner`]): the one
+/// path for `create_tenant`, the managed table trigger and `reconcile`.
+pub fn create(name: &str, owner: Option<pg_sys::Oid>) {
     refuse_inside_extension_script("create_tenant");
     require_create_privilege("create_tenant");
     names::validate(name).or_raise();
+    let owner = choose_owner(&format!("tenant {}", quote_ident(name)), owner);
     // Two sessions creating the same (or a case-variant) name queue here; the second then sees
     // the first's tenant and fails with 42P06 instead of a unique-index error from the catalog.
     registry::lock_name(&names::fold(name));
@@ -96,7 +140,16 @@ pub fn create(name: &str) {
     if catalog::schema_oid(name).is_some() {
         raise(schema_exists_error(name));
     }
-    spi::run(&format!("CREATE SCHEMA {}", quote_ident(name)));
+    // Created by the caller (its CREATE on the database), owned by the chosen owner.
+    if owner.oid == identity::current_user() {
+        spi::run(&format!("CREATE SCHEMA {}", quote_ident(name)));
+    } else {
+        spi::run(&format!(
+            "CREATE SCHEMA {} AUTHORIZATION {}",
+            quote_ident(name),
+            quote_ident(&owner.name)
+        ));
+    }
     let oid = catalog::schema_oid(name).expect("schema just created");
     registry::insert(name, &names::fold(name), oid);
     let t = registry::Tenant {
@@ -108,9 +161,9 @@ pub fn create(name: &str) {
 
 #[pg_extern(volatile, name = "_create_tenant")]
 #[search_path(pg_catalog, pg_temp)]
-fn create_tenant(schema: Option<&str>) -> String {
+fn create_tenant_owned(schema: Option<&str>, owner: Option<pg_sys::Oid>) -> String {
     let name = tenant_arg(schema, "create_tenant", "schema");
-    create(name);
+    create(name, owner);
     name.to_string()
 }
 
@@ -149,7 +202,7 @@ fn register_tenant(schema: Option<&str>, baseline: Option<&str>) -> String {
             .hint("Register it as the schema's owner, or ALTER SCHEMA … OWNER TO the provisioning role first."),
         );
     }
-    let known = known_set::known_set();
+    let known = known_set::known_versions();
     let upto = baseline.map(|b| migration_set::find(&known, b).or_raise().version.clone());
     registry::insert(name, &names::fold(name), oid);
     if let Some(upto) = upto {
@@ -281,6 +334,20 @@ fn set_tenant(schema: Option<&str>, is_local: default!(Option<bool>, true)) {
         apply::require_tenant(name); // raises the "not a registered tenant" error
         return;
     };
+    // PostgreSQL silently skips a search_path schema the role cannot use: queries would then read
+    // the shared schemas' tables of the same names. Refuse instead.
+    if !catalog::can_use_schema(t.oid) {
+        raise(
+            TenancyError::new(
+                SqlState::InsufficientPrivilege,
+                format!("permission denied for tenant {}: the current role has no USAGE on its schema", quote_ident(&t.name)),
+            )
+            .hint(format!(
+                "The tenant's owner (or a superuser) can run GRANT USAGE ON SCHEMA {} TO <role>, plus the table privileges the role needs.",
+                quote_ident(&t.name)
+            )),
+        );
+    }
     spi::set_config("search_path", &apply::tenant_search_path(&t.name), is_local);
     spi::set_config("tenancy.tenant", &t.name, is_local);
 }

@@ -47,12 +47,13 @@ const MANAGE_EXAMPLE: &str = "tenancy.manage_tenant('organizations', ARRAY['org_
 
 #[pg_extern(volatile, name = "_manage_tenant")]
 #[search_path(pg_catalog, pg_temp)]
-fn manage_tenant(
+pub fn manage_tenant_owned(
     tbl: Option<pg_sys::Oid>,
     template: Option<Vec<Option<String>>>,
     on_create: Option<bool>,
     on_update: Option<bool>,
     on_delete: Option<&str>,
+    owner: Option<pg_sys::Oid>,
 ) {
     let tbl = required(tbl, MANAGE, "tbl", MANAGE_EXAMPLE);
     let raw = required(template, MANAGE, "template", MANAGE_EXAMPLE);
@@ -105,7 +106,12 @@ fn manage_tenant(
             "CREATE TRIGGER tenancy_truncate BEFORE TRUNCATE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION tenancy._managed_truncate()"
         ));
     }
-    registry::save_managed(tbl, &raw, on_create, on_update, on_delete);
+    if let Some(owner) = owner {
+        // The caller may only name an owner whose privileges it has (checked as for create_tenant);
+        // each role that later inserts a row is checked again when its tenant is created.
+        lifecycle::choose_owner(&format!("the tenants of {table}"), Some(owner));
+    }
+    registry::save_managed(tbl, &raw, on_create, on_update, on_delete, owner);
 }
 
 fn drop_triggers(table: &str) {
@@ -239,7 +245,11 @@ fn _managed_row<'a>(
     let event = trigger.event();
     if event.fired_by_insert() {
         let name = name_of(data.tg_trigtuple);
-        for_row(&table, "provision", &name, || lifecycle::create(&name));
+        // SAFETY: the trigger's relation is valid while it fires.
+        let owner = registry::managed_owner(unsafe { (*data.tg_relation).rd_id });
+        for_row(&table, "provision", &name, || {
+            lifecycle::create(&name, owner)
+        });
     } else if event.fired_by_update() {
         let old = name_of(data.tg_trigtuple);
         let new = name_of(data.tg_newtuple);

@@ -6,13 +6,31 @@ use std::cmp::Ordering;
 use pgrx::prelude::*;
 
 use crate::api::args::required;
-use crate::db::known_set::{embedded, known_set};
+use crate::db::known_set::{embedded, known_versions};
 use crate::db::registry;
 use crate::db::report::{raise, OrRaise};
 use crate::rules::migration_set::{self, clash, cmp_versions, find, Migration};
 use crate::rules::sqltext;
 
-/// The embedded set, for the `tenancy.migrations` view.
+/// The embedded set without its text, for the `tenancy.migrations` view (PUBLIC may read it).
+#[pg_extern(stable, parallel_safe, name = "_embedded_checksums")]
+#[search_path(pg_catalog, pg_temp)]
+fn embedded_checksums() -> TableIterator<
+    'static,
+    (
+        name!(version, String),
+        name!(name, String),
+        name!(checksum, String),
+    ),
+> {
+    TableIterator::new(
+        embedded()
+            .into_iter()
+            .map(|m| (m.version, m.name, m.checksum)),
+    )
+}
+
+/// The embedded set with its text (for authoring roles, not PUBLIC).
 #[pg_extern(stable, parallel_safe, name = "_embedded_migrations")]
 #[search_path(pg_catalog, pg_temp)]
 fn embedded_migrations() -> TableIterator<
@@ -41,9 +59,14 @@ fn add_migration(version: Option<&str>, name: Option<&str>, sql: Option<&str>) -
     let sql = required(sql, "add_migration", "sql", example);
     migration_set::check_version(version).or_raise();
     migration_set::check_name(version, name).or_raise();
-    let new = Migration::new(version, name, sql);
+    // The author is the role whose rights are in effect now: its text will only ever run as a
+    // tenant owner whose privileges it has (see apply::check_authors).
+    let new = Migration {
+        author: Some(crate::db::catalog::current_user_name()),
+        ..Migration::new(version, name, sql)
+    };
     sqltext::check_migration(&new.label(), sql).or_raise();
-    let known = known_set();
+    let known = known_versions();
     if let Some(existing) = known
         .iter()
         .find(|m| cmp_versions(&m.version, version) == Ordering::Equal)
@@ -68,7 +91,7 @@ fn add_migration(version: Option<&str>, name: Option<&str>, sql: Option<&str>) -
 #[search_path(pg_catalog, pg_temp)]
 fn repair(version: Option<&str>) -> i64 {
     let version = required(version, "repair", "version", "tenancy.repair('0003')");
-    let known = known_set();
+    let known = known_versions();
     let m = find(&known, version).or_raise();
     registry::repair(&m.version, &m.checksum)
 }

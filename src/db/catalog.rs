@@ -35,6 +35,20 @@ pub fn owns_schema(oid: pg_sys::Oid) -> bool {
     .unwrap_or(false)
 }
 
+/// `current_user`: the role whose rights are in effect.
+pub fn current_user_name() -> String {
+    get_one::<String>("SELECT CURRENT_USER::pg_catalog.text", &[]).unwrap_or_default()
+}
+
+/// Whether the current user has USAGE on the schema with this OID.
+pub fn can_use_schema(oid: pg_sys::Oid) -> bool {
+    get_one::<bool>(
+        "SELECT pg_catalog.has_schema_privilege($1, 'USAGE')",
+        &[oid.into()],
+    )
+    .unwrap_or(false)
+}
+
 pub fn current_database() -> String {
     get_one::<String>("SELECT pg_catalog.current_database()::pg_catalog.text", &[])
         .unwrap_or_default()
@@ -135,4 +149,107 @@ pub fn describe_schema(schema: &str) -> String {
         &[schema.into()],
     )
     .unwrap_or_default()
+}
+
+/// A role, by OID and name.
+#[derive(Clone, Debug)]
+pub struct Role {
+    pub oid: pg_sys::Oid,
+    pub name: String,
+}
+
+fn role_where(query: &str, arg: pgrx::datum::DatumWithOid) -> Option<Role> {
+    Spi::connect_mut(|c| {
+        let t = c.update(query, Some(1), &[arg]).or_raise();
+        if t.is_empty() {
+            return None;
+        }
+        let (oid, name) = t.first().get_two::<pg_sys::Oid, String>().or_raise();
+        Some(Role {
+            oid: oid?,
+            name: name?,
+        })
+    })
+}
+
+/// The owner of the schema with this OID (which the caller has just locked and checked).
+pub fn schema_owner(oid: pg_sys::Oid) -> Role {
+    role_where(
+        "SELECT r.oid, r.rolname::pg_catalog.text FROM pg_catalog.pg_namespace n \
+         JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner \
+         WHERE n.oid OPERATOR(pg_catalog.=) $1",
+        oid.into(),
+    )
+    .unwrap_or_else(|| missing_schema(&oid.to_u32().to_string()))
+}
+
+/// The owner of the schema named `name`.
+pub fn schema_owner_by_name(name: &str) -> Role {
+    role_where(
+        "SELECT r.oid, r.rolname::pg_catalog.text FROM pg_catalog.pg_namespace n \
+         JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner \
+         WHERE n.nspname OPERATOR(pg_catalog.=) $1::pg_catalog.text",
+        name.into(),
+    )
+    .unwrap_or_else(|| missing_schema(&quote_ident(name)))
+}
+
+fn missing_schema(which: &str) -> ! {
+    raise(
+        TenancyError::new(
+            SqlState::InvalidSchemaName,
+            format!("schema {which} does not exist"),
+        )
+        .hint("It was dropped while this call ran; SELECT * FROM tenancy.verify() reports registrations without a schema."),
+    )
+}
+
+/// The role named `name`, if it exists.
+pub fn role_by_name(name: &str) -> Option<Role> {
+    role_where(
+        "SELECT r.oid, r.rolname::pg_catalog.text FROM pg_catalog.pg_roles r \
+         WHERE r.rolname OPERATOR(pg_catalog.=) $1::pg_catalog.text",
+        name.into(),
+    )
+}
+
+/// The role with this OID, if it exists.
+pub fn role_by_oid(oid: pg_sys::Oid) -> Option<Role> {
+    role_where(
+        "SELECT r.oid, r.rolname::pg_catalog.text FROM pg_catalog.pg_roles r \
+         WHERE r.oid OPERATOR(pg_catalog.=) $1",
+        oid.into(),
+    )
+}
+
+/// Whether `role` has the privileges of `of` (`pg_has_role(role, of, 'USAGE')`: a superuser, the
+/// role itself, or a member that inherits its rights).
+pub fn has_privileges_of(role: pg_sys::Oid, of: pg_sys::Oid) -> bool {
+    Spi::get_one_with_args::<bool>(
+        "SELECT pg_catalog.pg_has_role($1, $2, 'USAGE')",
+        &[role.into(), of.into()],
+    )
+    .or_raise()
+    .unwrap_or(false)
+}
+
+/// The author of a migration as a role name (`None`: the extension's owner, author of the
+/// embedded set), and whether it has the privileges of `owner`. The name is `None` when the
+/// registering role no longer exists.
+pub fn author_may_act_as(author: Option<&str>, owner: pg_sys::Oid) -> (Option<String>, bool) {
+    let role = match author {
+        Some(a) => role_by_name(a),
+        None => get_one::<pg_sys::Oid>(
+            "SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'pg_tenancy'",
+            &[],
+        )
+        .and_then(role_by_oid),
+    };
+    match role {
+        Some(r) => {
+            let ok = has_privileges_of(r.oid, owner);
+            (Some(r.name), ok)
+        }
+        None => (None, false),
+    }
 }

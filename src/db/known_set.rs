@@ -18,6 +18,7 @@ pub fn embedded() -> Vec<Migration> {
             name: name.to_string(),
             checksum: checksum.to_string(),
             sql: sql.to_string(),
+            author: None,
         })
         .collect()
 }
@@ -27,7 +28,8 @@ pub fn known_set() -> Vec<Migration> {
 }
 
 /// The known set without the text of registered migrations: enough to compute what is pending
-/// (versions and checksums). [`load_text`] then reads the text of just the pending ones.
+/// (versions and checksums), to find a version, or to refuse a clash. (A text edited behind
+/// `add_migration` is only detected where the text is read, so it never blocks these.) [`load_text`] then reads the text of just the pending ones.
 pub fn known_versions() -> Vec<Migration> {
     merge(embedded(), registry::registered_migrations(false)).or_raise()
 }

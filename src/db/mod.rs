@@ -3,6 +3,7 @@
 //! errors into `ereport` (`report`).
 
 pub mod catalog;
+pub mod identity;
 pub mod known_set;
 pub mod registry;
 pub mod report;

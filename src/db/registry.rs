@@ -1,9 +1,13 @@
 //! pg_tenancy's own tables through SPI: the tenant registry, the per-tenant ledger, registered
 //! migrations, managed-table and attribute-table settings, and the per-tenant locks.
+//!
+//! Every query here runs as the owner of pg_tenancy's tables ([`as_extension_owner`]): nobody else
+//! reads or writes them directly, so roles get grants on pg_tenancy's functions, not its tables.
 
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 
+use crate::db::identity::as_extension_owner;
 use crate::db::report::OrRaise;
 use crate::db::spi::get_one;
 use crate::rules::migration_set::Migration;
@@ -16,18 +20,20 @@ pub struct Tenant {
 }
 
 fn tenant_where(cond: &str, arg: DatumWithOid) -> Option<Tenant> {
-    let q = format!(
-        "SELECT schema_name::pg_catalog.text, schema_oid FROM tenancy.tenants WHERE {cond}"
-    );
-    Spi::connect_mut(|c| {
-        let t = c.update(q.as_str(), Some(1), &[arg]).or_raise();
-        if t.is_empty() {
-            return None;
-        }
-        let (name, oid) = t.first().get_two::<String, pg_sys::Oid>().or_raise();
-        Some(Tenant {
-            name: name?,
-            oid: oid?,
+    as_extension_owner(|| {
+        let q = format!(
+            "SELECT schema_name::pg_catalog.text, schema_oid FROM tenancy.tenants WHERE {cond}"
+        );
+        Spi::connect_mut(|c| {
+            let t = c.update(q.as_str(), Some(1), &[arg]).or_raise();
+            if t.is_empty() {
+                return None;
+            }
+            let (name, oid) = t.first().get_two::<String, pg_sys::Oid>().or_raise();
+            Some(Tenant {
+                name: name?,
+                oid: oid?,
+            })
         })
     })
 }
@@ -41,191 +47,278 @@ pub struct Locked {
 }
 
 pub fn locked_tenant(oid: pg_sys::Oid) -> Option<Locked> {
-    Spi::connect_mut(|c| {
-        let t = c
-            .update(
-                "SELECT t.schema_name::pg_catalog.text, n.nspname::pg_catalog.text, t.last_error IS NOT NULL \
-                 FROM tenancy.tenants t LEFT JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) t.schema_oid \
-                 WHERE t.schema_oid OPERATOR(pg_catalog.=) $1",
-                Some(1),
-                &[oid.into()],
-            )
-            .or_raise();
-        if t.is_empty() {
-            return None;
-        }
-        let (name, nsp, err) = t.first().get_three::<String, String, bool>().or_raise();
-        Some(Locked {
-            tenant: Tenant { name: name?, oid },
-            schema_name: nsp,
-            has_error: err.unwrap_or(false),
+    as_extension_owner(|| {
+        Spi::connect_mut(|c| {
+            let t = c
+                .update(
+                    "SELECT t.schema_name::pg_catalog.text, n.nspname::pg_catalog.text, t.last_error IS NOT NULL \
+                     FROM tenancy.tenants t LEFT JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) t.schema_oid \
+                     WHERE t.schema_oid OPERATOR(pg_catalog.=) $1",
+                    Some(1),
+                    &[oid.into()],
+                )
+                .or_raise();
+            if t.is_empty() {
+                return None;
+            }
+            let (name, nsp, err) = t.first().get_three::<String, String, bool>().or_raise();
+            Some(Locked {
+                tenant: Tenant { name: name?, oid },
+                schema_name: nsp,
+                has_error: err.unwrap_or(false),
+            })
         })
     })
 }
 
 pub fn tenant_by_name(name: &str) -> Option<Tenant> {
-    tenant_where(
-        "schema_name OPERATOR(pg_catalog.=) $1::pg_catalog.text",
-        name.into(),
-    )
+    as_extension_owner(|| {
+        tenant_where(
+            "schema_name OPERATOR(pg_catalog.=) $1::pg_catalog.text",
+            name.into(),
+        )
+    })
 }
 
 pub fn tenant_by_oid(oid: pg_sys::Oid) -> Option<Tenant> {
-    tenant_where("schema_oid OPERATOR(pg_catalog.=) $1", oid.into())
+    as_extension_owner(|| tenant_where("schema_oid OPERATOR(pg_catalog.=) $1", oid.into()))
 }
 
 /// The tenant whose name equals `key` ignoring case (see [`crate::rules::names::fold`]).
 pub fn tenant_by_key(key: &str) -> Option<Tenant> {
-    tenant_where("name_key OPERATOR(pg_catalog.=) $1", key.into())
+    as_extension_owner(|| tenant_where("name_key OPERATOR(pg_catalog.=) $1", key.into()))
 }
 
 pub fn insert(name: &str, key: &str, oid: pg_sys::Oid) {
-    Spi::run_with_args(
-        "INSERT INTO tenancy.tenants (schema_name, name_key, schema_oid) VALUES ($1, $2, $3)",
-        &[name.into(), key.into(), oid.into()],
-    )
-    .or_raise()
+    as_extension_owner(|| {
+        Spi::run_with_args(
+            "INSERT INTO tenancy.tenants (schema_name, name_key, schema_oid) VALUES ($1, $2, $3)",
+            &[name.into(), key.into(), oid.into()],
+        )
+        .or_raise()
+    })
 }
 
 /// Renames in the registry; the ledger follows through its `ON UPDATE CASCADE` key.
 pub fn rename(oid: pg_sys::Oid, new_name: &str, new_key: &str) {
-    Spi::run_with_args(
-        "UPDATE tenancy.tenants SET schema_name = $2, name_key = $3 WHERE schema_oid OPERATOR(pg_catalog.=) $1",
-        &[oid.into(), new_name.into(), new_key.into()],
-    )
-    .or_raise()
+    as_extension_owner(|| {
+        Spi::run_with_args(
+            "UPDATE tenancy.tenants SET schema_name = $2, name_key = $3 WHERE schema_oid OPERATOR(pg_catalog.=) $1",
+            &[oid.into(), new_name.into(), new_key.into()],
+        )
+        .or_raise()
+    })
 }
 
 /// Unregisters; the ledger rows go with it (`ON DELETE CASCADE`).
 pub fn delete(oid: pg_sys::Oid) {
-    Spi::run_with_args(
-        "DELETE FROM tenancy.tenants WHERE schema_oid OPERATOR(pg_catalog.=) $1",
-        &[oid.into()],
-    )
-    .or_raise()
+    as_extension_owner(|| {
+        Spi::run_with_args(
+            "DELETE FROM tenancy.tenants WHERE schema_oid OPERATOR(pg_catalog.=) $1",
+            &[oid.into()],
+        )
+        .or_raise()
+    })
 }
 
 /// The tenant's ledger: (version, checksum) of every applied migration.
 pub fn ledger(name: &str) -> Vec<(String, String)> {
-    Spi::connect_mut(|c| {
-        let t = c
-            .update(
-                "SELECT version, checksum FROM tenancy.ledger WHERE schema_name OPERATOR(pg_catalog.=) $1::pg_catalog.text",
-                None,
-                &[name.into()],
-            )
-            .or_raise();
-        t.map(|row| {
-            (
-                row.get::<String>(1).or_raise().unwrap_or_default(),
-                row.get::<String>(2).or_raise().unwrap_or_default(),
-            )
+    as_extension_owner(|| {
+        Spi::connect_mut(|c| {
+            let t = c
+                .update(
+                    "SELECT version, checksum FROM tenancy.ledger WHERE schema_name OPERATOR(pg_catalog.=) $1::pg_catalog.text",
+                    None,
+                    &[name.into()],
+                )
+                .or_raise();
+            t.map(|row| {
+                (
+                    row.get::<String>(1).or_raise().unwrap_or_default(),
+                    row.get::<String>(2).or_raise().unwrap_or_default(),
+                )
+            })
+            .collect()
         })
-        .collect()
     })
 }
 
 /// Writes one ledger row, in the same transaction as the migration's DDL.
 pub fn record(tenant: &str, m: &Migration, seconds: f64, baselined: bool) {
-    Spi::run_with_args(
-        "INSERT INTO tenancy.ledger (schema_name, version, name, checksum, duration, baselined) \
-         VALUES ($1, $2, $3, $4, pg_catalog.make_interval(secs => $5), $6)",
-        &[
-            tenant.into(),
-            m.version.as_str().into(),
-            m.name.as_str().into(),
-            m.checksum.as_str().into(),
-            seconds.into(),
-            baselined.into(),
-        ],
-    )
-    .or_raise()
+    as_extension_owner(|| {
+        Spi::run_with_args(
+            "INSERT INTO tenancy.ledger (schema_name, version, name, checksum, duration, baselined) \
+             VALUES ($1, $2, $3, $4, pg_catalog.make_interval(secs => $5), $6)",
+            &[
+                tenant.into(),
+                m.version.as_str().into(),
+                m.name.as_str().into(),
+                m.checksum.as_str().into(),
+                seconds.into(),
+                baselined.into(),
+            ],
+        )
+        .or_raise()
+    })
 }
 
 /// Accepts new text for `version`: every ledger row of that version takes `checksum`.
 pub fn repair(version: &str, checksum: &str) -> i64 {
-    get_one::<i64>(
-        "WITH fixed AS (UPDATE tenancy.ledger SET checksum = $2 \
-           WHERE version OPERATOR(pg_catalog.=) $1 AND checksum OPERATOR(pg_catalog.<>) $2 RETURNING 1) \
-         SELECT pg_catalog.count(*) FROM fixed",
-        &[version.into(), checksum.into()],
-    )
-    .unwrap_or(0)
+    as_extension_owner(|| {
+        get_one::<i64>(
+            "WITH fixed AS (UPDATE tenancy.ledger SET checksum = $2 \
+               WHERE version OPERATOR(pg_catalog.=) $1 AND checksum OPERATOR(pg_catalog.<>) $2 RETURNING 1) \
+             SELECT pg_catalog.count(*) FROM fixed",
+            &[version.into(), checksum.into()],
+        )
+        .unwrap_or(0)
+    })
 }
 
 /// The migrations stored with `tenancy.add_migration`.
 /// The migrations stored with `tenancy.add_migration`; with `with_sql` false their text is left
 /// empty (what deciding the pending set needs), see [`registered_sql`].
 pub fn registered_migrations(with_sql: bool) -> Vec<Migration> {
-    let query = if with_sql {
-        "SELECT version, name, checksum, sql FROM tenancy.registered_migrations"
-    } else {
-        "SELECT version, name, checksum, ''::pg_catalog.text FROM tenancy.registered_migrations"
-    };
-    Spi::connect_mut(|c| {
-        let t = c.update(query, None, &[]).or_raise();
-        t.map(|row| Migration {
-            version: row.get::<String>(1).or_raise().unwrap_or_default(),
-            name: row.get::<String>(2).or_raise().unwrap_or_default(),
-            checksum: row.get::<String>(3).or_raise().unwrap_or_default(),
-            sql: row.get::<String>(4).or_raise().unwrap_or_default(),
+    as_extension_owner(|| {
+        let query = if with_sql {
+            "SELECT version, name, checksum, sql, added_by::pg_catalog.text FROM tenancy.registered_migrations"
+        } else {
+            "SELECT version, name, checksum, ''::pg_catalog.text, added_by::pg_catalog.text FROM tenancy.registered_migrations"
+        };
+        Spi::connect_mut(|c| {
+            let t = c.update(query, None, &[]).or_raise();
+            t.map(|row| {
+                let m = Migration {
+                    version: row.get::<String>(1).or_raise().unwrap_or_default(),
+                    name: row.get::<String>(2).or_raise().unwrap_or_default(),
+                    checksum: row.get::<String>(3).or_raise().unwrap_or_default(),
+                    sql: row.get::<String>(4).or_raise().unwrap_or_default(),
+                    author: row.get::<String>(5).or_raise(),
+                };
+                if with_sql {
+                    check_stored_text(&m.version, &m.name, &m.sql, &m.checksum);
+                }
+                m
+            })
+            .collect()
         })
-        .collect()
     })
 }
 
-/// The text of the registered migrations with these versions: (version, sql).
+/// The text of the registered migrations with these versions: (version, sql), each checked
+/// against its stored checksum.
 pub fn registered_sql(versions: &[String]) -> Vec<(String, String)> {
-    Spi::connect_mut(|c| {
-        c.update(
-            "SELECT version, sql FROM tenancy.registered_migrations WHERE version OPERATOR(pg_catalog.=) ANY ($1)",
-            None,
-            &[versions.to_vec().into()],
-        )
-        .or_raise()
-        .map(|r| {
-            (
-                r.get::<String>(1).or_raise().unwrap_or_default(),
-                r.get::<String>(2).or_raise().unwrap_or_default(),
+    as_extension_owner(|| {
+        Spi::connect_mut(|c| {
+            c.update(
+                "SELECT version, sql, name, checksum FROM tenancy.registered_migrations WHERE version OPERATOR(pg_catalog.=) ANY ($1)",
+                None,
+                &[versions.to_vec().into()],
             )
+            .or_raise()
+            .map(|r| {
+                let version = r.get::<String>(1).or_raise().unwrap_or_default();
+                let sql = r.get::<String>(2).or_raise().unwrap_or_default();
+                let name = r.get::<String>(3).or_raise().unwrap_or_default();
+                let checksum = r.get::<String>(4).or_raise().unwrap_or_default();
+                check_stored_text(&version, &name, &sql, &checksum);
+                (version, sql)
+            })
+            .collect()
         })
-        .collect()
     })
+}
+
+/// Registered migrations whose stored text no longer matches their checksum (edited behind
+/// `tenancy.add_migration`), as labels.
+pub fn tampered_registered() -> Vec<String> {
+    as_extension_owner(|| {
+        Spi::connect_mut(|c| {
+            c.update(
+                "SELECT version OPERATOR(pg_catalog.||) '_' OPERATOR(pg_catalog.||) name \
+                 FROM tenancy.registered_migrations \
+                 WHERE pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(sql, 'UTF8')), 'hex') \
+                       OPERATOR(pg_catalog.<>) checksum ORDER BY version",
+                None,
+                &[],
+            )
+            .or_raise()
+            .map(|r| r.get::<String>(1).or_raise().unwrap_or_default())
+            .collect()
+        })
+    })
+}
+
+/// The checksum is recomputed from the stored text whenever the text is read to be applied or
+/// built: text changed behind `tenancy.add_migration` (which only a superuser or the extension's
+/// owner can do) is drift, never silently applied.
+fn check_stored_text(version: &str, name: &str, sql: &str, stored: &str) {
+    let actual = crate::rules::migration_set::checksum(sql);
+    if actual != stored {
+        crate::db::report::raise(
+            crate::rules::error::TenancyError::new(
+                crate::rules::error::SqlState::ObjectNotInPrerequisiteState,
+                format!(
+                    "registered migration {version}_{name}: its text was changed outside tenancy.add_migration (stored checksum {stored}, text checksum {actual})"
+                ),
+            )
+            .hint("Restore the original text in tenancy.registered_migrations; to change a migration, register a new version with tenancy.add_migration."),
+        )
+    }
 }
 
 pub fn insert_registered(m: &Migration) {
-    Spi::run_with_args(
-        "INSERT INTO tenancy.registered_migrations (version, name, sql, checksum) VALUES ($1, $2, $3, $4)",
-        &[
-            m.version.as_str().into(),
-            m.name.as_str().into(),
-            m.sql.as_str().into(),
-            m.checksum.as_str().into(),
-        ],
-    )
-    .or_raise()
+    as_extension_owner(|| {
+        Spi::run_with_args(
+            "INSERT INTO tenancy.registered_migrations (version, name, sql, checksum, added_by) \
+             VALUES ($1, $2, $3, $4, $5::pg_catalog.text::pg_catalog.name)",
+            &[
+                m.version.as_str().into(),
+                m.name.as_str().into(),
+                m.sql.as_str().into(),
+                m.checksum.as_str().into(),
+                m.author.as_deref().unwrap_or_default().into(),
+            ],
+        )
+        .or_raise()
+    })
 }
 
 /// Serialises everything done to one tenant (migrate, rename, drop) until the transaction ends.
 /// Keyed by the schema's OID, which a rename does not change.
 pub fn lock_tenant(oid: pg_sys::Oid) {
-    const TENANCY_LOCK_CLASS: i32 = 0x7465_6e61; // "tena"
-    Spi::run_with_args(
-        "SELECT pg_catalog.pg_advisory_xact_lock($1, $2)",
-        &[TENANCY_LOCK_CLASS.into(), (oid.to_u32() as i32).into()],
-    )
-    .or_raise()
+    as_extension_owner(|| {
+        const TENANCY_LOCK_CLASS: i32 = 0x7465_6e61; // "tena"
+        Spi::run_with_args(
+            "SELECT pg_catalog.pg_advisory_xact_lock($1, $2)",
+            &[TENANCY_LOCK_CLASS.into(), (oid.to_u32() as i32).into()],
+        )
+        .or_raise()
+    })
 }
 
 /// Serialises creating or renaming *to* a tenant name (by its case-folded key) until the
 /// transaction ends. Hash collisions only make unrelated names wait for each other.
 pub fn lock_name(key: &str) {
-    const TENANCY_NAME_LOCK_CLASS: i32 = 0x7465_6e62;
-    Spi::run_with_args(
-        "SELECT pg_catalog.pg_advisory_xact_lock($1, pg_catalog.hashtext($2))",
-        &[TENANCY_NAME_LOCK_CLASS.into(), key.into()],
+    as_extension_owner(|| {
+        const TENANCY_NAME_LOCK_CLASS: i32 = 0x7465_6e62;
+        Spi::run_with_args(
+            "SELECT pg_catalog.pg_advisory_xact_lock($1, pg_catalog.hashtext($2))",
+            &[TENANCY_NAME_LOCK_CLASS.into(), key.into()],
+        )
+        .or_raise()
+    })
+}
+
+/// Whether `tenancy.managed_table_settings` has the `owner` column of 0.2.0.
+fn has_owner_column() -> bool {
+    get_one::<bool>(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute a \
+           WHERE a.attrelid OPERATOR(pg_catalog.=) 'tenancy.managed_table_settings'::pg_catalog.regclass \
+             AND a.attname OPERATOR(pg_catalog.=) 'owner' AND NOT a.attisdropped)",
+        &[],
     )
-    .or_raise()
+    .unwrap_or(false)
 }
 
 pub fn save_managed(
@@ -234,143 +327,214 @@ pub fn save_managed(
     on_create: bool,
     on_update: bool,
     on_delete: &str,
+    owner: Option<pg_sys::Oid>,
 ) {
-    Spi::run_with_args(
-        "INSERT INTO tenancy.managed_table_settings (tbl, template, on_create, on_update, on_delete) \
-         VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2, $3, $4, $5) \
-         ON CONFLICT (tbl) DO UPDATE SET template = excluded.template, on_create = excluded.on_create, \
-           on_update = excluded.on_update, on_delete = excluded.on_delete, managed_at = pg_catalog.now()",
-        &[oid.into(), template.to_vec().into(), on_create.into(), on_update.into(), on_delete.into()],
-    )
-    .or_raise()
+    as_extension_owner(|| {
+        if !has_owner_column() {
+            // A 0.1.x catalog (see api::compat), which cannot name an owner.
+            return Spi::run_with_args(
+                "INSERT INTO tenancy.managed_table_settings (tbl, template, on_create, on_update, on_delete) \
+                 VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2, $3, $4, $5) \
+                 ON CONFLICT (tbl) DO UPDATE SET template = excluded.template, on_create = excluded.on_create, \
+                   on_update = excluded.on_update, on_delete = excluded.on_delete, managed_at = pg_catalog.now()",
+                &[oid.into(), template.to_vec().into(), on_create.into(), on_update.into(), on_delete.into()],
+            )
+            .or_raise();
+        }
+        Spi::run_with_args(
+            "INSERT INTO tenancy.managed_table_settings (tbl, template, on_create, on_update, on_delete, owner) \
+             VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2, $3, $4, $5, $6::pg_catalog.oid::pg_catalog.regrole) \
+             ON CONFLICT (tbl) DO UPDATE SET template = excluded.template, on_create = excluded.on_create, \
+               on_update = excluded.on_update, on_delete = excluded.on_delete, owner = excluded.owner, \
+               managed_at = pg_catalog.now()",
+            &[
+                oid.into(),
+                template.to_vec().into(),
+                on_create.into(),
+                on_update.into(),
+                on_delete.into(),
+                owner.into(),
+            ],
+        )
+        .or_raise()
+    })
 }
 
 /// Removes a managed table's settings; false when it was not managed.
 pub fn forget_managed(oid: pg_sys::Oid) -> bool {
-    get_one::<i64>(
-        "WITH gone AS (DELETE FROM tenancy.managed_table_settings \
-           WHERE tbl OPERATOR(pg_catalog.=) $1::pg_catalog.oid::pg_catalog.regclass RETURNING 1) \
-         SELECT pg_catalog.count(*) FROM gone",
-        &[oid.into()],
-    )
-    .unwrap_or(0)
-        > 0
+    as_extension_owner(|| {
+        get_one::<i64>(
+            "WITH gone AS (DELETE FROM tenancy.managed_table_settings \
+               WHERE tbl OPERATOR(pg_catalog.=) $1::pg_catalog.oid::pg_catalog.regclass RETURNING 1) \
+             SELECT pg_catalog.count(*) FROM gone",
+            &[oid.into()],
+        )
+        .unwrap_or(0)
+            > 0
+    })
 }
 
-/// Managed tables with `on_create`: (table as SQL text, template).
-pub fn managed_for_verify() -> Vec<(String, Vec<Option<String>>)> {
-    Spi::connect_mut(|c| {
-        c.update(
-            "SELECT tbl::pg_catalog.text, template FROM tenancy.managed_table_settings WHERE on_create ORDER BY 1",
-            None,
-            &[],
-        )
-        .or_raise()
-        .map(|r| {
-            (
-                r.get::<String>(1).or_raise().unwrap_or_default(),
-                r.get::<Vec<Option<String>>>(2).or_raise().unwrap_or_default(),
+/// Managed tables with `on_create`: (table as SQL text, template, owner of its tenants).
+pub fn managed_for_verify() -> Vec<(String, Vec<Option<String>>, Option<pg_sys::Oid>)> {
+    as_extension_owner(|| {
+        Spi::connect_mut(|c| {
+            c.update(
+                "SELECT s.tbl::pg_catalog.text, s.template, \
+                   (pg_catalog.to_jsonb(s) OPERATOR(pg_catalog.->>) 'owner')::pg_catalog.regrole::pg_catalog.oid \
+                 FROM tenancy.managed_table_settings s WHERE s.on_create ORDER BY 1",
+                None,
+                &[],
             )
+            .or_raise()
+            .map(|r| {
+                (
+                    r.get::<String>(1).or_raise().unwrap_or_default(),
+                    r.get::<Vec<Option<String>>>(2).or_raise().unwrap_or_default(),
+                    r.get::<pg_sys::Oid>(3).or_raise(),
+                )
+            })
+            .collect()
         })
-        .collect()
+    })
+}
+
+/// The owner named for the tenants of a managed table (`None`: the role inserting the row).
+/// Read through `to_jsonb` so that it also works on a 0.1.x catalog (no `owner` column) while the
+/// new library runs before `ALTER EXTENSION UPDATE` (see `api::compat`).
+pub fn managed_owner(tbl: pg_sys::Oid) -> Option<pg_sys::Oid> {
+    as_extension_owner(|| {
+        get_one::<pg_sys::Oid>(
+            "SELECT (pg_catalog.to_jsonb(s) OPERATOR(pg_catalog.->>) 'owner')::pg_catalog.regrole::pg_catalog.oid \
+             FROM tenancy.managed_table_settings s \
+             WHERE s.tbl OPERATOR(pg_catalog.=) $1::pg_catalog.oid::pg_catalog.regclass",
+            &[tbl.into()],
+        )
     })
 }
 
 /// Clears a tenant's recorded fleet failure once it migrates successfully.
 pub fn clear_error(oid: pg_sys::Oid) {
-    Spi::run_with_args(
-        "UPDATE tenancy.tenants SET last_error = NULL, failed_at = NULL \
-         WHERE schema_oid OPERATOR(pg_catalog.=) $1 AND last_error IS NOT NULL",
-        &[oid.into()],
-    )
-    .or_raise()
+    as_extension_owner(|| {
+        Spi::run_with_args(
+            "UPDATE tenancy.tenants SET last_error = NULL, failed_at = NULL \
+             WHERE schema_oid OPERATOR(pg_catalog.=) $1 AND last_error IS NOT NULL",
+            &[oid.into()],
+        )
+        .or_raise()
+    })
+}
+
+/// Records a tenant's fleet failure (shown by `tenancy.status` until it next migrates).
+pub fn record_error(name: &str, error: &str) {
+    as_extension_owner(|| {
+        Spi::run_with_args(
+            "UPDATE tenancy.tenants SET last_error = $2, failed_at = pg_catalog.clock_timestamp() \
+             WHERE schema_name OPERATOR(pg_catalog.=) $1::pg_catalog.text",
+            &[name.into(), error.into()],
+        )
+        .or_raise()
+    })
 }
 
 pub fn save_attribute_table(tbl: pg_sys::Oid, col: &str) {
-    Spi::run_with_args(
-        "INSERT INTO tenancy.attribute_tables (tbl, tenant_column) VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2) \
-         ON CONFLICT (tbl) DO UPDATE SET tenant_column = excluded.tenant_column",
-        &[tbl.into(), col.into()],
-    )
-    .or_raise()
+    as_extension_owner(|| {
+        Spi::run_with_args(
+            "INSERT INTO tenancy.attribute_tables (tbl, tenant_column) VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2) \
+             ON CONFLICT (tbl) DO UPDATE SET tenant_column = excluded.tenant_column",
+            &[tbl.into(), col.into()],
+        )
+        .or_raise()
+    })
 }
 
 /// The tenant column of an attribute table, or `None`.
 pub fn attribute_column(tbl: pg_sys::Oid) -> Option<String> {
-    get_one::<String>(
-        "SELECT tenant_column::pg_catalog.text FROM tenancy.attribute_tables \
-         WHERE tbl OPERATOR(pg_catalog.=) $1::pg_catalog.oid::pg_catalog.regclass",
-        &[tbl.into()],
-    )
+    as_extension_owner(|| {
+        get_one::<String>(
+            "SELECT tenant_column::pg_catalog.text FROM tenancy.attribute_tables \
+             WHERE tbl OPERATOR(pg_catalog.=) $1::pg_catalog.oid::pg_catalog.regclass",
+            &[tbl.into()],
+        )
+    })
 }
 
 pub fn attribute_tenant_exists(tenant: &str) -> bool {
-    get_one::<bool>(
-        "SELECT EXISTS (SELECT FROM tenancy.attribute_tenants WHERE tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text)",
-        &[tenant.into()],
-    )
-    .unwrap_or(false)
+    as_extension_owner(|| {
+        get_one::<bool>(
+            "SELECT EXISTS (SELECT FROM tenancy.attribute_tenants WHERE tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text)",
+            &[tenant.into()],
+        )
+        .unwrap_or(false)
+    })
 }
 
 pub fn insert_attribute_tenant(tenant: &str) {
-    Spi::run_with_args(
-        "INSERT INTO tenancy.attribute_tenants (tenant) VALUES ($1) ON CONFLICT DO NOTHING",
-        &[tenant.into()],
-    )
-    .or_raise()
+    as_extension_owner(|| {
+        Spi::run_with_args(
+            "INSERT INTO tenancy.attribute_tenants (tenant) VALUES ($1) ON CONFLICT DO NOTHING",
+            &[tenant.into()],
+        )
+        .or_raise()
+    })
 }
 
 pub fn delete_attribute_tenant(tenant: &str) -> bool {
-    get_one::<i64>(
-        "WITH gone AS (DELETE FROM tenancy.attribute_tenants WHERE tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text RETURNING 1) \
-         SELECT pg_catalog.count(*) FROM gone",
-        &[tenant.into()],
-    )
-    .unwrap_or(0)
-        > 0
+    as_extension_owner(|| {
+        get_one::<i64>(
+            "WITH gone AS (DELETE FROM tenancy.attribute_tenants WHERE tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text RETURNING 1) \
+             SELECT pg_catalog.count(*) FROM gone",
+            &[tenant.into()],
+        )
+        .unwrap_or(0)
+            > 0
+    })
 }
 
 /// Attribute tables in `schema`: (table name, tenant column).
 pub fn attribute_columns_in(schema: &str) -> Vec<(String, String)> {
-    Spi::connect_mut(|c| {
-        c.update(
-            "SELECT k.relname::pg_catalog.text, a.tenant_column::pg_catalog.text \
-             FROM tenancy.attribute_tables a JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) a.tbl::pg_catalog.oid \
-             JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) k.relnamespace \
-             WHERE n.nspname OPERATOR(pg_catalog.=) $1::pg_catalog.text",
-            None,
-            &[schema.into()],
-        )
-        .or_raise()
-        .map(|r| {
-            (
-                r.get::<String>(1).or_raise().unwrap_or_default(),
-                r.get::<String>(2).or_raise().unwrap_or_default(),
+    as_extension_owner(|| {
+        Spi::connect_mut(|c| {
+            c.update(
+                "SELECT k.relname::pg_catalog.text, a.tenant_column::pg_catalog.text \
+                 FROM tenancy.attribute_tables a JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) a.tbl::pg_catalog.oid \
+                 JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) k.relnamespace \
+                 WHERE n.nspname OPERATOR(pg_catalog.=) $1::pg_catalog.text",
+                None,
+                &[schema.into()],
             )
+            .or_raise()
+            .map(|r| {
+                (
+                    r.get::<String>(1).or_raise().unwrap_or_default(),
+                    r.get::<String>(2).or_raise().unwrap_or_default(),
+                )
+            })
+            .collect()
         })
-        .collect()
     })
 }
 
 /// Registered tenants grouped by the exact set of migration versions in their ledgers.
 pub fn tenants_by_applied_set() -> Vec<(Vec<String>, Vec<String>)> {
-    Spi::connect_mut(|c| {
-        c.update(
-            "SELECT coalesce(l.versions, '{}'), pg_catalog.array_agg(t.schema_name::pg_catalog.text ORDER BY t.schema_name) \
-             FROM tenancy.tenants t \
-             LEFT JOIN (SELECT schema_name, pg_catalog.array_agg(version ORDER BY version) AS versions \
-                        FROM tenancy.ledger GROUP BY schema_name) l ON l.schema_name OPERATOR(pg_catalog.=) t.schema_name \
-             GROUP BY 1",
-            None,
-            &[],
-        )
-        .or_raise()
-        .map(|r| {
-            (
-                r.get::<Vec<String>>(1).or_raise().unwrap_or_default(),
-                r.get::<Vec<String>>(2).or_raise().unwrap_or_default(),
+    as_extension_owner(|| {
+        Spi::connect_mut(|c| {
+            c.update(
+                "SELECT coalesce(l.versions, '{}'), pg_catalog.array_agg(t.schema_name::pg_catalog.text ORDER BY t.schema_name) \
+                 FROM tenancy.tenants t \
+                 LEFT JOIN (SELECT schema_name, pg_catalog.array_agg(version ORDER BY version) AS versions \
+                            FROM tenancy.ledger GROUP BY schema_name) l ON l.schema_name OPERATOR(pg_catalog.=) t.schema_name \
+                 GROUP BY 1",
+                None,
+                &[],
             )
+            .or_raise()
+            .map(|r| {
+                (
+                    r.get::<Vec<String>>(1).or_raise().unwrap_or_default(),
+                    r.get::<Vec<String>>(2).or_raise().unwrap_or_default(),
+                )
+            })
+            .collect()
         })
-        .collect()
     })
 }

@@ -55,3 +55,18 @@ pub fn rows_text_bool(query: &str) -> Vec<(String, bool)> {
             .collect()
     })
 }
+
+/// Runs a query returning (text, text) rows.
+pub fn rows_text_text(query: &str) -> Vec<(String, String)> {
+    Spi::connect_mut(|c| {
+        c.update(query, None, &[])
+            .or_raise()
+            .map(|r| {
+                (
+                    r.get::<String>(1).or_raise().unwrap_or_default(),
+                    r.get::<String>(2).or_raise().unwrap_or_default(),
+                )
+            })
+            .collect()
+    })
+}

@@ -17,6 +17,9 @@ pub struct Migration {
     pub name: String,
     pub checksum: String,
     pub sql: String,
+    /// The role that registered it (`tenancy.add_migration`); `None` for an embedded migration,
+    /// whose author is the extension's owner.
+    pub author: Option<String>,
 }
 
 impl Migration {
@@ -26,6 +29,7 @@ impl Migration {
             name: name.to_string(),
             checksum: checksum(sql),
             sql: sql.to_string(),
+            author: None,
         }
     }
 

@@ -25,7 +25,9 @@ at_version() { q -c "SELECT count(*) FROM tenancy.ledger WHERE version = '$1'"; 
 
 q -c "CREATE EXTENSION pg_tenancy" -c "CREATE EXTENSION pg_stat_statements" \
   -c "CREATE TABLE plans (id bigint PRIMARY KEY)" -c "CREATE TABLE organizations (id bigint PRIMARY KEY)" \
-  -c "SET client_min_messages = warning" -c "SELECT tenancy.manage_tenant('organizations', ARRAY['org_', ':id'])" >/dev/null
+  -c "CREATE ROLE tenant_owner" -c "GRANT SELECT, REFERENCES ON plans TO tenant_owner" \
+  -c "SET client_min_messages = warning" \
+  -c "SELECT tenancy.manage_tenant('organizations', ARRAY['org_', ':id'], owner => 'tenant_owner')" >/dev/null
 
 # --- scale: N tenants in batches of 200 rows (each batch one transaction, under the lock ceiling)
 t0=$(now)

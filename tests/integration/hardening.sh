@@ -13,7 +13,8 @@ q -d postgres -c "CREATE DATABASE src"
 S() { q -d src "$@"; }
 S -c "SET client_min_messages = warning" -c "CREATE EXTENSION pg_tenancy" -c "CREATE TABLE plans (id bigint PRIMARY KEY)" \
   -c "INSERT INTO plans VALUES (1)" -c "CREATE TABLE organizations (id bigint PRIMARY KEY, name text)" \
-  -c "SELECT tenancy.manage_tenant('organizations', ARRAY['org_', ':id'], on_delete => 'drop')" \
+  -c "CREATE ROLE tenant_owner" -c "GRANT SELECT, REFERENCES ON plans TO tenant_owner" \
+  -c "SELECT tenancy.manage_tenant('organizations', ARRAY['org_', ':id'], on_delete => 'drop', owner => 'tenant_owner')" \
   -c "INSERT INTO organizations VALUES (1, 'one'), (2, 'two'), (3, 'three')" \
   -c "SELECT tenancy.add_migration('0006', 'notes', 'CREATE TABLE notes (id int PRIMARY KEY, body text)')" \
   -c "CALL tenancy.migrate_all()" -c "INSERT INTO org_1.users (email) VALUES ('a@example.com')" \

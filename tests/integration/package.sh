@@ -42,8 +42,9 @@ q -c "CREATE EXTENSION pg_tenancy" >/dev/null
 check "CREATE EXTENSION from the package" "$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)" \
   "$(q -c "SELECT extversion FROM pg_extension WHERE extname = 'pg_tenancy'")"
 q -c "CREATE TABLE plans (id bigint PRIMARY KEY)" -c "CREATE TABLE organizations (id bigint PRIMARY KEY)" \
-  -c "SELECT tenancy.manage_tenant('organizations', ARRAY['org_', ':id'])" \
-  -c "SELECT tenancy.create_tenant('acme')" -c "INSERT INTO organizations VALUES (1), (2)" >/dev/null
+  -c "CREATE ROLE tenant_owner" -c "GRANT SELECT, REFERENCES ON plans TO tenant_owner" \
+  -c "SELECT tenancy.manage_tenant('organizations', ARRAY['org_', ':id'], owner => 'tenant_owner')" \
+  -c "SELECT tenancy.create_tenant('acme', owner => 'tenant_owner')" -c "INSERT INTO organizations VALUES (1), (2)" >/dev/null
 check "tenants provisioned and migrated" "3" "$(q -c "SELECT count(*) FROM tenancy.status WHERE state = 'up_to_date'")"
 q -c "SELECT tenancy.add_migration('0100', 'smoke', 'CREATE TABLE smoke (id int)')" >/dev/null
 q -c "SET client_min_messages = warning" -c "CALL tenancy.migrate_all(jobs => 2)" >/dev/null

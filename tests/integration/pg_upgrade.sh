@@ -27,10 +27,11 @@ trap 'PGBIN=$old_bin cluster_stop pgup-old >/dev/null 2>&1; PGBIN=$new_bin clust
 export PGHOST="$old/sock" PGPORT="$OLD_PORT" PGUSER=postgres PGDATABASE=postgres
 q -c "SET client_min_messages = warning" -c "CREATE EXTENSION pg_tenancy" \
   -c "CREATE TABLE plans (id bigint PRIMARY KEY)" -c "INSERT INTO plans VALUES (1)" \
-  -c "SELECT tenancy.create_tenant('acme')" \
+  -c "CREATE ROLE tenant_owner" -c "GRANT SELECT, REFERENCES ON plans TO tenant_owner" \
+  -c "SELECT tenancy.create_tenant('acme', owner => 'tenant_owner')" \
   -c "INSERT INTO acme.users (email) VALUES ('ceo@acme.example')" \
   -c "CREATE TABLE organizations (id bigint PRIMARY KEY)" \
-  -c "SELECT tenancy.manage_tenant('organizations', ARRAY['org_', ':id'])" \
+  -c "SELECT tenancy.manage_tenant('organizations', ARRAY['org_', ':id'], owner => 'tenant_owner')" \
   -c "INSERT INTO organizations VALUES (1), (2)" \
   -c "SELECT tenancy.add_migration('0100', 'notes', 'CREATE TABLE notes (id int)')" \
   -c "SELECT count(*) FROM tenancy.migrate_tenant('acme')" \

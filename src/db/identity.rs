@@ -1,0 +1,118 @@
+//! Who runs what: the two identities pg_tenancy switches to (SECURITY.md, "The model").
+//!
+//! - [`as_tenant_owner`]: a tenant's migration statements run as the owner of the tenant schema,
+//!   inside a *security-restricted operation* with their own GUC nest level — PostgreSQL's own
+//!   pattern for running user code as a table owner (index builds, VACUUM, REFRESH MATERIALIZED
+//!   VIEW: the CVE-2022-1552 fix). The statements cannot `SET ROLE` back, create temporary objects,
+//!   or leave a setting changed: every `SET`, plain ones included, is undone when the migration
+//!   ends (`AtEOXact_GUC(false, level)`).
+//! - [`as_extension_owner`]: pg_tenancy's own bookkeeping (registry, ledger, registered
+//!   migrations) runs as the owner of pg_tenancy's tables, which nobody else may write. Only fixed,
+//!   fully qualified SQL with bound parameters runs this way, never user text.
+//!
+//! On an error inside either, the (sub)transaction abort that follows restores the user and the
+//! settings, as it does for PostgreSQL's own callers; the guard below also puts the user back
+//! while the error unwinds through Rust, so a caller that catches it continues as itself.
+
+use pgrx::prelude::*;
+
+use crate::db::report::OrRaise;
+use crate::db::spi;
+
+/// Puts back the saved user and security context when dropped (also while unwinding).
+struct Restore {
+    user: pg_sys::Oid,
+    context: i32,
+}
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        // SAFETY: restores the values read by GetUserIdAndSecContext in this backend.
+        unsafe { pg_sys::SetUserIdAndSecContext(self.user, self.context) }
+    }
+}
+
+fn current() -> Restore {
+    let mut user = pg_sys::InvalidOid;
+    let mut context = 0i32;
+    // SAFETY: plain reads of backend-local state.
+    unsafe { pg_sys::GetUserIdAndSecContext(&mut user, &mut context) };
+    Restore { user, context }
+}
+
+/// The role whose rights are in effect now (`current_user`).
+pub fn current_user() -> pg_sys::Oid {
+    // SAFETY: reads backend-local state.
+    unsafe { pg_sys::GetUserId() }
+}
+
+/// Runs `f` as `owner` inside a security-restricted operation, with `search_path` set to
+/// `search_path` at a new GUC nest level that is discarded when `f` returns.
+pub fn as_tenant_owner<R>(owner: pg_sys::Oid, search_path: &str, f: impl FnOnce() -> R) -> R {
+    let saved = current();
+    // SAFETY: the documented sequence of PostgreSQL's own callers (e.g. ExecRefreshMatView).
+    let level = unsafe { pg_sys::NewGUCNestLevel() };
+    unsafe {
+        pg_sys::SetUserIdAndSecContext(
+            owner,
+            saved.context
+                | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
+                | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
+        )
+    };
+    spi::set_config("search_path", search_path, true);
+    let r = f();
+    // SAFETY: `level` came from NewGUCNestLevel above; false: every setting made since is undone.
+    unsafe { pg_sys::AtEOXact_GUC(false, level) };
+    drop(saved);
+    r
+}
+
+/// The owner of pg_tenancy's tables (the role that created or was given the extension).
+pub fn extension_owner() -> pg_sys::Oid {
+    spi::get_one::<pg_sys::Oid>(
+        "SELECT c.relowner FROM pg_catalog.pg_class c \
+         WHERE c.oid OPERATOR(pg_catalog.=) 'tenancy.tenants'::pg_catalog.regclass",
+        &[],
+    )
+    .or_raise_missing()
+}
+
+/// Runs `f` (pg_tenancy's own fixed SQL) as the owner of pg_tenancy's tables.
+pub fn as_extension_owner<R>(f: impl FnOnce() -> R) -> R {
+    let owner = extension_owner();
+    let saved = current();
+    if saved.user == owner {
+        drop(saved);
+        return f();
+    }
+    // SAFETY: as in as_tenant_owner; no restricted-operation flag is added (or removed).
+    unsafe {
+        pg_sys::SetUserIdAndSecContext(
+            owner,
+            saved.context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
+        )
+    };
+    let r = f();
+    drop(saved);
+    r
+}
+
+trait OrRaiseMissing {
+    fn or_raise_missing(self) -> pg_sys::Oid;
+}
+
+impl OrRaiseMissing for Option<pg_sys::Oid> {
+    fn or_raise_missing(self) -> pg_sys::Oid {
+        self.ok_or_else(|| {
+            crate::rules::error::TenancyError::new(
+                crate::rules::error::SqlState::ObjectNotInPrerequisiteState,
+                "pg_tenancy's table tenancy.tenants is missing",
+            )
+            .hint(
+                "Reinstall the extension: DROP EXTENSION pg_tenancy; CREATE EXTENSION pg_tenancy.",
+            )
+        })
+        .or_raise()
+    }
+}
