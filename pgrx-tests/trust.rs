@@ -484,4 +484,31 @@ mod tests {
             "{problems:?}"
         );
     }
+
+    /// A deferred constraint check cannot be queued inside the restricted operation migrations run
+    /// in (PostgreSQL refuses it): the migration fails with 42501 and a hint saying how to write
+    /// it, and with SET CONSTRAINTS … IMMEDIATE on the tenant's constraint it works, leaving the
+    /// caller's own deferred constraints deferred.
+    #[pg_test]
+    fn deferred_constraints_fail_with_a_hint_and_work_when_made_immediate() {
+        setup();
+        run("SELECT tenancy.add_migration('0102', 'deferred', $m$CREATE TABLE da (id int PRIMARY KEY);
+             CREATE TABLE db (a_id int CONSTRAINT db_a REFERENCES da DEFERRABLE INITIALLY DEFERRED);
+             INSERT INTO da VALUES (1); INSERT INTO db VALUES (1)$m$)");
+        let f = fails("SELECT tenancy.create_tenant('trd_1')", "42501");
+        assert!(f.message.contains("deferred trigger"), "{}", f.message);
+        assert!(f.hint.contains("SET CONSTRAINTS"), "{}", f.hint);
+        run("DELETE FROM tenancy.registered_migrations WHERE version = '0102'");
+        // The caller has a deferred constraint of its own, with a pending violation.
+        run("CREATE TABLE public.trd_parent (id int PRIMARY KEY)");
+        run("CREATE TABLE public.trd_child (p int REFERENCES public.trd_parent DEFERRABLE INITIALLY DEFERRED)");
+        run("INSERT INTO public.trd_child VALUES (7)");
+        run("SELECT tenancy.add_migration('0103', 'immediate', $m$CREATE TABLE da (id int PRIMARY KEY);
+             CREATE TABLE db (a_id int CONSTRAINT db_a REFERENCES da DEFERRABLE INITIALLY DEFERRED);
+             SET CONSTRAINTS db_a IMMEDIATE; INSERT INTO da VALUES (1); INSERT INTO db VALUES (1)$m$)");
+        run("SELECT tenancy.create_tenant('trd_2')");
+        assert_eq!(count("SELECT * FROM trd_2.db"), 1);
+        // The caller's violation is still deferred (not checked by the migration's SET CONSTRAINTS).
+        fails_bare("SET CONSTRAINTS ALL IMMEDIATE", "23503");
+    }
 }

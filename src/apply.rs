@@ -143,7 +143,14 @@ fn run_statement(tenant: &str, owner: &str, m: &Migration, number: usize, sql: &
                 None => format!("statement {number}: {}", sqltext::excerpt(sql)),
             }),
             hint: c.hint.or_else(|| {
-                Some(if c.code == pgrx::pg_sys::errcodes::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE {
+                Some(if c.code == pgrx::pg_sys::errcodes::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE
+                    && c.message.contains("deferred trigger")
+                {
+                    format!(
+                        "Migrations run in a security-restricted operation, where PostgreSQL cannot queue deferred constraint checks. Add SET CONSTRAINTS <constraint> IMMEDIATE to migration {} before this statement (naming the tenant's constraint: SET CONSTRAINTS ALL would also change the caller's), or fill the table before making the constraint deferrable.",
+                        m.label()
+                    )
+                } else if c.code == pgrx::pg_sys::errcodes::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE {
                     format!(
                         "Migrations run as the tenant's owner {}: grant that role the privilege this statement needs (for a foreign key to a shared table, GRANT REFERENCES ON <table> TO {}), then migrate again. tenancy.verify() lists missing privileges on shared tables.",
                         quote_ident(owner),

@@ -68,14 +68,28 @@ pub fn as_tenant_owner<R>(owner: pg_sys::Oid, search_path: &str, f: impl FnOnce(
     r
 }
 
-/// The owner of pg_tenancy's tables (the role that created or was given the extension).
+thread_local! {
+    /// The extension owner looked up in the transaction that started at this time.
+    static OWNER: std::cell::Cell<(pg_sys::TimestampTz, u32)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+/// The owner of pg_tenancy's tables (the role that created or was given the extension), looked
+/// up once per transaction (every registry query needs it).
 pub fn extension_owner() -> pg_sys::Oid {
-    spi::get_one::<pg_sys::Oid>(
+    // SAFETY: reads this backend's transaction state.
+    let started = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
+    let (at, oid) = OWNER.with(|c| c.get());
+    if at == started && oid != 0 {
+        return pg_sys::Oid::from(oid);
+    }
+    let owner = spi::get_one::<pg_sys::Oid>(
         "SELECT c.relowner FROM pg_catalog.pg_class c \
          WHERE c.oid OPERATOR(pg_catalog.=) 'tenancy.tenants'::pg_catalog.regclass",
         &[],
     )
-    .or_raise_missing()
+    .or_raise_missing();
+    OWNER.with(|c| c.set((started, owner.to_u32())));
+    owner
 }
 
 /// Runs `f` (pg_tenancy's own fixed SQL) as the owner of pg_tenancy's tables.
