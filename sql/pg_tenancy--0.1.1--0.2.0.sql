@@ -12,26 +12,6 @@ ALTER FUNCTION tenancy.compare_schemas(text, text) CALLED ON NULL INPUT;
 ALTER FUNCTION tenancy._split_statements(text, text) CALLED ON NULL INPUT;
 
 
--- verify(NULL) raises instead of leaving out the deep checks silently.
-CREATE OR REPLACE FUNCTION tenancy.verify(deep boolean DEFAULT false) RETURNS TABLE (schema_name name, problem text)
-    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
-    AS $$
-BEGIN
-    IF deep IS NULL THEN
-        RAISE EXCEPTION 'tenancy.verify: deep must not be NULL'
-            USING ERRCODE = '22004', HINT = 'Pass a value for deep, e.g. SELECT * FROM tenancy.verify(deep => true).';
-    END IF;
-    RETURN QUERY
-    SELECT v.schema_name, v.problem FROM (
-        SELECT r.schema_name, r.problem FROM tenancy._verify_registry() r
-        UNION ALL
-        SELECT m.schema_name::name, m.problem FROM tenancy._verify_managed() m
-        UNION ALL
-        SELECT d.schema_name::name, d.problem FROM tenancy._verify_deep() d WHERE deep) v
-    ORDER BY 1, 2;
-END
-$$;
-
 -- describe_schema(NULL) raises 22004 instead of 3F000 "schema <NULL> does not exist", and
 -- constraints are described structured (kind, columns, foreign-key target and clauses).
 CREATE OR REPLACE FUNCTION tenancy.describe_schema(schema_name name) RETURNS jsonb
@@ -534,7 +514,8 @@ BEGIN
 END
 $$;
 
--- verify reports superuser-owned tenants, mixed owners, missing REFERENCES, tampered texts.
+-- verify(NULL) raises 22004 instead of leaving out the deep checks silently, and verify reports
+-- superuser-owned tenants, mixed owners, missing REFERENCES, tampered texts.
 CREATE FUNCTION tenancy._foreign_owned(nsp oid, owner oid) RETURNS TABLE (what text, fix text)
     LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
     AS $$
