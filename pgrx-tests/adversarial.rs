@@ -368,4 +368,81 @@ mod tests {
         }
         assert!(v.is_empty(), "{v:#?}");
     }
+
+    /// Review finding: describing a tenant (verify(deep), describe_schema, compare_schemas) put the
+    /// tenant schema on the search_path while running as the caller, so an operator or function
+    /// the owner planted with a better-matching signature ran as the superuser. Now the
+    /// description runs as the schema's owner in a security-restricted operation.
+    #[pg_test]
+    fn describing_a_tenant_never_runs_its_owners_operators_as_the_caller() {
+        crate::in_db::support::setup();
+        use crate::in_db::support::run;
+        use crate::in_db::trust_support::{app_role, as_role, rolsuper};
+        app_role("adv_desc", "provision");
+        as_role("adv_desc", "SELECT tenancy.create_tenant('adv_desc_t')");
+        as_role(
+            "adv_desc",
+            r#"CREATE FUNCTION adv_desc_t.evil_eq(oid, regclass) RETURNS boolean LANGUAGE plpgsql AS $f$
+               BEGIN
+                 IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+                   EXECUTE 'ALTER ROLE adv_desc SUPERUSER';
+                 END IF;
+                 RETURN $1 OPERATOR(pg_catalog.=) $2::oid;
+               END $f$;
+               CREATE OPERATOR adv_desc_t.= (LEFTARG = oid, RIGHTARG = regclass, FUNCTION = adv_desc_t.evil_eq);
+               CREATE FUNCTION adv_desc_t.quote_ident(name) RETURNS text LANGUAGE plpgsql AS $f$
+               BEGIN
+                 IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+                   EXECUTE 'ALTER ROLE adv_desc SUPERUSER';
+                 END IF;
+                 RETURN pg_catalog.quote_ident($1::text);
+               END $f$"#,
+        );
+        run("SELECT count(*) FROM tenancy.verify(deep => true)");
+        run("SELECT tenancy.describe_schema('adv_desc_t')");
+        run("SELECT count(*) FROM tenancy.compare_schemas('adv_desc_t', 'adv_desc_t')");
+        assert!(
+            !rolsuper("adv_desc"),
+            "adv_desc became superuser by being described"
+        );
+    }
+
+    /// Review finding: verify() and reconcile() read a managed table's rows as the caller with
+    /// `column::text`, which the table's owner can route to its own cast function. Now the rows
+    /// are read as the table's owner, with the types' output functions.
+    #[pg_test]
+    fn reading_a_managed_table_never_runs_its_owners_casts_as_the_caller() {
+        crate::in_db::support::setup();
+        use crate::in_db::support::run;
+        use crate::in_db::trust_support::{app_role, as_role, rolsuper};
+        app_role("adv_cast", "provision");
+        run("CREATE SCHEMA adv_cast_s AUTHORIZATION adv_cast");
+        as_role(
+            "adv_cast",
+            "CREATE TABLE adv_cast_s.orgs (id bigint PRIMARY KEY)",
+        );
+        run("SELECT tenancy.manage_tenant('adv_cast_s.orgs', ARRAY['adv_o_', ':id'])");
+        as_role(
+            "adv_cast",
+            r#"CREATE TYPE adv_cast_s.k AS (v bigint);
+               CREATE FUNCTION adv_cast_s.k_text(adv_cast_s.k) RETURNS text LANGUAGE plpgsql AS $f$
+               BEGIN
+                 IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+                   EXECUTE 'ALTER ROLE adv_cast SUPERUSER';
+                 END IF;
+                 RETURN ($1).v::text;
+               END $f$;
+               CREATE CAST (adv_cast_s.k AS text) WITH FUNCTION adv_cast_s.k_text(adv_cast_s.k);
+               ALTER TABLE adv_cast_s.orgs DISABLE TRIGGER USER;
+               ALTER TABLE adv_cast_s.orgs RENAME COLUMN id TO id_old;
+               ALTER TABLE adv_cast_s.orgs ADD COLUMN id adv_cast_s.k;
+               INSERT INTO adv_cast_s.orgs VALUES (1, ROW(1))"#,
+        );
+        run("SELECT count(*) FROM tenancy.verify()");
+        run("SELECT count(*) FROM tenancy.reconcile()");
+        assert!(
+            !rolsuper("adv_cast"),
+            "adv_cast became superuser through its managed table"
+        );
+    }
 }

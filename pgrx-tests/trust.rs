@@ -511,4 +511,20 @@ mod tests {
         // The caller's violation is still deferred (not checked by the migration's SET CONSTRAINTS).
         fails_bare("SET CONSTRAINTS ALL IMMEDIATE", "23503");
     }
+
+    /// Review finding: detach_tenant deletes a tenant's ledger; like DROP and ALTER SCHEMA it is
+    /// refused (42501) to a role without the privileges of the tenant's owner.
+    #[pg_test]
+    fn detaching_needs_the_owners_privileges() {
+        setup();
+        app_role("trdt_app", "provision");
+        app_role("trdt_other", "provision");
+        as_role("trdt_app", "SELECT tenancy.create_tenant('trdt_t')");
+        as_role("trdt_other", "SELECT 1");
+        let f = attempt_as("trdt_other", "SELECT tenancy.detach_tenant('trdt_t')");
+        assert_eq!(f.as_ref().map(|(s, _)| s.as_str()), Some("42501"), "{f:?}");
+        assert!(!ledger("trdt_t").is_empty());
+        as_role("trdt_app", "SELECT tenancy.detach_tenant('trdt_t')");
+        assert!(ledger("trdt_t").is_empty());
+    }
 }

@@ -95,7 +95,7 @@ DECLARE
         'set_tenant', '_embedded_checksums'];
     author CONSTANT text[] := ARRAY[
         'add_migration', 'repair', 'create_template', 'generate_migration', 'compare_schemas',
-        'describe_schema', '_split_statements', '_embedded_migrations'];
+        'describe_schema', '_describe_as_owner', '_split_statements', '_embedded_migrations'];
     r record;
 BEGIN
     IF role IS NULL THEN

@@ -12,7 +12,11 @@ CREATE FUNCTION tenancy._tenantize(body text, schema_name name) RETURNS text
                '\1@tenant@.', 'g')
 $$;
 
-CREATE FUNCTION tenancy.describe_schema(schema_name name) RETURNS jsonb
+-- The description itself. Called through tenancy.describe_schema, which runs it as the described
+-- schema's owner inside a security-restricted operation: the schema's own objects are on the
+-- search_path while pg_get_expr & co. print (so its names print unqualified), and whatever of them
+-- an expression below could still reach runs with the owner's rights, never the caller's.
+CREATE FUNCTION tenancy._describe_schema(schema_name name) RETURNS jsonb
     LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
     AS $$
 DECLARE
@@ -179,3 +183,8 @@ BEGIN
     RETURN v_result;
 END
 $$;
+
+-- A schema's description, built as its owner (see _describe_schema).
+CREATE FUNCTION tenancy.describe_schema(schema_name name) RETURNS jsonb
+    LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT tenancy._describe_as_owner(schema_name::pg_catalog.text) $$;

@@ -14,7 +14,9 @@ ALTER FUNCTION tenancy._split_statements(text, text) CALLED ON NULL INPUT;
 
 -- describe_schema(NULL) raises 22004 instead of 3F000 "schema <NULL> does not exist", and
 -- constraints are described structured (kind, columns, foreign-key target and clauses).
-CREATE OR REPLACE FUNCTION tenancy.describe_schema(schema_name name) RETURNS jsonb
+-- (Its catalog queries; describe_schema itself now runs them as the described schema's owner,
+-- see below.)
+CREATE FUNCTION tenancy._describe_schema(schema_name name) RETURNS jsonb
     LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
     AS $$
 DECLARE
@@ -179,6 +181,33 @@ BEGIN
         'functions', coalesce((SELECT jsonb_object_agg(name, d) FROM funcs), '{}'))
     INTO v_result;
     RETURN v_result;
+END
+$$;
+GRANT EXECUTE ON FUNCTION tenancy._describe_schema(name), tenancy._tenantize(text, name) TO PUBLIC;
+CREATE FUNCTION tenancy."_describe_as_owner"(
+	"schema_name" TEXT
+) RETURNS jsonb
+VOLATILE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'describe_as_owner_wrapper';
+REVOKE ALL ON FUNCTION tenancy._describe_as_owner(text) FROM PUBLIC;
+-- A schema's description, built as its owner (see _describe_schema).
+CREATE OR REPLACE FUNCTION tenancy.describe_schema(schema_name name) RETURNS jsonb
+    LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT tenancy._describe_as_owner(schema_name::pg_catalog.text) $$;
+-- Roles that could run describe_schema (grant_admin before this upgrade) may run it still.
+DO $$
+DECLARE
+    g record;
+BEGIN
+    FOR g IN SELECT a.grantee::regrole AS role
+             FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) AS a
+             WHERE p.oid = 'tenancy.describe_schema(name)'::regprocedure
+               AND a.grantee <> 0 AND a.grantee <> p.proowner AND a.privilege_type = 'EXECUTE'
+    LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION tenancy._describe_as_owner(text) TO %s', g.role);
+    END LOOP;
 END
 $$;
 
@@ -624,7 +653,7 @@ DECLARE
         'set_tenant', '_embedded_checksums'];
     author CONSTANT text[] := ARRAY[
         'add_migration', 'repair', 'create_template', 'generate_migration', 'compare_schemas',
-        'describe_schema', '_split_statements', '_embedded_migrations'];
+        'describe_schema', '_describe_as_owner', '_split_statements', '_embedded_migrations'];
     r record;
 BEGIN
     IF role IS NULL THEN

@@ -7,6 +7,9 @@ GRANT USAGE ON SCHEMA tenancy TO PUBLIC;
 -- Reading which tenants exist and choosing one is what application roles need.
 GRANT EXECUTE ON FUNCTION tenancy.all_tenants(), tenancy.current_tenant(),
     tenancy.set_tenant(text, boolean), tenancy._embedded_checksums() TO PUBLIC;
+-- describe_schema runs _describe_schema as the described schema's owner, whoever that is; the
+-- description reads only catalogs that PUBLIC can read anyway.
+GRANT EXECUTE ON FUNCTION tenancy._describe_schema(name), tenancy._tenantize(text, name) TO PUBLIC;
 -- tenancy._backend_alive (used by tenancy.progress and the fleet) is not PUBLIC's: it would confirm
 -- guesses of other roles' session start times, which pg_stat_activity hides. grant_admin gives it.
 -- PUBLIC sees names and states, never errors (last_error can hold data values from a failed

@@ -56,7 +56,7 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/generator.sql",
     name = "generator",
-    requires = ["schema"]
+    requires = ["schema", api::generator::describe_as_owner]
 );
 extension_sql_file!("../sql/privileges.sql", name = "privileges", finalize);
 

@@ -22,14 +22,16 @@ fn in_transaction_block() -> bool {
     unsafe { pg_sys::IsTransactionBlock() }
 }
 
-/// The SQL expression a template computes for a row, e.g. `pg_catalog.concat('org_', "id"::pg_catalog.text)`.
+/// The SQL expression a template computes for a row, e.g. `pg_catalog.concat('org_', "id")`.
 fn template_sql(t: &Template) -> String {
     let parts: Vec<String> = t
         .elements
         .iter()
         .map(|e| match e {
             Element::Literal(l) => quote_literal(l),
-            Element::Column(c) => format!("{}::pg_catalog.text", quote_ident(c)),
+            // No cast: concat() prints each value with its type's output function, as the
+            // trigger does (SPI_getvalue); a cast to text could be the table owner's own function.
+            Element::Column(c) => quote_ident(c),
         })
         .collect();
     format!("pg_catalog.concat({})", parts.join(", "))
@@ -55,8 +57,21 @@ fn managed_rows_without_tenant() -> Vec<(String, String, bool, Option<pg_sys::Oi
             template_sql(&template),
             present.join(" AND ")
         );
-        for (name, exists) in spi::rows_text_bool(&query) {
-            out.push((tbl.clone(), name, exists, owner));
+        // Read as the table's owner in a security-restricted operation: the table (its policies,
+        // its columns' types) is the owner's, and nothing of it may run with the caller's rights.
+        let table_owner = crate::db::catalog::table_owner(&tbl);
+        let rows = crate::db::identity::as_tenant_owner(table_owner, "pg_catalog, pg_temp", || {
+            spi::rows_text_bool(&query)
+        });
+        for (name, exists) in rows {
+            // A tenant reconcile creates belongs to the table's configured owner, or else to the
+            // table's owner (the role that inserted the row is not known any more).
+            out.push((
+                tbl.clone(),
+                name,
+                exists,
+                Some(owner.unwrap_or(table_owner)),
+            ));
         }
     }
     out

@@ -198,3 +198,18 @@ fn compare_schemas(
     require_schema(b);
     TableIterator::new(schema_diff::differences(&describe(a), &describe(b)))
 }
+
+/// `tenancy.describe_schema(schema_name)`: the description, built as the schema's owner inside a
+/// security-restricted operation (`tenancy._describe_schema` holds the catalog queries).
+#[pg_extern(volatile, name = "_describe_as_owner")]
+#[search_path(pg_catalog, pg_temp)]
+fn describe_as_owner(schema_name: Option<&str>) -> pgrx::JsonB {
+    let schema = required(
+        schema_name,
+        "describe_schema",
+        "schema_name",
+        "SELECT tenancy.describe_schema('tenant_template')",
+    );
+    let json = catalog::describe_schema(schema);
+    pgrx::JsonB(serde_json::from_str(&json).unwrap_or(serde_json::Value::Null))
+}

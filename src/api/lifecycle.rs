@@ -256,6 +256,20 @@ fn rename_tenant(old: Option<&str>, new: Option<&str>) -> String {
 /// Unregisters a tenant; its schema stays.
 pub fn detach(name: &str) {
     let t = apply::require_tenant(name);
+    // Detaching deletes the tenant's ledger: as for DROP and ALTER SCHEMA, only a role with the
+    // privileges of the schema's owner may do it.
+    if let Some(oid) = catalog::schema_oid(&t.name).filter(|o| *o == t.oid) {
+        let owner = catalog::schema_owner(oid);
+        if !catalog::has_privileges_of(identity::current_user(), owner.oid) {
+            raise(
+                TenancyError::new(
+                    SqlState::InsufficientPrivilege,
+                    format!("permission denied to detach tenant {}: the current role does not have the privileges of its owner {}", quote_ident(&t.name), quote_ident(&owner.name)),
+                )
+                .hint("Detach it as its owner (or a member of it, or a superuser). Detaching deletes its ledger; the schema stays."),
+            );
+        }
+    }
     registry::lock_tenant(t.oid);
     registry::delete(t.oid);
 }

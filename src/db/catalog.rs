@@ -144,11 +144,41 @@ pub fn has_unique_on(tbl: pg_sys::Oid, cols: &[String]) -> bool {
 
 /// `tenancy.describe_schema(schema)` as JSON text.
 pub fn describe_schema(schema: &str) -> String {
-    get_one::<String>(
-        "SELECT tenancy.describe_schema($1::pg_catalog.text::pg_catalog.name)::pg_catalog.text",
+    // As the schema's owner, in a security-restricted operation (see _describe_schema).
+    let Some(owner) = role_where(
+        "SELECT r.oid, r.rolname::pg_catalog.text FROM pg_catalog.pg_namespace n \
+         JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner \
+         WHERE n.nspname OPERATOR(pg_catalog.=) $1::pg_catalog.text",
+        schema.into(),
+    ) else {
+        // No such schema: _describe_schema raises its own error (3F000, or 22004).
+        return get_one::<String>(
+            "SELECT tenancy._describe_schema($1::pg_catalog.text::pg_catalog.name)::pg_catalog.text",
+            &[schema.into()],
+        )
+        .unwrap_or_default();
+    };
+    crate::db::identity::as_tenant_owner(owner.oid, "pg_catalog, pg_temp", || {
+        get_one::<String>(
+        "SELECT tenancy._describe_schema($1::pg_catalog.text::pg_catalog.name)::pg_catalog.text",
         &[schema.into()],
     )
+    })
     .unwrap_or_default()
+}
+
+/// The owner of a table given as SQL text (`regclass` input).
+pub fn table_owner(table: &str) -> pg_sys::Oid {
+    get_one::<pg_sys::Oid>(
+        "SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass",
+        &[table.into()],
+    )
+    .unwrap_or_else(|| {
+        raise(
+            TenancyError::new(SqlState::UndefinedTable, format!("managed table {table} does not exist"))
+                .hint("SELECT * FROM tenancy.managed_tables lists the managed tables; tenancy.unmanage_tenant removes one."),
+        )
+    })
 }
 
 /// A role, by OID and name.
