@@ -11,6 +11,10 @@ CREATE EXTENSION pg_tenancy;
 \echo '###    Tenant migrations reference it as public.plans.'
 CREATE TABLE public.plans (id bigint PRIMARY KEY, label text NOT NULL);
 INSERT INTO public.plans VALUES (1, 'free'), (2, 'pro');
+\echo '###    Tenants belong to an ordinary role, app: their migrations run as app (SECURITY.md), and'
+\echo '###    app needs REFERENCES on the shared table its tenants reference.'
+DO $$ BEGIN CREATE ROLE app NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+GRANT SELECT, REFERENCES ON public.plans TO app;
 
 \echo
 \echo '### 3. The tenant migrations compiled into the extension (tenant_migrations/).'
@@ -19,9 +23,9 @@ SELECT version, name, left(checksum, 12) AS checksum, source FROM tenancy.migrat
 \echo
 \echo '### 4. Three tenants. Each create_tenant creates a schema, registers it and applies every'
 \echo '###    tenant migration, all in the caller''s transaction.'
-SELECT tenancy.create_tenant('acme');
-SELECT tenancy.create_tenant('globex');
-SELECT tenancy.create_tenant('initech');
+SELECT tenancy.create_tenant('acme', owner => 'app');
+SELECT tenancy.create_tenant('globex', owner => 'app');
+SELECT tenancy.create_tenant('initech', owner => 'app');
 SELECT * FROM tenancy.all_tenants();
 
 \echo
@@ -85,7 +89,7 @@ SELECT * FROM tenancy.all_tenants();
 \echo '###     from any client, inside the INSERT''s transaction.'
 SET client_min_messages = warning;
 CREATE TABLE organizations (id bigint PRIMARY KEY, name text NOT NULL);
-SELECT tenancy.manage_tenant('organizations', ARRAY['org_', ':id'], on_delete => 'detach');
+SELECT tenancy.manage_tenant('organizations', ARRAY['org_', ':id'], on_delete => 'detach', owner => 'app');
 SELECT * FROM tenancy.managed_tables;
 INSERT INTO organizations VALUES (10, 'Umbrella'), (11, 'Cyberdyne'), (12, 'Tyrell');
 SELECT * FROM tenancy.all_tenants();
@@ -104,13 +108,13 @@ SELECT nspname AS schema, EXISTS (SELECT FROM tenancy.tenants WHERE schema_name 
   FROM pg_namespace WHERE nspname = 'org_11';
 
 \echo '###     on_delete => drop drops the schema; TRUNCATE is then refused with a hint.'
-SELECT tenancy.manage_tenant('organizations', ARRAY['org_', ':id'], on_delete => 'drop');
+SELECT tenancy.manage_tenant('organizations', ARRAY['org_', ':id'], on_delete => 'drop', owner => 'app');
 DELETE FROM organizations WHERE id = 12;
 SELECT count(*) AS org_12_schemas FROM pg_namespace WHERE nspname = 'org_12';
 TRUNCATE organizations;
 \echo 'SQLSTATE' :LAST_ERROR_SQLSTATE
 \echo '###     on_delete => keep (the default) leaves tenants alone when rows go.'
-SELECT tenancy.manage_tenant('organizations', ARRAY['org_', ':id']);
+SELECT tenancy.manage_tenant('organizations', ARRAY['org_', ':id'], owner => 'app');
 DELETE FROM organizations WHERE id = 100;
 SELECT * FROM tenancy.all_tenants() AS t WHERE t LIKE 'org%';
 
