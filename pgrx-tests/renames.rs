@@ -4,7 +4,7 @@
 //! `org_100` still names its schema by text (a function body written with `@tenant@`, a function's
 //! `SET search_path`) would now read and write the new `org_1`. `rename_tenant` refuses such a
 //! rename with the objects listed (55000); the shipped set names no schema by text after
-//! `0006_open_task_count_atomic`, so its tenants can be renamed and the old name reused.
+//! `20261126000000_open_task_count_atomic`, so its tenants can be renamed and the old name reused.
 
 #[pgrx::pg_schema]
 mod tests {
@@ -127,7 +127,11 @@ mod tests {
             "{}",
             f.message
         );
-        assert!(f.detail.contains("function org_1.account_count()"), "{}", f.detail);
+        assert!(
+            f.detail.contains("function org_1.account_count()"),
+            "{}",
+            f.detail
+        );
         assert!(schema_exists("org_1") && !schema_exists("org_100"));
     }
 
@@ -167,12 +171,50 @@ mod tests {
         run("ALTER TABLE org_1.users ADD COLUMN home text DEFAULT 'org_1.users'");
         run("CREATE VIEW org_1.v AS SELECT to_regclass('\"org_1\".tasks') AS t");
         let f = fails("SELECT tenancy.rename_tenant('org_1', 'org_100')", "55000");
-        assert!(f.detail.contains("default of column org_1.users.home"), "{}", f.detail);
+        assert!(
+            f.detail.contains("default of column org_1.users.home"),
+            "{}",
+            f.detail
+        );
         assert!(f.detail.contains("view org_1.v"), "{}", f.detail);
         // Quoted differently or in another case, a name is another schema: not a reference.
         run("ALTER TABLE org_1.users ALTER COLUMN home SET DEFAULT 'ORG_1x'");
         run("DROP VIEW org_1.v");
         run("CREATE VIEW org_1.v AS SELECT to_regclass('\"ORG_1\".tasks') AS t");
         run("SELECT tenancy.rename_tenant('org_1', 'org_100')");
+    }
+
+    #[pg_test]
+    fn tenants_from_before_the_atomic_migration_become_renameable_by_migrating() {
+        setup();
+        // A tenant created before 20261126000000 existed: 0005's body names the schema.
+        run("CREATE SCHEMA org_1");
+        run("SELECT tenancy.register_tenant('org_1')");
+        run("SELECT * FROM tenancy.migrate_tenant('org_1', '0005')");
+        let f = fails("SELECT tenancy.rename_tenant('org_1', 'org_100')", "55000");
+        assert!(
+            f.detail
+                .contains("function org_1.open_task_count(p_project bigint): its body"),
+            "{}",
+            f.detail
+        );
+        assert!(
+            f.message.contains("1 object in its schema"),
+            "{}",
+            f.message
+        );
+        run("SELECT * FROM tenancy.migrate_tenant('org_1')");
+        run("SELECT tenancy.rename_tenant('org_1', 'org_100')");
+        // A function the tenant changed after 0005 is not 0005's any more: left as it is.
+        run("CREATE SCHEMA org_2");
+        run("SELECT tenancy.register_tenant('org_2')");
+        run("SELECT * FROM tenancy.migrate_tenant('org_2', '0005')");
+        run("CREATE OR REPLACE FUNCTION org_2.open_task_count(p_project bigint) RETURNS bigint LANGUAGE sql AS $$ SELECT 42::bigint $$");
+        run("SELECT * FROM tenancy.migrate_tenant('org_2')");
+        assert_eq!(one::<i64>("SELECT org_2.open_task_count(1)"), Some(42));
+        assert_eq!(
+            count("SELECT 1 FROM pg_proc WHERE proname = 'open_task_count' AND pronamespace = 'org_2'::regnamespace AND prosqlbody IS NULL"),
+            1
+        );
     }
 }
