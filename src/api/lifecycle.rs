@@ -224,7 +224,7 @@ fn register_tenant(schema: Option<&str>, baseline: Option<&str>) -> String {
 /// How many objects a refused rename lists; the count in the message is always complete.
 const LISTED_REFERENCES: usize = 20;
 
-/// Refuses a rename while anything in the tenant names its schema by text (docs/renames.md):
+/// Refuses a rename while anything in the tenant names its schema by text (docs/migrations.md#renames):
 /// PostgreSQL resolves such a name again each time the object runs, so after the rename it would
 /// use whatever schema is called `old` next (a new tenant of that name, issue 13). Rewriting it
 /// is not sound in general (re-substituting `@tenant@` into old migration text would undo later
@@ -251,10 +251,11 @@ fn refuse_text_references(old: &str, new: &str, oid: pg_sys::Oid) {
         TenancyError::new(
             SqlState::ObjectNotInPrerequisiteState,
             format!(
-                "tenant {}: {} {} in its schema name {} by text; after a rename to {} {} would use whatever schema is called {} next",
+                "tenant {}: {} {} in its schema {} {} by text; after a rename to {} {} would use whatever schema is called {} next",
                 quote_ident(old),
                 found.len(),
                 if found.len() == 1 { "object" } else { "objects" },
+                if found.len() == 1 { "names" } else { "name" },
                 quote_ident(old),
                 quote_ident(new),
                 if found.len() == 1 { "it" } else { "they" },
@@ -262,7 +263,7 @@ fn refuse_text_references(old: &str, new: &str, oid: pg_sys::Oid) {
             ),
         )
         .detail(detail)
-        .hint("Nothing was renamed. Replace these objects in a migration first, without the schema's name: a SQL function with a BEGIN ATOMIC body (bound to the tables themselves when created), unqualified names resolved through the caller's search_path (tenancy.set_tenant), TG_TABLE_SCHEMA in trigger functions, no tenant schema in a function's SET search_path. docs/renames.md shows each."),
+        .hint("Nothing was renamed. Replace these objects in a migration first, without the schema's name: a SQL function with a BEGIN ATOMIC body (bound to the tables themselves when created), unqualified names resolved through the caller's search_path (tenancy.set_tenant), TG_TABLE_SCHEMA in trigger functions, no tenant schema in a function's SET search_path (docs/migrations.md, \"Renames\")."),
     );
 }
 
