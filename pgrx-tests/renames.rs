@@ -205,6 +205,30 @@ mod tests {
         );
         run("SELECT * FROM tenancy.migrate_tenant('org_1')");
         run("SELECT tenancy.rename_tenant('org_1', 'org_100')");
+        // A tenant renamed before renames were checked still reads the tenant that took its old
+        // name: its 0005 body names "org_1". Migrating binds it to its own tasks.
+        run("SELECT tenancy.create_tenant('org_1')");
+        run("CREATE SCHEMA org_3");
+        run("SELECT tenancy.register_tenant('org_3')");
+        run("SELECT * FROM tenancy.migrate_tenant('org_3', '0005')");
+        run(
+            r#"CREATE OR REPLACE FUNCTION org_3.open_task_count(p_project bigint) RETURNS bigint LANGUAGE sql STABLE AS $$
+        SELECT count(*) FROM "org_1".tasks
+        WHERE project_id = p_project AND done_at IS NULL
+    $$"#,
+        );
+        let p1 = seed("org_1", 2);
+        let p3 = seed("org_3", 4);
+        assert_eq!(p1, p3, "both tenants' first project");
+        assert_eq!(
+            one::<i64>(&format!("SELECT org_3.open_task_count({p3})")),
+            Some(2)
+        );
+        run("SELECT * FROM tenancy.migrate_tenant('org_3')");
+        assert_eq!(
+            one::<i64>(&format!("SELECT org_3.open_task_count({p3})")),
+            Some(4)
+        );
         // A function the tenant changed after 0005 is not 0005's any more: left as it is.
         run("CREATE SCHEMA org_2");
         run("SELECT tenancy.register_tenant('org_2')");
