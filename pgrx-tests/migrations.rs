@@ -23,7 +23,8 @@ mod tests {
                 "0003:embedded",
                 "0004:embedded",
                 "0005:embedded",
-                "0006:registered"
+                "0006:registered",
+                "20261126000000:embedded"
             ]
         );
         // Idempotent with the same text; a clash is refused; embedded versions too.
@@ -66,7 +67,7 @@ mod tests {
         assert_eq!(count("SELECT 1 FROM org_1.invoices"), 0);
         // New tenants get registered migrations too.
         run("SELECT tenancy.create_tenant('org_2')");
-        assert_eq!(ledger("org_2").len(), 6);
+        assert_eq!(ledger("org_2").len(), 7);
     }
 
     #[pg_test]
@@ -150,7 +151,7 @@ mod tests {
             "{}",
             f.detail
         );
-        assert_eq!(ledger("org_1").len(), 5);
+        assert_eq!(ledger("org_1").len(), 6);
         assert_eq!(
             count("SELECT 1 FROM pg_tables WHERE schemaname = 'org_1' AND tablename = 'ok_table'"),
             0

@@ -221,7 +221,54 @@ fn register_tenant(schema: Option<&str>, baseline: Option<&str>) -> String {
     name.to_string()
 }
 
-/// Renames a tenant's schema; registry and ledger follow.
+/// How many objects a refused rename lists; the count in the message is always complete.
+const LISTED_REFERENCES: usize = 20;
+
+/// Refuses a rename while anything in the tenant names its schema by text (docs/migrations.md#renames):
+/// PostgreSQL resolves such a name again each time the object runs, so after the rename it would
+/// use whatever schema is called `old` next (a new tenant of that name, issue 13). Rewriting it
+/// is not sound in general (re-substituting `@tenant@` into old migration text would undo later
+/// migrations), so nothing is rewritten: the objects are listed and the tenant keeps its name.
+fn refuse_text_references(old: &str, new: &str, oid: pg_sys::Oid) {
+    let found = catalog::objects_naming_schema(oid, old);
+    if found.is_empty() {
+        return;
+    }
+    let mut detail = format!(
+        "Naming {} by text, not by OID:\n{}",
+        quote_ident(old),
+        found
+            .iter()
+            .take(LISTED_REFERENCES)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    if found.len() > LISTED_REFERENCES {
+        detail.push_str(&format!("\n… and {} more", found.len() - LISTED_REFERENCES));
+    }
+    raise(
+        TenancyError::new(
+            SqlState::ObjectNotInPrerequisiteState,
+            format!(
+                "tenant {}: {} {} in its schema {} {} by text; after a rename to {} {} would use whatever schema is called {} next",
+                quote_ident(old),
+                found.len(),
+                if found.len() == 1 { "object" } else { "objects" },
+                if found.len() == 1 { "names" } else { "name" },
+                quote_ident(old),
+                quote_ident(new),
+                if found.len() == 1 { "it" } else { "they" },
+                quote_ident(old),
+            ),
+        )
+        .detail(detail)
+        .hint("Nothing was renamed. Replace these objects in a migration first, without the schema's name: a SQL function with a BEGIN ATOMIC body (bound to the tables themselves when created), unqualified names resolved through the caller's search_path (tenancy.set_tenant), TG_TABLE_SCHEMA in trigger functions, no tenant schema in a function's SET search_path (docs/migrations.md, \"Renames\")."),
+    );
+}
+
+/// Renames a tenant's schema; registry and ledger follow. Refused while anything in the tenant
+/// names the schema by text ([`refuse_text_references`]).
 pub fn rename(old: &str, new: &str) {
     require_create_privilege("rename_tenant");
     let t = apply::require_tenant(old);
@@ -235,6 +282,7 @@ pub fn rename(old: &str, new: &str) {
         raise(schema_exists_error(new));
     }
     let t = apply::lock(&t);
+    refuse_text_references(&t.name, new, t.oid);
     spi::run(&format!(
         "ALTER SCHEMA {} RENAME TO {}",
         quote_ident(&t.name),

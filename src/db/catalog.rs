@@ -283,3 +283,124 @@ pub fn author_may_act_as(author: Option<&str>, owner: pg_sys::Oid) -> (Option<St
         None => (None, false),
     }
 }
+
+/// Rows of (object, text) of a query with one OID parameter.
+fn rows_for_oid(query: &str, oid: pg_sys::Oid) -> Vec<(String, String)> {
+    Spi::connect_mut(|c| {
+        c.update(query, None, &[oid.into()])
+            .or_raise()
+            .map(|r| {
+                (
+                    r.get::<String>(1).or_raise().unwrap_or_default(),
+                    r.get::<String>(2).or_raise().unwrap_or_default(),
+                )
+            })
+            .collect()
+    })
+}
+
+/// What in the schema PostgreSQL keeps as text and resolves by name each time it runs: bodies of
+/// functions and procedures that are not SQL-standard (`BEGIN ATOMIC`, `RETURN …`), every
+/// function's `SET search_path`, and the bodies of functions elsewhere that triggers on the
+/// schema's tables call. As (object, text).
+const SOURCE_TEXTS: &str = "\
+SELECT pg_catalog.format('function %I.%I(%s): its body', n.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid)), p.prosrc
+  FROM pg_catalog.pg_proc p
+  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
+  JOIN pg_catalog.pg_language l ON l.oid OPERATOR(pg_catalog.=) p.prolang
+ WHERE p.pronamespace OPERATOR(pg_catalog.=) $1 AND p.prosqlbody IS NULL
+   AND NOT l.lanname::pg_catalog.text OPERATOR(pg_catalog.=) ANY ('{internal,c}'::pg_catalog.text[])
+UNION ALL
+SELECT pg_catalog.format('function %I.%I(%s): SET %s', n.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid), s.setting),
+       pg_catalog.substr(s.setting, 13)
+  FROM pg_catalog.pg_proc p
+  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
+  CROSS JOIN LATERAL pg_catalog.unnest(p.proconfig) AS s(setting)
+ WHERE p.pronamespace OPERATOR(pg_catalog.=) $1 AND s.setting OPERATOR(pg_catalog.~~) 'search\\_path=%'
+UNION ALL
+SELECT pg_catalog.format('function %I.%I(%s), called by trigger %I on %I.%I: its body', pn.nspname, p.proname,
+                         pg_catalog.pg_get_function_identity_arguments(p.oid), t.tgname, n.nspname, c.relname),
+       p.prosrc
+  FROM pg_catalog.pg_trigger t
+  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
+  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+  JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) t.tgfoid
+  JOIN pg_catalog.pg_namespace pn ON pn.oid OPERATOR(pg_catalog.=) p.pronamespace
+  JOIN pg_catalog.pg_language l ON l.oid OPERATOR(pg_catalog.=) p.prolang
+ WHERE c.relnamespace OPERATOR(pg_catalog.=) $1 AND p.pronamespace OPERATOR(pg_catalog.<>) $1
+   AND NOT t.tgisinternal AND p.prosqlbody IS NULL
+   AND NOT l.lanname::pg_catalog.text OPERATOR(pg_catalog.=) ANY ('{internal,c}'::pg_catalog.text[])";
+
+/// What in the schema PostgreSQL keeps parsed, with OIDs that follow a rename, deparsed: views,
+/// column defaults and generation expressions, check constraints (tables and domains), policies,
+/// triggers (their `WHEN` and arguments), rules, SQL-standard function bodies. Only their string
+/// literals can name a schema by text. As (object, text).
+const PARSED_TEXTS: &str = "\
+SELECT pg_catalog.format('%s %I.%I', CASE c.relkind WHEN 'm' THEN 'materialized view' ELSE 'view' END, n.nspname, c.relname),
+       pg_catalog.pg_get_viewdef(c.oid)
+  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+ WHERE c.relnamespace OPERATOR(pg_catalog.=) $1 AND c.relkind OPERATOR(pg_catalog.=) ANY ('{v,m}'::pg_catalog.\"char\"[])
+UNION ALL
+SELECT pg_catalog.format('%s of column %I.%I.%I', CASE a.attgenerated WHEN 's' THEN 'generation expression' ELSE 'default' END,
+                         n.nspname, c.relname, a.attname),
+       pg_catalog.pg_get_expr(d.adbin, d.adrelid)
+  FROM pg_catalog.pg_attrdef d
+  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) d.adrelid
+  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+  JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) d.adrelid AND a.attnum OPERATOR(pg_catalog.=) d.adnum
+ WHERE c.relnamespace OPERATOR(pg_catalog.=) $1
+UNION ALL
+SELECT pg_catalog.format('check constraint %I on %s', co.conname,
+           COALESCE((SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c
+                       JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+                      WHERE c.oid OPERATOR(pg_catalog.=) co.conrelid),
+                    (SELECT pg_catalog.format('domain %I.%I', n.nspname, ty.typname) FROM pg_catalog.pg_type ty
+                       JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) ty.typnamespace
+                      WHERE ty.oid OPERATOR(pg_catalog.=) co.contypid), '?')),
+       pg_catalog.pg_get_constraintdef(co.oid)
+  FROM pg_catalog.pg_constraint co
+ WHERE co.connamespace OPERATOR(pg_catalog.=) $1 AND co.contype OPERATOR(pg_catalog.=) 'c'
+UNION ALL
+SELECT pg_catalog.format('policy %I on %I.%I', p.polname, n.nspname, c.relname),
+       pg_catalog.concat_ws(' ', pg_catalog.pg_get_expr(p.polqual, p.polrelid), pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid))
+  FROM pg_catalog.pg_policy p
+  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.polrelid
+  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+ WHERE c.relnamespace OPERATOR(pg_catalog.=) $1
+UNION ALL
+SELECT pg_catalog.format('trigger %I on %I.%I', t.tgname, n.nspname, c.relname), pg_catalog.pg_get_triggerdef(t.oid)
+  FROM pg_catalog.pg_trigger t
+  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
+  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+ WHERE c.relnamespace OPERATOR(pg_catalog.=) $1 AND NOT t.tgisinternal
+UNION ALL
+SELECT pg_catalog.format('rule %I on %I.%I', r.rulename, n.nspname, c.relname), pg_catalog.pg_get_ruledef(r.oid)
+  FROM pg_catalog.pg_rewrite r
+  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) r.ev_class
+  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+ WHERE c.relnamespace OPERATOR(pg_catalog.=) $1 AND r.rulename OPERATOR(pg_catalog.<>) '_RETURN'
+UNION ALL
+SELECT pg_catalog.format('function %I.%I(%s): its body', n.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid)),
+       pg_catalog.pg_get_function_sqlbody(p.oid)
+  FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
+ WHERE p.pronamespace OPERATOR(pg_catalog.=) $1 AND p.prosqlbody IS NOT NULL";
+
+/// The objects in schema `oid` (named `name`) that refer to it by its name as text rather than by
+/// OID, so that after a rename they would follow the name to whatever schema carries it next
+/// (issue 13). Each is described as `<object>: <where>`, in a stable order.
+pub fn objects_naming_schema(oid: pg_sys::Oid, name: &str) -> Vec<String> {
+    use crate::rules::sqltext::{names_schema, Stored};
+    let mut found: Vec<String> = rows_for_oid(SOURCE_TEXTS, oid)
+        .into_iter()
+        .filter(|(_, text)| names_schema(text, name, Stored::Source))
+        .chain(
+            rows_for_oid(PARSED_TEXTS, oid)
+                .into_iter()
+                .filter(|(_, text)| names_schema(text, name, Stored::Parsed)),
+        )
+        .map(|(what, _)| what)
+        .collect();
+    found.sort();
+    found.dedup();
+    found
+}

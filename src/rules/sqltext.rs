@@ -539,6 +539,87 @@ pub fn refused(stmt: &Statement) -> Option<Refusal> {
     }
 }
 
+/// How [`names_schema`] reads a text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stored {
+    /// Source text PostgreSQL keeps as written and resolves each time it runs: a function body
+    /// (not `BEGIN ATOMIC`), a `SET search_path` value. Every identifier counts.
+    Source,
+    /// A parsed object PostgreSQL deparsed (a view, default, check, policy, trigger, `BEGIN
+    /// ATOMIC` body): its names are OIDs and follow a rename; only string literals count (a name
+    /// looked up at run time, `to_regclass('org_1.t')`).
+    Parsed,
+}
+
+/// Whether `text` names the schema `schema` by text: an unquoted word that folds (ASCII
+/// lower-casing, as PostgreSQL's does) to it, or a quoted identifier equal to it. String literals
+/// and dollar-quoted bodies are read as SQL too (dynamic SQL, `format('%I.t', 'org_1')`,
+/// nested bodies). Conservative: a column or variable with the schema's name counts as well.
+/// Text that does not lex (another language's body, a literal's loose quote) is read word by word.
+pub fn names_schema(text: &str, schema: &str, stored: Stored) -> bool {
+    let Ok(regions) = scan(text) else {
+        return loose_names_schema(text, schema);
+    };
+    let b = text.as_bytes();
+    regions.iter().any(|r| {
+        let inner = &text[r.start..r.end];
+        match r.kind {
+            Kind::Comment => false,
+            Kind::Double => {
+                stored == Stored::Source
+                    && inner[1..inner.len() - 1].replace("\"\"", "\"") == schema
+            }
+            Kind::Single { escape } => {
+                let body = inner.strip_prefix(['E', 'e']).unwrap_or(inner);
+                let mut content = body[1..body.len() - 1].replace("''", "'");
+                if escape {
+                    content = content.replace("\\\\", "\\").replace("\\'", "'");
+                }
+                names_schema(&content, schema, Stored::Source)
+            }
+            Kind::Dollar { tag_len } => names_schema(
+                &inner[tag_len..inner.len() - tag_len],
+                schema,
+                Stored::Source,
+            ),
+            Kind::Code => {
+                if stored == Stored::Parsed {
+                    return false;
+                }
+                let mut i = r.start;
+                while i < r.end {
+                    if is_ident_start(b[i]) && (i == r.start || !is_ident_char(b[i - 1])) {
+                        let ws = i;
+                        while i < r.end && is_ident_char(b[i]) {
+                            i += 1;
+                        }
+                        if text[ws..i].to_ascii_lowercase() == schema {
+                            return true;
+                        }
+                    } else {
+                        i += 1;
+                    }
+                }
+                false
+            }
+        }
+    })
+}
+
+/// [`names_schema`] for text that does not lex: any run of identifier characters that folds to
+/// the name, or the name quoted.
+fn loose_names_schema(text: &str, schema: &str) -> bool {
+    if text.contains(&quote_ident_always(schema)) {
+        return true;
+    }
+    text.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
+        .any(|w| w.to_ascii_lowercase() == schema)
+}
+
+fn quote_ident_always(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 /// Abbreviates a statement for an error message.
 pub fn excerpt(text: &str) -> String {
     const MAX: usize = 200;
@@ -650,6 +731,92 @@ pub fn substitute_tenant(sql: &str, tenant: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_schema_in_source_text() {
+        let src = Stored::Source;
+        assert!(names_schema(
+            r#" SELECT count(*) FROM "org_1".tasks "#,
+            "org_1",
+            src
+        ));
+        assert!(names_schema("SELECT 1 FROM ORG_1.tasks", "org_1", src));
+        assert!(names_schema(
+            "BEGIN INSERT INTO org_1.audit VALUES (1); END",
+            "org_1",
+            src
+        ));
+        // Dynamic SQL and names passed as text.
+        assert!(names_schema(
+            "BEGIN EXECUTE 'SELECT 1 FROM org_1.t'; END",
+            "org_1",
+            src
+        ));
+        assert!(names_schema("SELECT format('%I.t', 'org_1')", "org_1", src));
+        assert!(names_schema(r"SELECT E'\'org_1\'.t'", "org_1", src));
+        assert!(names_schema(
+            "DO $x$ BEGIN PERFORM 1 FROM org_1.t; END $x$",
+            "org_1",
+            src
+        ));
+        // A search_path value.
+        assert!(names_schema(r#""org_1", public"#, "org_1", src));
+        assert!(names_schema("org_1, public", "org_1", src));
+        // Other names, comments, case-sensitive quoted names.
+        assert!(!names_schema(
+            "SELECT 1 FROM org_10.t, my_org_1, org_1x",
+            "org_1",
+            src
+        ));
+        assert!(!names_schema(
+            "SELECT 1 -- org_1\n /* org_1 */",
+            "org_1",
+            src
+        ));
+        assert!(!names_schema(r#"SELECT 1 FROM "ORG_1".t"#, "org_1", src));
+        assert!(!names_schema("SELECT 1 FROM Org_1.t", "Org_1", src));
+        assert!(names_schema(r#"SELECT 1 FROM "Org_1".t"#, "Org_1", src));
+        assert!(names_schema(r#"SELECT 1 FROM "a""b".t"#, "a\"b", src));
+        assert!(!names_schema("SELECT $1, x$org_1", "org_1", src));
+        // Not SQL: read word by word.
+        assert!(names_schema(
+            "plpy.execute(\"select * from org_1.t",
+            "org_1",
+            src
+        ));
+        assert!(!names_schema(
+            "plpy.execute(\"select * from org_10.t",
+            "org_1",
+            src
+        ));
+    }
+
+    #[test]
+    fn names_schema_in_parsed_text_only_by_literal() {
+        let parsed = Stored::Parsed;
+        assert!(!names_schema(
+            "SELECT id FROM org_1.accounts WHERE n > 10",
+            "org_1",
+            parsed
+        ));
+        assert!(!names_schema(r#"SELECT "org_1".f()"#, "org_1", parsed));
+        assert!(names_schema(
+            "to_regclass('org_1.users'::text)",
+            "org_1",
+            parsed
+        ));
+        assert!(names_schema(
+            r#"to_regclass('"org_1".tasks'::text)"#,
+            "org_1",
+            parsed
+        ));
+        assert!(!names_schema(
+            r#"to_regclass('"ORG_1".tasks'::text)"#,
+            "org_1",
+            parsed
+        ));
+        assert!(!names_schema("'it''s org_10'::text", "org_1", parsed));
+    }
 
     fn texts(sql: &str) -> Vec<String> {
         split_statements(sql)

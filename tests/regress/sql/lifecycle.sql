@@ -60,6 +60,14 @@ SELECT tenancy.create_tenant('a"; drop schema public cascade; --');
 SELECT tenancy.rename_tenant('a"; drop schema public cascade; --', 'renamed; tenant');
 SELECT count(*) AS public_tables FROM pg_tables WHERE schemaname = 'public';
 
+-- A rename is refused while something in the tenant names its schema by text: after the rename
+-- it would use whatever schema takes the old name next.
+CREATE FUNCTION globex.user_count() RETURNS bigint LANGUAGE sql
+    AS $$ SELECT count(*) FROM globex.users $$;
+SELECT tenancy.rename_tenant('globex', 'globex_old');
+\echo :LAST_ERROR_SQLSTATE
+DROP FUNCTION globex.user_count();
+
 -- Choosing a tenant for the rest of the transaction.
 BEGIN;
 SELECT tenancy.set_tenant('globex');
