@@ -145,12 +145,7 @@ pub fn has_unique_on(tbl: pg_sys::Oid, cols: &[String]) -> bool {
 /// `tenancy.describe_schema(schema)` as JSON text.
 pub fn describe_schema(schema: &str) -> String {
     // As the schema's owner, in a security-restricted operation (see _describe_schema).
-    let Some(owner) = role_where(
-        "SELECT r.oid, r.rolname::pg_catalog.text FROM pg_catalog.pg_namespace n \
-         JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner \
-         WHERE n.nspname OPERATOR(pg_catalog.=) $1::pg_catalog.text",
-        schema.into(),
-    ) else {
+    let Some(owner) = owner_of_schema_named(schema) else {
         // No such schema: _describe_schema raises its own error (3F000, or 22004).
         return get_one::<String>(
             "SELECT tenancy._describe_schema($1::pg_catalog.text::pg_catalog.name)::pg_catalog.text",
@@ -213,15 +208,19 @@ pub fn schema_owner(oid: pg_sys::Oid) -> Role {
     .unwrap_or_else(|| missing_schema(&oid.to_u32().to_string()))
 }
 
-/// The owner of the schema named `name`.
-pub fn schema_owner_by_name(name: &str) -> Role {
+/// The owner of the schema named `name`, if there is one.
+fn owner_of_schema_named(name: &str) -> Option<Role> {
     role_where(
         "SELECT r.oid, r.rolname::pg_catalog.text FROM pg_catalog.pg_namespace n \
          JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner \
          WHERE n.nspname OPERATOR(pg_catalog.=) $1::pg_catalog.text",
         name.into(),
     )
-    .unwrap_or_else(|| missing_schema(&quote_ident(name)))
+}
+
+/// The owner of the schema named `name`.
+pub fn schema_owner_by_name(name: &str) -> Role {
+    owner_of_schema_named(name).unwrap_or_else(|| missing_schema(&quote_ident(name)))
 }
 
 fn missing_schema(which: &str) -> ! {
