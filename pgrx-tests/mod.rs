@@ -19,4 +19,5 @@ mod lifecycle;
 mod managed;
 mod migrations;
 mod names;
+mod relink;
 mod trust;
