@@ -19,5 +19,6 @@ mod lifecycle;
 mod managed;
 mod migrations;
 mod names;
+mod relink;
 mod renames;
 mod trust;

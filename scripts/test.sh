@@ -57,6 +57,11 @@ bash tests/integration/hardening.sh
 step "upgrades from every released version (ALTER EXTENSION UPDATE vs a fresh install)"
 bash tests/integration/upgrade.sh
 
+if [ "$PG" = 15 ]; then
+step "pg_upgrade 15 -> 15: tenants, managed and attribute tables, a half-done fleet run survive with no manual step"
+UPGRADE_FROM=15 UPGRADE_TO=15 bash tests/integration/pg_upgrade.sh
+fi
+
 step "benchmark harness (make bench-quick)"
 QUICK=1 bash bench/run.sh
 fi

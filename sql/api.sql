@@ -92,7 +92,7 @@ DECLARE
         '_refuse_transaction_block', '_in_transaction_block', '_record_failure', 'verify',
         '_verify_registry', '_verify_managed', '_verify_deep', '_verify_trust', '_foreign_owned', 'reconcile',
         'add_attribute_tenant', 'remove_attribute_tenant', 'all_tenants', 'current_tenant',
-        'set_tenant', '_embedded_checksums'];
+        'set_tenant', '_embedded_checksums', '_system_identifier', 'relink'];
     author CONSTANT text[] := ARRAY[
         'add_migration', 'repair', 'create_template', 'generate_migration', 'compare_schemas',
         'describe_schema', '_describe_as_owner', '_split_statements', '_embedded_migrations'];

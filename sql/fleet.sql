@@ -284,6 +284,50 @@ CREATE VIEW tenancy.progress AS
     FROM tenancy.fleet_runs AS r
     ORDER BY r.run_id DESC;
 
+-- Each tenant with the OID of its schema in this cluster; everything that reads the registry
+-- reads OIDs here, never from tenancy.tenants directly. Where the registry was written in this
+-- cluster (tenancy.registry_cluster), the registered OID. After a pg_upgrade, until the first
+-- write re-links the registry, the schema that has the tenant's name (or the name it was renamed
+-- to behind pg_tenancy's back); none for a tenant without a schema (dropped behind pg_tenancy's
+-- back), whatever now has its name. Reads only: works for any reader and on a hot standby.
+CREATE VIEW tenancy._tenant_schemas AS
+    SELECT t.schema_name, t.name_key,
+           CASE WHEN h.home OR t.schema_oid IS NULL THEN t.schema_oid
+                ELSE (SELECT n.oid FROM pg_catalog.pg_namespace AS n
+                      WHERE n.nspname OPERATOR(pg_catalog.=) coalesce(t.schema_renamed_to, t.schema_name))
+           END AS schema_oid,
+           t.schema_dropped_at
+    FROM tenancy.tenants AS t
+    CROSS JOIN (SELECT (SELECT c.system_identifier FROM tenancy.registry_cluster AS c)
+                       IS NOT DISTINCT FROM tenancy._system_identifier() AS home) AS h;
+
+-- Schema DDL made outside pg_tenancy (DROP SCHEMA, DROP OWNED, ALTER SCHEMA … RENAME) is noted on
+-- the tenant's row, which pg_upgrade keeps (OIDs it does not). This function runs as the role
+-- running the DDL; tenancy._schema_ddl writes, as the extension's owner, only what the catalog
+-- confirms. At ddl_command_start it only re-links a registry that came across a pg_upgrade, so
+-- that the OIDs the later events report are the registry's.
+CREATE FUNCTION tenancy._schema_ddl_trigger() RETURNS event_trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF TG_EVENT = 'sql_drop' THEN
+        PERFORM tenancy._schema_ddl(ARRAY(SELECT d.objid FROM pg_event_trigger_dropped_objects() AS d
+                                          WHERE d.classid = 'pg_namespace'::regclass));
+    ELSIF TG_EVENT = 'ddl_command_end' THEN
+        PERFORM tenancy._schema_ddl(ARRAY(SELECT d.objid FROM pg_event_trigger_ddl_commands() AS d
+                                          WHERE d.classid = 'pg_namespace'::regclass));
+    ELSE
+        PERFORM tenancy._schema_ddl(ARRAY[]::oid[]);
+    END IF;
+END
+$$;
+CREATE EVENT TRIGGER pg_tenancy_schema_ddl_start ON ddl_command_start
+    WHEN TAG IN ('DROP SCHEMA', 'DROP OWNED', 'ALTER SCHEMA') EXECUTE FUNCTION tenancy._schema_ddl_trigger();
+CREATE EVENT TRIGGER pg_tenancy_schema_dropped ON sql_drop
+    WHEN TAG IN ('DROP SCHEMA', 'DROP OWNED') EXECUTE FUNCTION tenancy._schema_ddl_trigger();
+CREATE EVENT TRIGGER pg_tenancy_schema_altered ON ddl_command_end
+    WHEN TAG IN ('ALTER SCHEMA') EXECUTE FUNCTION tenancy._schema_ddl_trigger();
+
 -- Registry against reality. Cheap checks: missing or renamed schemas, unknown ledger versions,
 -- and tenants whose objects differ from most tenants with the same applied migrations.
 CREATE FUNCTION tenancy._verify_registry() RETURNS TABLE (schema_name name, problem text)
@@ -291,16 +335,18 @@ CREATE FUNCTION tenancy._verify_registry() RETURNS TABLE (schema_name name, prob
     AS $$
     SELECT t.schema_name,
            CASE WHEN EXISTS (SELECT FROM pg_namespace n WHERE n.nspname = t.schema_name)
-                THEN 'the registered schema was dropped and another schema now has its name; tenancy.detach_tenant removes the stale registration'
-                ELSE 'the registered schema no longer exists (dropped behind pg_tenancy''s back); tenancy.detach_tenant removes the registration'
+                THEN format('the registered schema was dropped behind pg_tenancy''s back%s and another schema now has its name; if that schema is the tenant''s (restored by hand, say), tenancy.relink(dry_run => false) links it; tenancy.detach_tenant removes the registration and deletes the tenant''s ledger',
+                            ' at ' || t.schema_dropped_at)
+                ELSE format('the registered schema no longer exists (dropped behind pg_tenancy''s back%s); restore it and run tenancy.relink(dry_run => false), or remove the registration with tenancy.detach_tenant (it deletes the tenant''s ledger)',
+                            ' at ' || t.schema_dropped_at)
            END
-    FROM tenancy.tenants t
+    FROM tenancy._tenant_schemas t
     WHERE NOT EXISTS (SELECT FROM pg_namespace n WHERE n.oid = t.schema_oid)
     UNION ALL
     SELECT t.schema_name,
            format('the schema was renamed to %I behind pg_tenancy''s back; ALTER SCHEMA %I RENAME TO %I puts it back',
                   n.nspname, n.nspname, t.schema_name)
-    FROM tenancy.tenants t JOIN pg_namespace n ON n.oid = t.schema_oid
+    FROM tenancy._tenant_schemas t JOIN pg_namespace n ON n.oid = t.schema_oid
     WHERE n.nspname <> t.schema_name
     UNION ALL
     SELECT l.schema_name, format('the ledger names migration %s_%s, which is not a known tenant migration', l.version, l.name)
@@ -312,7 +358,7 @@ CREATE FUNCTION tenancy._verify_registry() RETURNS TABLE (schema_name name, prob
                 (SELECT string_agg(l.version, ',' ORDER BY l.version) FROM tenancy.ledger l
                  WHERE l.schema_name = t.schema_name) AS applied,
                 s.sig
-         FROM tenancy.tenants t
+         FROM tenancy._tenant_schemas t
          JOIN (SELECT c.relnamespace,
                       md5(string_agg(format('%s:%s:%s', c.relname, c.relkind, a.cols), ';' ORDER BY c.relname)) AS sig
                FROM pg_class c
@@ -322,7 +368,7 @@ CREATE FUNCTION tenancy._verify_registry() RETURNS TABLE (schema_name name, prob
                           FROM pg_attribute a JOIN pg_type ty ON ty.oid = a.atttypid
                           WHERE a.attnum > 0 AND NOT a.attisdropped
                           GROUP BY a.attrelid) a ON a.attrelid = c.oid
-               WHERE c.relnamespace IN (SELECT schema_oid FROM tenancy.tenants)
+               WHERE c.relnamespace IN (SELECT ts.schema_oid FROM tenancy._tenant_schemas ts)
                GROUP BY c.relnamespace) s ON s.relnamespace = t.schema_oid),
      counted AS (
          SELECT applied, sig, count(*) AS n, max(count(*)) OVER (PARTITION BY applied) AS top
@@ -342,7 +388,7 @@ CREATE FUNCTION tenancy._verify_trust() RETURNS TABLE (schema_name name, problem
     AS $$
     WITH tenant AS (
         SELECT t.schema_name, n.oid AS nsp, r.oid AS owner, r.rolname, r.rolsuper
-        FROM tenancy.tenants t
+        FROM tenancy._tenant_schemas t
         JOIN pg_namespace n ON n.oid = t.schema_oid
         JOIN pg_roles r ON r.oid = n.nspowner)
     SELECT t.schema_name,
@@ -368,8 +414,8 @@ CREATE FUNCTION tenancy._verify_trust() RETURNS TABLE (schema_name name, problem
                 JOIN pg_class f ON f.oid = c.conrelid
                 JOIN pg_class s ON s.oid = c.confrelid
                 WHERE c.contype = 'f'
-                  AND f.relnamespace IN (SELECT tt.schema_oid FROM tenancy.tenants tt)
-                  AND s.relnamespace NOT IN (SELECT tt.schema_oid FROM tenancy.tenants tt)) AS k
+                  AND f.relnamespace IN (SELECT tt.schema_oid FROM tenancy._tenant_schemas tt)
+                  AND NOT EXISTS (SELECT FROM tenancy._tenant_schemas tt WHERE tt.schema_oid = s.relnamespace)) AS k
     WHERE NOT has_table_privilege(t.owner, k.confrelid, 'REFERENCES')
     UNION ALL
     SELECT NULL::name,

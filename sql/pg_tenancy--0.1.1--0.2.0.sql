@@ -650,7 +650,7 @@ DECLARE
         '_refuse_transaction_block', '_in_transaction_block', '_record_failure', 'verify',
         '_verify_registry', '_verify_managed', '_verify_deep', '_verify_trust', '_foreign_owned', 'reconcile',
         'add_attribute_tenant', 'remove_attribute_tenant', 'all_tenants', 'current_tenant',
-        'set_tenant', '_embedded_checksums'];
+        'set_tenant', '_embedded_checksums', '_system_identifier', 'relink'];
     author CONSTANT text[] := ARRAY[
         'add_migration', 'repair', 'create_template', 'generate_migration', 'compare_schemas',
         'describe_schema', '_describe_as_owner', '_split_statements', '_embedded_migrations'];
@@ -686,6 +686,205 @@ CREATE FUNCTION tenancy.grant_author(role regrole) RETURNS void
 CREATE OR REPLACE FUNCTION tenancy.grant_admin(role regrole) RETURNS void
     LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
     AS $$ SELECT tenancy._grant(role, 3, 'grant_admin') $$;
+
+-- Issue 13 ("Routine operations never break tenants"), case 1: tenants survive pg_upgrade. The
+-- registry's schema OIDs are trusted only in the cluster that wrote them; hand-made drops and
+-- renames of tenant schemas are noted on the tenant's row by event triggers; tenancy.relink.
+ALTER TABLE tenancy.tenants ALTER COLUMN schema_oid DROP NOT NULL;
+ALTER TABLE tenancy.tenants ADD COLUMN schema_dropped_at timestamptz, ADD COLUMN schema_renamed_to name;
+
+-- The cluster whose schema OIDs tenancy.tenants holds (its system identifier). pg_upgrade copies
+-- this row into a cluster with another identifier and other schema OIDs: read paths then find
+-- each tenant's schema by name and the first write re-links the registry (issue 13). Not dumped:
+-- a restore gets the row of the CREATE EXTENSION it runs, and relink_restored below re-links
+-- the restored rows.
+CREATE TABLE tenancy.registry_cluster (
+    one_row            boolean PRIMARY KEY DEFAULT true CHECK (one_row),
+    system_identifier  bigint  NOT NULL
+);
+INSERT INTO tenancy.registry_cluster (system_identifier)
+    SELECT c.system_identifier FROM pg_catalog.pg_control_system() AS c;
+
+-- pg_restore re-creates the tenant schemas (pre-data) under their names but with new OIDs, then
+-- loads this table's rows with the dumped OIDs. Re-link a row whose OID does not belong to the
+-- schema of its name (or of the name it was renamed to by hand) to the schema that now has that
+-- name, or to none; a row without a schema (dropped behind pg_tenancy's back) stays without one.
+-- Rows written by pg_tenancy itself always match and pass through unchanged.
+CREATE OR REPLACE FUNCTION tenancy._relink_restored_tenant() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF NEW.schema_oid IS NOT NULL AND NOT EXISTS (
+           SELECT FROM pg_namespace n
+           WHERE n.oid = NEW.schema_oid AND n.nspname = coalesce(NEW.schema_renamed_to, NEW.schema_name)) THEN
+        NEW.schema_oid := (SELECT n.oid FROM pg_namespace n
+                           WHERE n.nspname = coalesce(NEW.schema_renamed_to, NEW.schema_name));
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE FUNCTION tenancy."_system_identifier"() RETURNS bigint
+STRICT STABLE PARALLEL SAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'system_identifier_wrapper';
+
+CREATE FUNCTION tenancy."_schema_ddl"("oids" oid[]) RETURNS void
+VOLATILE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'schema_ddl_wrapper';
+
+CREATE FUNCTION tenancy."relink"("dry_run" bool DEFAULT true) RETURNS TABLE ("schema_name" TEXT, "action" TEXT)
+VOLATILE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'relink_wrapper';
+
+-- Each tenant with the OID of its schema in this cluster; everything that reads the registry
+-- reads OIDs here, never from tenancy.tenants directly. Where the registry was written in this
+-- cluster (tenancy.registry_cluster), the registered OID. After a pg_upgrade, until the first
+-- write re-links the registry, the schema that has the tenant's name (or the name it was renamed
+-- to behind pg_tenancy's back); none for a tenant without a schema (dropped behind pg_tenancy's
+-- back), whatever now has its name. Reads only: works for any reader and on a hot standby.
+CREATE VIEW tenancy._tenant_schemas AS
+    SELECT t.schema_name, t.name_key,
+           CASE WHEN h.home OR t.schema_oid IS NULL THEN t.schema_oid
+                ELSE (SELECT n.oid FROM pg_catalog.pg_namespace AS n
+                      WHERE n.nspname OPERATOR(pg_catalog.=) coalesce(t.schema_renamed_to, t.schema_name))
+           END AS schema_oid,
+           t.schema_dropped_at
+    FROM tenancy.tenants AS t
+    CROSS JOIN (SELECT (SELECT c.system_identifier FROM tenancy.registry_cluster AS c)
+                       IS NOT DISTINCT FROM tenancy._system_identifier() AS home) AS h;
+
+-- Schema DDL made outside pg_tenancy (DROP SCHEMA, DROP OWNED, ALTER SCHEMA … RENAME) is noted on
+-- the tenant's row, which pg_upgrade keeps (OIDs it does not). This function runs as the role
+-- running the DDL; tenancy._schema_ddl writes, as the extension's owner, only what the catalog
+-- confirms. At ddl_command_start it only re-links a registry that came across a pg_upgrade, so
+-- that the OIDs the later events report are the registry's.
+CREATE FUNCTION tenancy._schema_ddl_trigger() RETURNS event_trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF TG_EVENT = 'sql_drop' THEN
+        PERFORM tenancy._schema_ddl(ARRAY(SELECT d.objid FROM pg_event_trigger_dropped_objects() AS d
+                                          WHERE d.classid = 'pg_namespace'::regclass));
+    ELSIF TG_EVENT = 'ddl_command_end' THEN
+        PERFORM tenancy._schema_ddl(ARRAY(SELECT d.objid FROM pg_event_trigger_ddl_commands() AS d
+                                          WHERE d.classid = 'pg_namespace'::regclass));
+    ELSE
+        PERFORM tenancy._schema_ddl(ARRAY[]::oid[]);
+    END IF;
+END
+$$;
+CREATE EVENT TRIGGER pg_tenancy_schema_ddl_start ON ddl_command_start
+    WHEN TAG IN ('DROP SCHEMA', 'DROP OWNED', 'ALTER SCHEMA') EXECUTE FUNCTION tenancy._schema_ddl_trigger();
+CREATE EVENT TRIGGER pg_tenancy_schema_dropped ON sql_drop
+    WHEN TAG IN ('DROP SCHEMA', 'DROP OWNED') EXECUTE FUNCTION tenancy._schema_ddl_trigger();
+CREATE EVENT TRIGGER pg_tenancy_schema_altered ON ddl_command_end
+    WHEN TAG IN ('ALTER SCHEMA') EXECUTE FUNCTION tenancy._schema_ddl_trigger();
+
+-- Registry against reality. Cheap checks: missing or renamed schemas, unknown ledger versions,
+-- and tenants whose objects differ from most tenants with the same applied migrations.
+CREATE OR REPLACE FUNCTION tenancy._verify_registry() RETURNS TABLE (schema_name name, problem text)
+    LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT t.schema_name,
+           CASE WHEN EXISTS (SELECT FROM pg_namespace n WHERE n.nspname = t.schema_name)
+                THEN format('the registered schema was dropped behind pg_tenancy''s back%s and another schema now has its name; if that schema is the tenant''s (restored by hand, say), tenancy.relink(dry_run => false) links it; tenancy.detach_tenant removes the registration and deletes the tenant''s ledger',
+                            ' at ' || t.schema_dropped_at)
+                ELSE format('the registered schema no longer exists (dropped behind pg_tenancy''s back%s); restore it and run tenancy.relink(dry_run => false), or remove the registration with tenancy.detach_tenant (it deletes the tenant''s ledger)',
+                            ' at ' || t.schema_dropped_at)
+           END
+    FROM tenancy._tenant_schemas t
+    WHERE NOT EXISTS (SELECT FROM pg_namespace n WHERE n.oid = t.schema_oid)
+    UNION ALL
+    SELECT t.schema_name,
+           format('the schema was renamed to %I behind pg_tenancy''s back; ALTER SCHEMA %I RENAME TO %I puts it back',
+                  n.nspname, n.nspname, t.schema_name)
+    FROM tenancy._tenant_schemas t JOIN pg_namespace n ON n.oid = t.schema_oid
+    WHERE n.nspname <> t.schema_name
+    UNION ALL
+    SELECT l.schema_name, format('the ledger names migration %s_%s, which is not a known tenant migration', l.version, l.name)
+    FROM tenancy.ledger l
+    WHERE NOT EXISTS (SELECT FROM tenancy.migrations m WHERE m.version = l.version)
+    UNION ALL
+    (WITH shape AS (
+         SELECT t.schema_name,
+                (SELECT string_agg(l.version, ',' ORDER BY l.version) FROM tenancy.ledger l
+                 WHERE l.schema_name = t.schema_name) AS applied,
+                s.sig
+         FROM tenancy._tenant_schemas t
+         JOIN (SELECT c.relnamespace,
+                      md5(string_agg(format('%s:%s:%s', c.relname, c.relkind, a.cols), ';' ORDER BY c.relname)) AS sig
+               FROM pg_class c
+               LEFT JOIN (SELECT a.attrelid,
+                                 string_agg(format('%s %s%s', a.attname, ty.typname, CASE WHEN a.attnotnull THEN '!' END),
+                                            ',' ORDER BY a.attnum) AS cols
+                          FROM pg_attribute a JOIN pg_type ty ON ty.oid = a.atttypid
+                          WHERE a.attnum > 0 AND NOT a.attisdropped
+                          GROUP BY a.attrelid) a ON a.attrelid = c.oid
+               WHERE c.relnamespace IN (SELECT ts.schema_oid FROM tenancy._tenant_schemas ts)
+               GROUP BY c.relnamespace) s ON s.relnamespace = t.schema_oid),
+     counted AS (
+         SELECT applied, sig, count(*) AS n, max(count(*)) OVER (PARTITION BY applied) AS top
+         FROM shape GROUP BY applied, sig)
+     SELECT s.schema_name,
+            format('its tables, columns or indexes differ from those of %s other tenants with the same applied migrations', c.top)
+     FROM shape s JOIN counted c ON c.applied IS NOT DISTINCT FROM s.applied AND c.sig = s.sig
+     WHERE c.n < c.top)
+$$;
+
+-- Trust (SECURITY.md): tenants whose migrations would run as a superuser, objects not owned by
+-- the tenant's owner (tables a migration created before 0.2.0 belong to whoever ran it), shared
+-- tables that tenant foreign keys reference but the tenant's owner may not reference, and
+-- registered migrations whose text no longer matches its checksum (edited outside add_migration).
+CREATE OR REPLACE FUNCTION tenancy._verify_trust() RETURNS TABLE (schema_name name, problem text)
+    LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+    AS $$
+    WITH tenant AS (
+        SELECT t.schema_name, n.oid AS nsp, r.oid AS owner, r.rolname, r.rolsuper
+        FROM tenancy._tenant_schemas t
+        JOIN pg_namespace n ON n.oid = t.schema_oid
+        JOIN pg_roles r ON r.oid = n.nspowner)
+    SELECT t.schema_name,
+           format('owned by superuser %I: its migrations run with superuser rights; give it an ordinary owner (ALTER SCHEMA %I OWNER TO <role>, then tenancy.reconcile(dry_run => false, fix_owners => true))',
+                  t.rolname, t.schema_name)
+    FROM tenant t WHERE t.rolsuper
+    UNION ALL
+    SELECT t.schema_name,
+           format('%s of its objects are not owned by the tenant''s owner %I (first: %s); tenancy.reconcile(dry_run => false, fix_owners => true) gives them to it',
+                  o.n, t.rolname, o.first)
+    FROM tenant t
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS n, min(x.what) AS first
+        FROM tenancy._foreign_owned(t.nsp, t.owner) AS x) AS o
+    WHERE o.n > 0
+    UNION ALL
+    SELECT t.schema_name,
+           format('its owner %I lacks REFERENCES on %s, which tenant foreign keys reference; GRANT REFERENCES ON %s TO %I',
+                  t.rolname, k.confrelid::regclass, k.confrelid::regclass, t.rolname)
+    FROM tenant t
+    CROSS JOIN (SELECT DISTINCT c.confrelid
+                FROM pg_constraint c
+                JOIN pg_class f ON f.oid = c.conrelid
+                JOIN pg_class s ON s.oid = c.confrelid
+                WHERE c.contype = 'f'
+                  AND f.relnamespace IN (SELECT tt.schema_oid FROM tenancy._tenant_schemas tt)
+                  AND NOT EXISTS (SELECT FROM tenancy._tenant_schemas tt WHERE tt.schema_oid = s.relnamespace)) AS k
+    WHERE NOT has_table_privilege(t.owner, k.confrelid, 'REFERENCES')
+    UNION ALL
+    SELECT NULL::name,
+           format('registered migration %s_%s: its text was changed outside tenancy.add_migration (it no longer matches its checksum); tenants that still need it cannot migrate until its original text is restored',
+                  m.version, m.name)
+    FROM tenancy.registered_migrations m
+    WHERE encode(sha256(convert_to(m.sql, 'UTF8')), 'hex') <> m.checksum
+$$;
+
+REVOKE ALL ON FUNCTION tenancy._system_identifier(), tenancy.relink(boolean),
+    tenancy._schema_ddl_trigger() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tenancy._schema_ddl(oid[]) TO PUBLIC;
 
 -- Privileges. Nobody but the extension's owner writes the registry tables any more; every role
 -- that held rights on pg_tenancy (given by grant_admin before) gets grant_admin's new set.

@@ -16,3 +16,5 @@ GRANT EXECUTE ON FUNCTION tenancy._describe_schema(name), tenancy._tenantize(tex
 -- statement) or migration texts (_embedded_migrations, tenancy.registered_migrations).
 GRANT SELECT ON tenancy.migrations, tenancy.managed_tables, tenancy.attribute_tenants TO PUBLIC;
 GRANT SELECT (schema_name, name_key, schema_oid, registered_at, failed_at) ON tenancy.tenants TO PUBLIC;
+-- The schema event triggers call it as whoever runs the DDL; it records only what the catalog confirms.
+GRANT EXECUTE ON FUNCTION tenancy._schema_ddl(oid[]) TO PUBLIC;

@@ -1,16 +1,22 @@
 -- pg_tenancy catalog: the tenant registry, the per-tenant ledger, and registered migrations.
 -- Runs first (bootstrap). Every object is schema-qualified.
 
--- One row per tenant. schema_oid identifies the schema (a rename does not change it);
--- name_key is the name ignoring case, unique so that 'Org_1' and 'org_1' cannot both be tenants.
+-- One row per tenant. schema_oid identifies the schema (a rename does not change it) within the
+-- cluster of tenancy.registry_cluster (pg_upgrade does not keep schema OIDs); NULL when the
+-- tenant has no schema (dropped behind pg_tenancy's back). name_key is the name ignoring case,
+-- unique so that 'Org_1' and 'org_1' cannot both be tenants.
 CREATE TABLE tenancy.tenants (
     schema_name    name        PRIMARY KEY,
     name_key       text        NOT NULL UNIQUE,
-    schema_oid     oid         NOT NULL UNIQUE,
+    schema_oid     oid         UNIQUE,
     registered_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
     -- the last migrate_all failure, cleared when the tenant next migrates successfully
     last_error     text,
-    failed_at      timestamptz
+    failed_at      timestamptz,
+    -- noted by the schema event triggers (sql/fleet.sql) on DDL made outside pg_tenancy, so that
+    -- it survives pg_upgrade: when the schema was dropped, and the name it was renamed to
+    schema_dropped_at  timestamptz,
+    schema_renamed_to  name
 );
 COMMENT ON TABLE tenancy.tenants IS 'pg_tenancy: registered tenants (one schema each)';
 
@@ -45,6 +51,18 @@ COMMENT ON TABLE tenancy.registered_migrations IS 'pg_tenancy: tenant migrations
 SELECT pg_catalog.pg_extension_config_dump('tenancy.tenants', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.ledger', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.registered_migrations', '');
+
+-- The cluster whose schema OIDs tenancy.tenants holds (its system identifier). pg_upgrade copies
+-- this row into a cluster with another identifier and other schema OIDs: read paths then find
+-- each tenant's schema by name and the first write re-links the registry (issue 13). Not dumped:
+-- a restore gets the row of the CREATE EXTENSION it runs, and relink_restored below re-links
+-- the restored rows.
+CREATE TABLE tenancy.registry_cluster (
+    one_row            boolean PRIMARY KEY DEFAULT true CHECK (one_row),
+    system_identifier  bigint  NOT NULL
+);
+INSERT INTO tenancy.registry_cluster (system_identifier)
+    SELECT c.system_identifier FROM pg_catalog.pg_control_system() AS c;
 
 -- Managed tables: the template that names each row's tenant, and what the triggers do.
 CREATE TABLE tenancy.managed_table_settings (
@@ -120,14 +138,18 @@ SELECT pg_catalog.pg_extension_config_dump('tenancy.attribute_tenants', '');
 
 -- pg_restore re-creates the tenant schemas (pre-data) under their names but with new OIDs, then
 -- loads this table's rows with the dumped OIDs. Re-link a row whose OID does not belong to the
--- schema of its name to the schema that now has the name; rows written by pg_tenancy itself
--- always match and pass through unchanged.
+-- schema of its name (or of the name it was renamed to by hand) to the schema that now has that
+-- name, or to none; a row without a schema (dropped behind pg_tenancy's back) stays without one.
+-- Rows written by pg_tenancy itself always match and pass through unchanged.
 CREATE FUNCTION tenancy._relink_restored_tenant() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
     AS $$
 BEGIN
-    IF NOT EXISTS (SELECT FROM pg_namespace n WHERE n.oid = NEW.schema_oid AND n.nspname = NEW.schema_name) THEN
-        NEW.schema_oid := coalesce((SELECT n.oid FROM pg_namespace n WHERE n.nspname = NEW.schema_name), NEW.schema_oid);
+    IF NEW.schema_oid IS NOT NULL AND NOT EXISTS (
+           SELECT FROM pg_namespace n
+           WHERE n.oid = NEW.schema_oid AND n.nspname = coalesce(NEW.schema_renamed_to, NEW.schema_name)) THEN
+        NEW.schema_oid := (SELECT n.oid FROM pg_namespace n
+                           WHERE n.nspname = coalesce(NEW.schema_renamed_to, NEW.schema_name));
     END IF;
     RETURN NEW;
 END

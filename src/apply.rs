@@ -15,6 +15,8 @@
 use std::cmp::Ordering;
 use std::time::Instant;
 
+use pgrx::pg_sys;
+
 use crate::db::catalog;
 use crate::db::identity;
 use crate::db::known_set;
@@ -48,6 +50,9 @@ pub fn lock(t: &Tenant) -> Tenant {
 
 /// [`lock`], also telling whether the tenant has a recorded fleet failure to clear.
 fn lock_and_check(t: &Tenant) -> (Tenant, bool) {
+    if t.oid == pg_sys::InvalidOid {
+        raise(no_schema_error(&t.name))
+    }
     registry::lock_tenant(t.oid);
     let Some(locked) = registry::locked_tenant(t.oid) else {
         raise(
@@ -71,14 +76,32 @@ fn lock_and_check(t: &Tenant) -> (Tenant, bool) {
             )
             .hint("Rename it back with ALTER SCHEMA, or use tenancy.rename_tenant for renames."),
         ),
-        None => raise(
-            TenancyError::new(
-                SqlState::InvalidSchemaName,
-                format!("schema of tenant {} no longer exists", quote_ident(&locked.tenant.name)),
-            )
-            .hint("It was dropped behind pg_tenancy's back; tenancy.detach_tenant removes the registration."),
-        ),
+        None => raise(no_schema_error(&locked.tenant.name)),
     }
+}
+
+/// A tenant whose registered schema is gone (dropped behind pg_tenancy's back, or not found when
+/// the registry was re-linked after a `pg_upgrade`). Never a bare pointer to `detach_tenant`,
+/// which deletes the tenant's ledger.
+fn no_schema_error(name: &str) -> TenancyError {
+    let replaced = crate::db::catalog::schema_oid(name).is_some();
+    TenancyError::new(
+        SqlState::InvalidSchemaName,
+        if replaced {
+            format!(
+                "schema of tenant {} was dropped behind pg_tenancy's back; the schema now named {} is another one",
+                quote_ident(name),
+                quote_ident(name)
+            )
+        } else {
+            format!("schema of tenant {} no longer exists", quote_ident(name))
+        },
+    )
+    .hint(if replaced {
+        "If that schema is the tenant's (restored by hand, say), SELECT * FROM tenancy.relink(dry_run => false) links it. tenancy.detach_tenant removes the registration and deletes the tenant's ledger."
+    } else {
+        "It was dropped behind pg_tenancy's back: restore the schema and run SELECT * FROM tenancy.relink(dry_run => false), or remove the registration with tenancy.detach_tenant (it deletes the tenant's ledger)."
+    })
 }
 
 /// `search_path` for running a tenant's migrations or for `set_tenant`: the tenant, then the

@@ -50,7 +50,9 @@ extension_sql_file!(
         api::fleet::refuse_transaction_block,
         api::fleet::verify_managed,
         api::fleet::record_failure,
-        api::generator::verify_deep
+        api::generator::verify_deep,
+        api::relink::system_identifier,
+        api::relink::schema_ddl
     ]
 );
 extension_sql_file!(

@@ -127,7 +127,7 @@ pub fn reconcile_owners(
 /// a superuser has). One row per tenant with such objects.
 fn give_objects_to_owners(dry_run: bool) -> Vec<(String, String)> {
     let rows = spi::rows_text_text(
-        "SELECT t.schema_name::pg_catalog.text, x.fix FROM tenancy.tenants t \
+        "SELECT t.schema_name::pg_catalog.text, x.fix FROM tenancy._tenant_schemas t \
          JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) t.schema_oid \
          CROSS JOIN LATERAL tenancy._foreign_owned(n.oid, n.nspowner) AS x ORDER BY 1",
     );

@@ -283,12 +283,14 @@ pub fn rename(old: &str, new: &str) {
     }
     let t = apply::lock(&t);
     refuse_text_references(&t.name, new, t.oid);
+    // The registry first: the ALTER SCHEMA event trigger then finds the schema under its
+    // registered name and notes nothing (it notes only renames made behind pg_tenancy's back).
+    registry::rename(&t.name, new, &names::fold(new));
     spi::run(&format!(
         "ALTER SCHEMA {} RENAME TO {}",
         quote_ident(&t.name),
         quote_ident(new)
     ));
-    registry::rename(t.oid, new, &names::fold(new));
 }
 
 #[pg_extern(volatile, name = "_rename_tenant")]
@@ -319,7 +321,7 @@ pub fn detach(name: &str) {
         }
     }
     registry::lock_tenant(t.oid);
-    registry::delete(t.oid);
+    registry::delete(&t.name);
 }
 
 #[pg_extern(volatile)]
@@ -332,7 +334,7 @@ fn detach_tenant(schema: Option<&str>) {
 pub fn drop(name: &str) {
     let Some(oid) = catalog::schema_oid(name) else {
         let hint = if registry::tenant_by_name(name).is_some() {
-            "The tenant is registered but its schema is gone; tenancy.detach_tenant removes the registration."
+            "The tenant is registered but its schema is gone; tenancy.detach_tenant removes the registration and deletes the tenant's ledger."
         } else {
             "SELECT * FROM tenancy.all_tenants() lists the tenants."
         };
@@ -351,7 +353,7 @@ pub fn drop(name: &str) {
                 SqlState::ObjectNotInPrerequisiteState,
                 format!("schema {} is not the schema registered for tenant {}: it was replaced behind pg_tenancy's back", quote_ident(name), quote_ident(name)),
             )
-            .hint("Nothing was dropped. Inspect the schema and use DROP SCHEMA yourself if it must go; tenancy.detach_tenant removes the stale registration."),
+            .hint("Nothing was dropped. If that schema is the tenant's (restored by hand, say), SELECT * FROM tenancy.relink(dry_run => false) links it; otherwise inspect it and use DROP SCHEMA yourself. tenancy.detach_tenant removes the stale registration and deletes the tenant's ledger."),
             None => TenancyError::new(
                 SqlState::UndefinedObject,
                 format!("schema {} is not a registered tenant; tenancy.drop_tenant only drops tenants", quote_ident(name)),
@@ -361,12 +363,13 @@ pub fn drop(name: &str) {
         raise(e)
     };
     let t = apply::lock(&t);
+    // Unregistered first: the DROP SCHEMA event trigger then finds no tenant to mark dropped.
+    registry::delete(&t.name);
     // The cascade lists every object of the tenant as a NOTICE; that is noise here.
     let saved = spi::current_setting("client_min_messages").unwrap_or_default();
     spi::set_config("client_min_messages", "warning", true);
     spi::run(&format!("DROP SCHEMA {} CASCADE", quote_ident(&t.name)));
     spi::set_config("client_min_messages", &saved, true);
-    registry::delete(t.oid);
 }
 
 #[pg_extern(volatile)]

@@ -9,3 +9,4 @@ pub mod generator;
 pub mod lifecycle;
 pub mod managed;
 pub mod migrations;
+pub mod relink;

@@ -12,18 +12,43 @@ use crate::db::report::OrRaise;
 use crate::db::spi::get_one;
 use crate::rules::migration_set::Migration;
 
-/// A registered tenant.
+/// A registered tenant. `oid` is the OID of its schema in this cluster, `InvalidOid` when it has
+/// none (dropped behind pg_tenancy's back, or missing when the registry was re-linked).
 #[derive(Clone, Debug)]
 pub struct Tenant {
     pub name: String,
     pub oid: pg_sys::Oid,
 }
 
+/// Whether the catalog has what issue 13 added (`tenancy._tenant_schemas`, the cluster the OIDs
+/// belong to). A 0.1.x catalog does not, while the new library runs before `ALTER EXTENSION
+/// UPDATE` (see `api::compat`): its OIDs are then used as they are, as 0.1.x did.
+fn has_relink_catalog() -> bool {
+    // SAFETY: syscache lookups by name; missing_ok.
+    unsafe {
+        let nsp = pg_sys::get_namespace_oid(c"tenancy".as_ptr(), true);
+        nsp != pg_sys::InvalidOid
+            && pg_sys::get_relname_relid(c"_tenant_schemas".as_ptr(), nsp) != pg_sys::InvalidOid
+    }
+}
+
+/// The system identifier of this cluster (`pg_control_system()`), which `pg_upgrade` and a new
+/// `initdb` change and physical replicas share.
+pub fn system_identifier() -> i64 {
+    // SAFETY: reads the control file's copy in shared memory.
+    unsafe { pg_sys::GetSystemIdentifier() as i64 }
+}
+
 fn tenant_where(cond: &str, arg: DatumWithOid) -> Option<Tenant> {
     as_extension_owner(|| {
-        let q = format!(
-            "SELECT schema_name::pg_catalog.text, schema_oid FROM tenancy.tenants WHERE {cond}"
-        );
+        // Read paths resolve through tenancy._tenant_schemas: the registered OID where it was
+        // written in this cluster, else the schema of the tenant's name. Nothing is written.
+        let from = if has_relink_catalog() {
+            "tenancy._tenant_schemas"
+        } else {
+            "tenancy.tenants"
+        };
+        let q = format!("SELECT schema_name::pg_catalog.text, schema_oid FROM {from} WHERE {cond}");
         Spi::connect_mut(|c| {
             let t = c.update(q.as_str(), Some(1), &[arg]).or_raise();
             if t.is_empty() {
@@ -32,9 +57,150 @@ fn tenant_where(cond: &str, arg: DatumWithOid) -> Option<Tenant> {
             let (name, oid) = t.first().get_two::<String, pg_sys::Oid>().or_raise();
             Some(Tenant {
                 name: name?,
-                oid: oid?,
+                oid: oid.unwrap_or(pg_sys::InvalidOid),
             })
         })
+    })
+}
+
+/// Whether the registered OIDs were written in this cluster (always, on a 0.1.x catalog).
+pub fn oids_are_home() -> bool {
+    if !has_relink_catalog() {
+        return true;
+    }
+    as_extension_owner(|| {
+        get_one::<bool>(
+            "SELECT (SELECT c.system_identifier FROM tenancy.registry_cluster c) \
+                    IS NOT DISTINCT FROM $1::pg_catalog.int8",
+            &[system_identifier().into()],
+        )
+        .unwrap_or(false)
+    })
+}
+
+/// Write paths call this first: when the registered OIDs were written in another cluster (the
+/// registry came across a `pg_upgrade`), re-link every tenant to the schema of its name (or of
+/// the name it was renamed to by hand), leave the tenants whose schema was dropped behind
+/// pg_tenancy's back unlinked, and record this cluster. Once, under a lock, as the extension's
+/// owner; a no-op (one read of a one-row table) otherwise.
+pub fn relink_if_moved() {
+    if oids_are_home() {
+        return;
+    }
+    as_extension_owner(|| {
+        const TENANCY_RELINK_LOCK: i64 = 0x7465_6e61_7265_6c6b; // "tenarelk"
+        Spi::run_with_args(
+            "SELECT pg_catalog.pg_advisory_xact_lock($1)",
+            &[TENANCY_RELINK_LOCK.into()],
+        )
+        .or_raise();
+    });
+    // A fresh snapshot: another session may have re-linked while this one waited.
+    if oids_are_home() {
+        return;
+    }
+    as_extension_owner(|| {
+        // Two steps: an old OID may be a new schema's OID, and schema_oid is unique.
+        // A tenant without a schema (NULL: dropped behind pg_tenancy's back) stays without one.
+        let linked: Vec<String> = Spi::connect_mut(|c| {
+            c.update(
+                "UPDATE tenancy.tenants SET schema_oid = NULL WHERE schema_oid IS NOT NULL \
+                 RETURNING schema_name::pg_catalog.text",
+                None,
+                &[],
+            )
+            .or_raise()
+            .map(|r| r.get::<String>(1).or_raise().unwrap_or_default())
+            .collect()
+        });
+        Spi::run_with_args(
+            "UPDATE tenancy.tenants t SET schema_oid = n.oid FROM pg_catalog.pg_namespace n \
+             WHERE t.schema_name OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.text[]) \
+               AND n.nspname OPERATOR(pg_catalog.=) coalesce(t.schema_renamed_to, t.schema_name)",
+            &[linked.into()],
+        )
+        .or_raise();
+        Spi::run_with_args(
+            "INSERT INTO tenancy.registry_cluster (system_identifier) VALUES ($1) \
+             ON CONFLICT (one_row) DO UPDATE SET system_identifier = excluded.system_identifier",
+            &[system_identifier().into()],
+        )
+        .or_raise();
+    })
+}
+
+/// What DDL did to tenant schemas, as the catalog shows it now (the event triggers of
+/// `sql/fleet.sql` pass the OIDs of the schemas a `DROP SCHEMA`, `DROP OWNED` or `ALTER SCHEMA`
+/// touched). For each registered OID: gone → the tenant is marked dropped and unlinked; renamed →
+/// the new name is noted; back under its registered name → the note is cleared. Only what the
+/// catalog confirms is written, so any caller may pass any OIDs.
+pub fn note_schema_changes(oids: &[pg_sys::Oid]) {
+    relink_if_moved();
+    if oids.is_empty() {
+        return;
+    }
+    as_extension_owner(|| {
+        Spi::run_with_args(
+            "UPDATE tenancy.tenants t SET schema_oid = NULL, schema_renamed_to = NULL, \
+                    schema_dropped_at = pg_catalog.now() \
+             WHERE t.schema_oid OPERATOR(pg_catalog.=) ANY ($1) \
+               AND NOT EXISTS (SELECT FROM pg_catalog.pg_namespace n WHERE n.oid OPERATOR(pg_catalog.=) t.schema_oid)",
+            &[oids.to_vec().into()],
+        )
+        .or_raise();
+        Spi::run_with_args(
+            "UPDATE tenancy.tenants t \
+                SET schema_renamed_to = CASE WHEN n.nspname OPERATOR(pg_catalog.=) t.schema_name THEN NULL ELSE n.nspname END \
+             FROM pg_catalog.pg_namespace n \
+             WHERE n.oid OPERATOR(pg_catalog.=) t.schema_oid AND t.schema_oid OPERATOR(pg_catalog.=) ANY ($1) \
+               AND t.schema_renamed_to IS DISTINCT FROM \
+                   CASE WHEN n.nspname OPERATOR(pg_catalog.=) t.schema_name THEN NULL ELSE n.nspname END",
+            &[oids.to_vec().into()],
+        )
+        .or_raise();
+    })
+}
+
+/// Tenants whose registered schema is gone while a schema that is no other tenant's has the
+/// tenant's name: (name, registered OID or NULL, OID of the schema of that name, when the
+/// registered one was seen dropped). What `tenancy.relink` reports and, when asked, links.
+pub fn relink_candidates() -> Vec<(String, Option<pg_sys::Oid>, pg_sys::Oid, Option<String>)> {
+    as_extension_owner(|| {
+        Spi::connect_mut(|c| {
+            c.update(
+                "SELECT t.schema_name::pg_catalog.text, t.schema_oid, n.oid, t.schema_dropped_at::pg_catalog.text \
+                 FROM tenancy._tenant_schemas t JOIN pg_catalog.pg_namespace n ON n.nspname OPERATOR(pg_catalog.=) t.schema_name \
+                 WHERE t.schema_oid IS DISTINCT FROM n.oid \
+                   AND NOT EXISTS (SELECT FROM pg_catalog.pg_namespace m WHERE m.oid OPERATOR(pg_catalog.=) t.schema_oid) \
+                   AND NOT EXISTS (SELECT FROM tenancy._tenant_schemas o WHERE o.schema_oid OPERATOR(pg_catalog.=) n.oid) \
+                 ORDER BY 1",
+                None,
+                &[],
+            )
+            .or_raise()
+            .map(|r| {
+                (
+                    r.get::<String>(1).or_raise().unwrap_or_default(),
+                    r.get::<pg_sys::Oid>(2).or_raise(),
+                    r.get::<pg_sys::Oid>(3).or_raise().unwrap_or(pg_sys::InvalidOid),
+                    r.get::<String>(4).or_raise(),
+                )
+            })
+            .collect()
+        })
+    })
+}
+
+/// Links a tenant to `oid` (the schema that has its name, no other tenant's), clearing what was
+/// noted about its schema.
+pub fn link(name: &str, oid: pg_sys::Oid) {
+    as_extension_owner(|| {
+        Spi::run_with_args(
+            "UPDATE tenancy.tenants SET schema_oid = $2, schema_dropped_at = NULL, schema_renamed_to = NULL \
+             WHERE schema_name OPERATOR(pg_catalog.=) $1::pg_catalog.text",
+            &[name.into(), oid.into()],
+        )
+        .or_raise();
     })
 }
 
@@ -90,6 +256,7 @@ pub fn tenant_by_key(key: &str) -> Option<Tenant> {
 }
 
 pub fn insert(name: &str, key: &str, oid: pg_sys::Oid) {
+    relink_if_moved();
     as_extension_owner(|| {
         Spi::run_with_args(
             "INSERT INTO tenancy.tenants (schema_name, name_key, schema_oid) VALUES ($1, $2, $3)",
@@ -100,22 +267,25 @@ pub fn insert(name: &str, key: &str, oid: pg_sys::Oid) {
 }
 
 /// Renames in the registry; the ledger follows through its `ON UPDATE CASCADE` key.
-pub fn rename(oid: pg_sys::Oid, new_name: &str, new_key: &str) {
+pub fn rename(old_name: &str, new_name: &str, new_key: &str) {
+    relink_if_moved();
     as_extension_owner(|| {
         Spi::run_with_args(
-            "UPDATE tenancy.tenants SET schema_name = $2, name_key = $3 WHERE schema_oid OPERATOR(pg_catalog.=) $1",
-            &[oid.into(), new_name.into(), new_key.into()],
+            "UPDATE tenancy.tenants SET schema_name = $2, name_key = $3 WHERE schema_name OPERATOR(pg_catalog.=) $1::pg_catalog.text",
+            &[old_name.into(), new_name.into(), new_key.into()],
         )
         .or_raise()
     })
 }
 
-/// Unregisters; the ledger rows go with it (`ON DELETE CASCADE`).
-pub fn delete(oid: pg_sys::Oid) {
+/// Unregisters (by name: a tenant without a schema has no OID); the ledger rows go with it
+/// (`ON DELETE CASCADE`).
+pub fn delete(name: &str) {
+    relink_if_moved();
     as_extension_owner(|| {
         Spi::run_with_args(
-            "DELETE FROM tenancy.tenants WHERE schema_oid OPERATOR(pg_catalog.=) $1",
-            &[oid.into()],
+            "DELETE FROM tenancy.tenants WHERE schema_name OPERATOR(pg_catalog.=) $1::pg_catalog.text",
+            &[name.into()],
         )
         .or_raise()
     })
@@ -286,7 +456,11 @@ pub fn insert_registered(m: &Migration) {
 
 /// Serialises everything done to one tenant (migrate, rename, drop) until the transaction ends.
 /// Keyed by the schema's OID, which a rename does not change.
+///
+/// Every write path locks a tenant (or inserts one) first, so this is where a registry that came
+/// across a `pg_upgrade` is re-linked ([`relink_if_moved`]), before any tenant lock is held.
 pub fn lock_tenant(oid: pg_sys::Oid) {
+    relink_if_moved();
     as_extension_owner(|| {
         const TENANCY_LOCK_CLASS: i32 = 0x7465_6e61; // "tena"
         Spi::run_with_args(
