@@ -157,7 +157,147 @@ mod tests {
         assert_eq!(count("SELECT * FROM tenancy.verify()"), 0);
         assert_eq!(
             strings("SELECT schema_name || ': ' || problem FROM tenancy.verify(deep => true)"),
-            vec!["b: table projects: differs"]
+            vec!["b: table projects: column archived: default true in the tenant, false in what its migrations produce"]
         );
+    }
+
+    /// Issue 13 case 6: a partitioned table with partitions, an index, a check and a trigger on
+    /// the parent, and `@tenant@` inside string literals of a plpgsql body, a view, a check
+    /// constraint and trigger arguments.
+    const EVENTS: &str = r#"
+CREATE TABLE events (id bigint NOT NULL, at date NOT NULL DEFAULT current_date, kind text,
+    PRIMARY KEY (id, at), CONSTRAINT events_kind_check CHECK (kind IS DISTINCT FROM '@tenant@'))
+    PARTITION BY RANGE (at);
+CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+CREATE INDEX events_kind_idx ON events (kind);
+CREATE FUNCTION whose_events() RETURNS text LANGUAGE plpgsql STABLE AS $f$
+BEGIN
+    RETURN '@tenant@' || ': ' || (SELECT count(*) FROM @tenant@.events);
+END $f$;
+CREATE VIEW tenant_label AS SELECT '@tenant@'::text AS label;
+CREATE FUNCTION stamp() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN NEW.kind := coalesce(NEW.kind, TG_ARGV[0]); RETURN NEW; END $f$;
+CREATE TRIGGER events_stamp BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION stamp('@tenant@');
+"#;
+
+    #[pg_test]
+    fn generator_unedited_partitioned_template_gives_nothing_to_do() {
+        setup();
+        let owner = tenant_owner();
+        run(&format!(
+            "SELECT tenancy.add_migration('0090', 'events', {})",
+            lit(EVENTS)
+        ));
+        run(&format!(
+            "SELECT tenancy.create_tenant('ev_a', owner => '{owner}')"
+        ));
+        run("SELECT tenancy.create_template('tpl')");
+        let generated = one::<String>("SELECT tenancy.generate_migration('tpl')").unwrap();
+        assert!(generated.contains("nothing to do"), "{generated}");
+        assert_eq!(
+            strings("SELECT schema_name || ': ' || problem FROM tenancy.verify(deep => true)"),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            strings("SELECT object || ': ' || difference FROM tenancy.compare_schemas('tpl', 'ev_a')"),
+            Vec::<String>::new()
+        );
+        // The tenant's literals hold its own name.
+        assert_eq!(
+            one::<String>("SELECT ev_a.whose_events()").unwrap(),
+            "\"ev_a\": 0"
+        );
+    }
+
+    #[pg_test]
+    fn generator_partitioned_tables_round_trip() {
+        setup();
+        let owner = tenant_owner();
+        run(&format!(
+            "SELECT tenancy.add_migration('0090', 'events', {})",
+            lit(EVENTS)
+        ));
+        run(&format!(
+            "SELECT tenancy.create_tenant('ev_old', owner => '{owner}')"
+        ));
+        run("SELECT tenancy.create_template('tpl')");
+        run("SET LOCAL search_path = tpl, public");
+        for ddl in [
+            "CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01')",
+            "ALTER TABLE events ADD COLUMN source text DEFAULT 'web'",
+            "ALTER TABLE events ALTER COLUMN kind TYPE varchar(40)",
+            "ALTER TABLE events_2024 ALTER COLUMN source SET DEFAULT 'import'",
+            "CREATE INDEX events_at_idx ON events (at)",
+            "CREATE TABLE logs (id bigint, region text NOT NULL, PRIMARY KEY (id, region)) PARTITION BY LIST (region)",
+            "CREATE TABLE logs_eu PARTITION OF logs FOR VALUES IN ('eu') PARTITION BY HASH (id)",
+            "CREATE TABLE logs_eu_0 PARTITION OF logs_eu FOR VALUES WITH (MODULUS 2, REMAINDER 0)",
+            "CREATE TABLE logs_eu_1 PARTITION OF logs_eu FOR VALUES WITH (MODULUS 2, REMAINDER 1)",
+            "CREATE TABLE logs_rest PARTITION OF logs DEFAULT",
+            "CREATE INDEX logs_region_idx ON logs (region)",
+            "CREATE TABLE event_notes (id bigint PRIMARY KEY, event_id bigint, event_at date,
+               FOREIGN KEY (event_id, event_at) REFERENCES events (id, at) ON DELETE CASCADE)",
+        ] {
+            run(ddl);
+        }
+        run("RESET search_path");
+        let generated = round_trip("tpl");
+        assert!(!generated.contains("tpl"), "{generated}");
+        assert!(
+            generated.contains("CREATE TABLE \"events_2025\" PARTITION OF \"events\" FOR VALUES FROM ('2025-01-01') TO ('2026-01-01')"),
+            "{generated}"
+        );
+        // A tenant that already had the partitioned table gets there too.
+        run("SELECT tenancy.migrate_tenant('ev_old')");
+        assert_eq!(
+            strings("SELECT object || ': ' || difference FROM tenancy.compare_schemas('tpl', 'ev_old')"),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            strings("SELECT schema_name || ': ' || problem FROM tenancy.verify(deep => true) WHERE schema_name = 'ev_old'"),
+            Vec::<String>::new()
+        );
+        run("INSERT INTO ev_old.events (id, at) VALUES (1, '2025-06-01')");
+        assert_eq!(
+            one::<String>("SELECT kind || '/' || source FROM ev_old.events_2025").unwrap(),
+            "\"ev_old\"/web"
+        );
+    }
+
+    #[pg_test]
+    fn compare_schemas_says_what_differs() {
+        setup();
+        run("SELECT tenancy.create_tenant('cmp_a'), tenancy.create_tenant('cmp_b')");
+        run("SET LOCAL search_path = cmp_b, public");
+        for ddl in [
+            "ALTER TABLE projects ALTER COLUMN archived SET DEFAULT true",
+            "ALTER TABLE tasks ALTER COLUMN title TYPE varchar(200)",
+            "ALTER TABLE users ADD COLUMN locale text NOT NULL DEFAULT 'en'",
+            "ALTER TABLE tasks ADD CONSTRAINT tasks_title_check CHECK (length(title) > 0)",
+            "CREATE INDEX tasks_title_idx ON tasks (title)",
+            "CREATE OR REPLACE FUNCTION open_task_count(p_project bigint) RETURNS bigint LANGUAGE sql STABLE AS $$ SELECT count(*) + 1 FROM cmp_b.tasks WHERE project_id = p_project AND done_at IS NULL $$",
+        ] {
+            run(ddl);
+        }
+        run("RESET search_path");
+        let rows = strings(
+            "SELECT object || ': ' || difference FROM tenancy.compare_schemas('cmp_a', 'cmp_b') ORDER BY 1",
+        );
+        let expect = [
+            "table projects: column archived: default false in the first schema, true in the second schema",
+            "table tasks: column title: type text in the first schema, character varying(200) in the second schema",
+            "table tasks: constraint tasks_title_check: only in the second schema (CHECK ((length((title)::text) > 0)))",
+            "table tasks: index tasks_title_idx: only in the second schema (CREATE INDEX tasks_title_idx ON tasks USING btree (title))",
+            "table users: column locale: only in the second schema (text NOT NULL DEFAULT 'en'::text)",
+        ];
+        for e in expect {
+            assert!(rows.iter().any(|r| r == e), "{e} not in {rows:#?}");
+        }
+        let f = rows
+            .iter()
+            .find(|r| r.starts_with("function open_task_count(p_project bigint): definition"))
+            .unwrap_or_else(|| panic!("{rows:#?}"));
+        assert!(f.contains("count(*) + 1"), "{f}");
+        assert!(f.len() < 400, "{f}");
+        assert_eq!(rows.len(), expect.len() + 1, "{rows:#?}");
     }
 }
