@@ -107,13 +107,21 @@ BEGIN
         FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
         LEFT JOIN pg_class fc ON fc.oid = k.confrelid
         LEFT JOIN pg_namespace fs ON fs.oid = fc.relnamespace
+        -- A partition's copies of its parent's constraints (conparentid) and inherited checks
+        -- (not conislocal) come with the partition; the referencing side's per-partition rows of
+        -- a foreign key to a partitioned table too (conparentid, under the same name).
         WHERE c.relnamespace = v_oid AND k.contype IN ('p', 'u', 'c', 'f', 'x')
+          AND k.conparentid = 0 AND k.conislocal
         GROUP BY k.conrelid),
     idx AS (
         SELECT i.indrelid,
-               jsonb_object_agg(ic.relname::text, replace(pg_get_indexdef(i.indexrelid), ' ON ' || v_prefix, ' ON ')) AS indexes
+               -- A partitioned table's index prints ON ONLY; replayed without it, so it is built on
+               -- every partition too. A partition's copy of its parent's index comes with it.
+               jsonb_object_agg(ic.relname::text,
+                                replace(replace(pg_get_indexdef(i.indexrelid), ' ON ONLY ' || v_prefix, ' ON '),
+                                        ' ON ' || v_prefix, ' ON ')) AS indexes
         FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_class c ON c.oid = i.indrelid
-        WHERE c.relnamespace = v_oid
+        WHERE c.relnamespace = v_oid AND NOT ic.relispartition
           AND NOT EXISTS (SELECT FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.contype IN ('p', 'u', 'x'))
         GROUP BY i.indrelid),
     pols AS (
@@ -132,7 +140,7 @@ BEGIN
                jsonb_object_agg(tg.tgname::text,
                                 tenancy._tenantize(replace(pg_get_triggerdef(tg.oid), ' ON ' || v_prefix, ' ON '), schema_name)) AS triggers
         FROM pg_trigger tg JOIN pg_class c ON c.oid = tg.tgrelid
-        WHERE c.relnamespace = v_oid AND NOT tg.tgisinternal
+        WHERE c.relnamespace = v_oid AND NOT tg.tgisinternal AND tg.tgparentid = 0
         GROUP BY tg.tgrelid),
     tabs AS (
         SELECT c.relname::text AS name,
@@ -142,7 +150,15 @@ BEGIN
                    'indexes', coalesce(idx.indexes, '{}'),
                    'rls', c.relrowsecurity, 'force_rls', c.relforcerowsecurity,
                    'policies', coalesce(pols.policies, '{}'),
-                   'triggers', coalesce(trigs.triggers, '{}')) AS d
+                   'triggers', coalesce(trigs.triggers, '{}'),
+                   'partition_by', CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END,
+                   'partition_of', (SELECT jsonb_build_object(
+                                        'schema', CASE WHEN pc.relnamespace <> v_oid THEN pn.nspname::text END,
+                                        'table', pc.relname::text,
+                                        'bound', pg_get_expr(c.relpartbound, c.oid))
+                                    FROM pg_inherits ih JOIN pg_class pc ON pc.oid = ih.inhparent
+                                    JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+                                    WHERE c.relispartition AND ih.inhrelid = c.oid)) AS d
         FROM pg_class c
         LEFT JOIN cols ON cols.attrelid = c.oid
         LEFT JOIN cons ON cons.conrelid = c.oid

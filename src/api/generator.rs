@@ -15,14 +15,18 @@ use crate::rules::migration_set;
 use crate::rules::names::quote_ident;
 use crate::rules::schema_diff::{self, Schema, TenantColumns};
 
+/// The schema's description, with its own name in bodies and expressions turned into
+/// `@tenant@` (also inside string literals, which describe_schema's SQL leaves alone).
 fn describe(schema: &str) -> Schema {
     let json = catalog::describe_schema(schema);
-    serde_json::from_str(&json).unwrap_or_else(|e| {
+    let mut described: Schema = serde_json::from_str(&json).unwrap_or_else(|e| {
         raise(
             TenancyError::new(SqlState::ObjectNotInPrerequisiteState, format!("cannot read the description of schema {}: {e}", quote_ident(schema)))
                 .hint("This is a bug in pg_tenancy's describe_schema; please report it with the schema's DDL."),
         )
-    })
+    });
+    described.tenantize(schema);
+    described
 }
 
 fn require_schema(schema: &str) {
@@ -120,8 +124,8 @@ fn verify_deep() -> TableIterator<'static, (name!(schema_name, String), name!(pr
                 }
                 for (object, what) in schema_diff::differences(&describe(&t), &expected) {
                     let what = what
-                        .replace("first schema", "tenant")
-                        .replace("second schema", "what its migrations produce");
+                        .replace("the first schema", "the tenant")
+                        .replace("the second schema", "what its migrations produce");
                     out.push((t.clone(), format!("{object}: {what}")));
                 }
             }
@@ -181,7 +185,22 @@ fn generate_migration(
     let tenants: TenantColumns = registry::attribute_columns_in(template)
         .into_iter()
         .collect();
-    schema_diff::render(&schema_diff::diff(&from, &to, &tenants), template)
+    let statements = schema_diff::diff(&from, &to, &tenants);
+    // Every tenant runs this DDL: it must never refer to the template itself.
+    if let Some(s) = schema_diff::names_schema(&statements, template) {
+        raise(
+            TenancyError::new(
+                SqlState::ObjectNotInPrerequisiteState,
+                format!(
+                    "the generated migration would refer to the template schema {} itself",
+                    quote_ident(template)
+                ),
+            )
+            .detail(format!("statement: {}", crate::rules::sqltext::excerpt(s)))
+            .hint("Refer to the template's own objects unqualified or through @tenant@ in the template (for example in function bodies), then generate again."),
+        );
+    }
+    schema_diff::render(&statements, template)
 }
 
 /// What differs between two schemas' descriptions (column order ignored); no rows when equal.

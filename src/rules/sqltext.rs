@@ -728,6 +728,78 @@ pub fn substitute_tenant(sql: &str, tenant: &str) -> Result<String> {
     Ok(out)
 }
 
+/// The inverse of [`substitute_tenant`] on text PostgreSQL prints back (function bodies, view and
+/// trigger definitions, expressions): where the schema `name` stands as `substitute_tenant` writes
+/// the tenant, it becomes `@tenant@` again, by the same lexer-aware context: the quoted identifier
+/// `"name"` in code (and `name.`, a qualified reference PostgreSQL deparses without quotes), inside
+/// a string literal the quoted identifier with the literal's quoting, inside a dollar-quoted body
+/// the same recursively. Comments and other identifiers are left alone, so
+/// `tenantize(substitute_tenant(s, n), n) == s` for text that does not otherwise name `n`. Text
+/// that does not lex is treated as plain code.
+pub fn tenantize(sql: &str, name: &str) -> String {
+    let ident = quote_ident(name);
+    let Ok(regions) = scan(sql) else {
+        return sql.replace(&ident, TENANT_TOKEN);
+    };
+    let mut out = String::with_capacity(sql.len());
+    for r in regions {
+        let text = &sql[r.start..r.end];
+        match r.kind {
+            Kind::Code => out.push_str(&tenantize_code(text, name)),
+            Kind::Double if text == ident => out.push_str(TENANT_TOKEN),
+            Kind::Comment | Kind::Double => out.push_str(text),
+            Kind::Single { escape } => {
+                let mut inner = ident.replace('\'', "''");
+                if escape {
+                    inner = inner.replace('\\', "\\\\");
+                }
+                out.push_str(&text.replace(&inner, TENANT_TOKEN));
+            }
+            Kind::Dollar { tag_len } => {
+                let tag = &text[..tag_len];
+                let body = &text[tag_len..text.len() - tag_len];
+                out.push_str(tag);
+                out.push_str(&tenantize(body, name));
+                out.push_str(tag);
+            }
+        }
+    }
+    out
+}
+
+/// `name.` as a whole word in code becomes `@tenant@.` (only for a name PostgreSQL prints without
+/// quotes: lower-case letters, digits and `_`, not starting with a digit).
+fn tenantize_code(code: &str, name: &str) -> String {
+    let plain = name
+        .bytes()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == b'_')
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_');
+    if !plain {
+        return code.to_string();
+    }
+    let needle = format!("{name}.");
+    let b = code.as_bytes();
+    let mut out = String::with_capacity(code.len());
+    let mut last = 0;
+    let mut from = 0;
+    while let Some(p) = code[from..].find(&needle) {
+        let at = from + p;
+        let word_start = at == 0 || !(is_ident_char(b[at - 1]) || b[at - 1] == b'.');
+        if word_start {
+            out.push_str(&code[last..at]);
+            out.push_str(TENANT_TOKEN);
+            out.push('.');
+            last = at + needle.len();
+        }
+        from = at + needle.len();
+    }
+    out.push_str(&code[last..]);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -824,6 +896,29 @@ mod tests {
             .into_iter()
             .map(|s| s.text)
             .collect()
+    }
+
+    #[test]
+    fn tenantize_undoes_substitute_tenant() {
+        for sql in [
+            "CREATE FUNCTION f() RETURNS text LANGUAGE plpgsql AS $f$ BEGIN RETURN '@tenant@' || (SELECT count(*) FROM @tenant@.events); END $f$",
+            "SELECT '@tenant@'::text AS label, E'@tenant@\\n', @tenant@.t.x FROM @tenant@.t -- @tenant@",
+            "EXECUTE FUNCTION stamp('@tenant@')",
+            "SET search_path = @tenant@",
+        ] {
+            for name in ["tpl", "tenancy_scratch_42", "Org \"1\"", "it's"] {
+                let s = substitute_tenant(sql, name).unwrap();
+                assert_eq!(tenantize(&s, name), sql, "{name}: {s}");
+            }
+        }
+        // PostgreSQL deparses a plain name unquoted; other words ending in it are left alone.
+        assert_eq!(
+            tenantize(
+                "SELECT tpl.a.x, mytpl.b, \"tpl_x\".c, 'tpl' FROM tpl.a",
+                "tpl"
+            ),
+            "SELECT @tenant@.a.x, mytpl.b, \"tpl_x\".c, 'tpl' FROM @tenant@.a"
+        );
     }
 
     #[test]

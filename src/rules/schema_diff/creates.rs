@@ -7,10 +7,10 @@ use std::collections::BTreeSet;
 use super::model::{
     Column, Constraint, ConstraintKind, ForeignKey, Policy, Sequence, Table, TenantColumns,
 };
-use super::{order_views, Pair};
+use super::{order_views, own_parent, parents_first, Pair};
 use crate::rules::names::quote_ident as q;
 
-fn column_sql(c: &Column) -> String {
+pub(super) fn column_sql(c: &Column) -> String {
     let mut s = format!("{} {}", q(&c.name), c.ty);
     if let Some(coll) = &c.collation {
         s.push_str(&format!(" COLLATE {coll}"));
@@ -156,24 +156,94 @@ pub(super) fn sequences(p: &Pair) -> Vec<String> {
     out
 }
 
-/// Tables that come (CREATE TABLE with their columns); for tables that stay, the columns that
-/// come and the changes of the others.
+/// Tables that come (CREATE TABLE with their columns, or `PARTITION OF` their parent, each
+/// partitioned table before its partitions); for tables that stay, the columns that come and the
+/// changes of the others.
 pub(super) fn tables_and_columns(p: &Pair) -> Vec<String> {
     let mut out = Vec::new();
-    for (t, table) in &p.to.tables {
-        match p.from.tables.get(t) {
-            None => {
+    for t in parents_first(p.to) {
+        let table = &p.to.tables[t];
+        let key = table
+            .partition_by
+            .as_ref()
+            .map(|k| format!(" PARTITION BY {k}"))
+            .unwrap_or_default();
+        match (p.old(t), &table.partition_of) {
+            (None, Some(of)) => {
+                out.push(format!(
+                    "CREATE TABLE {} PARTITION OF {} {}{key}",
+                    q(t),
+                    of.parent_sql(),
+                    of.bound
+                ));
+                // What the partition has of its own beyond what it takes from its parent.
+                if let Some(parent) = own_parent(p.to, table) {
+                    let inherited = Table {
+                        columns: parent.columns.clone(),
+                        ..Default::default()
+                    };
+                    out.extend(columns(t, &inherited, table));
+                }
+            }
+            (None, None) => {
                 let cols: Vec<String> = table
                     .columns
                     .iter()
                     .map(|c| format!("    {}", column_sql(c)))
                     .collect();
-                out.push(format!("CREATE TABLE {} (\n{}\n)", q(t), cols.join(",\n")));
+                out.push(format!(
+                    "CREATE TABLE {} (\n{}\n){key}",
+                    q(t),
+                    cols.join(",\n")
+                ));
             }
-            Some(old) => out.extend(columns(t, old, table)),
+            (Some(old), _) => match (own_parent(p.from, old), own_parent(p.to, table)) {
+                (Some(old_parent), Some(new_parent)) => out.extend(columns(
+                    t,
+                    &after_parent(old, old_parent, new_parent),
+                    table,
+                )),
+                _ => out.extend(columns(t, old, table)),
+            },
         }
     }
     out
+}
+
+/// A partition's columns once its parent's column changes ran: adding, dropping, retyping a
+/// column and changing its default or NOT NULL on a partitioned table do the same on every
+/// partition.
+fn after_parent(old: &Table, old_parent: &Table, new_parent: &Table) -> Table {
+    let columns = new_parent
+        .columns
+        .iter()
+        .map(
+            |n| match (old_parent.column(&n.name), old.column(&n.name)) {
+                (Some(op), Some(o)) if op.generated == n.generated => {
+                    let mut c = o.clone();
+                    if op.ty != n.ty || op.collation != n.collation {
+                        c.ty = n.ty.clone();
+                        c.collation = n.collation.clone();
+                    }
+                    if op.default != n.default {
+                        c.default = n.default.clone();
+                    }
+                    if op.not_null != n.not_null {
+                        c.not_null = n.not_null;
+                    }
+                    if op.identity != n.identity {
+                        c.identity = n.identity.clone();
+                    }
+                    c
+                }
+                _ => n.clone(),
+            },
+        )
+        .collect();
+    Table {
+        columns,
+        ..Default::default()
+    }
 }
 
 /// One table's columns: added (also those generated differently, dropped before), then type,
@@ -247,9 +317,9 @@ pub(super) fn constraints_and_indexes(p: &Pair, tenants: &TenantColumns) -> Vec<
     let mut unique_added: BTreeSet<(String, Vec<String>)> = BTreeSet::new();
     let mut fks: Vec<String> = Vec::new();
     for (t, table) in &p.to.tables {
-        let old = p.from.tables.get(t);
+        let old = p.old(t);
         for (name, c) in &table.constraints {
-            if old.and_then(|o| o.constraints.get(name)) == Some(c) {
+            if p.constraint_unchanged(t, name) {
                 continue;
             }
             if c.kind == ConstraintKind::Foreign {
@@ -311,7 +381,7 @@ fn foreign_key(
 pub(super) fn row_level_security(p: &Pair) -> Vec<String> {
     let mut out = Vec::new();
     for (t, table) in &p.to.tables {
-        let old = p.from.tables.get(t).cloned().unwrap_or_default();
+        let old = p.old(t).cloned().unwrap_or_default();
         if old.rls != table.rls {
             out.push(format!(
                 "ALTER TABLE {} {} ROW LEVEL SECURITY",
@@ -349,7 +419,7 @@ pub(super) fn triggers(p: &Pair) -> Vec<String> {
     let mut out = Vec::new();
     for (t, table) in &p.to.tables {
         for (name, def) in &table.triggers {
-            if p.from.tables.get(t).and_then(|o| o.triggers.get(name)) != Some(def) {
+            if p.old(t).and_then(|o| o.triggers.get(name)) != Some(def) {
                 out.push(def.clone());
             }
         }

@@ -2,7 +2,7 @@
 //! foreign keys, other constraints, indexes, policies, columns, tables, sequences).
 
 use super::model::ConstraintKind;
-use super::{order_views, Pair};
+use super::{order_views, own_parent, Pair};
 use crate::rules::names::quote_ident as q;
 
 /// Views that go or change (also those over reshaped tables), dependents first.
@@ -27,8 +27,8 @@ pub(super) fn triggers(p: &Pair) -> Vec<String> {
     let mut out = Vec::new();
     for (t, table) in &p.from.tables {
         for (name, def) in &table.triggers {
-            let keep = p.to.tables.get(t).and_then(|n| n.triggers.get(name)) == Some(def);
-            if !keep && p.to.tables.contains_key(t) {
+            let keep = p.new_table(t).and_then(|n| n.triggers.get(name)) == Some(def);
+            if !keep && p.new_table(t).is_some() {
                 out.push(format!("DROP TRIGGER IF EXISTS {} ON {}", q(name), q(t)));
             }
         }
@@ -55,9 +55,9 @@ pub(super) fn constraints(p: &Pair) -> Vec<String> {
                 if (c.kind == ConstraintKind::Foreign) != fk_pass {
                     continue;
                 }
-                let keep = p.to.tables.get(t).and_then(|n| n.constraints.get(name)) == Some(c);
+                let keep = p.constraint_unchanged(t, name);
                 // A dropped table takes its own non-FK constraints with it.
-                let goes_with_table = !p.to.tables.contains_key(t) && !fk_pass;
+                let goes_with_table = p.new_table(t).is_none() && !fk_pass;
                 if !keep && !goes_with_table {
                     out.push(format!(
                         "ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}",
@@ -73,11 +73,13 @@ pub(super) fn constraints(p: &Pair) -> Vec<String> {
 
 /// Per table that stays: indexes and policies that go or change, then columns that go (or are
 /// generated differently: a generated column's expression cannot be altered, so it is dropped
-/// and added again).
+/// and added again). A partition's columns belong to its parent: dropped there, they go from
+/// every partition.
 pub(super) fn table_parts(p: &Pair) -> Vec<String> {
     let mut out = Vec::new();
     for t in &p.kept_tables {
         let (a, b) = (&p.from.tables[*t], &p.to.tables[*t]);
+        let parent = own_parent(p.from, a);
         for (name, def) in &a.indexes {
             if b.indexes.get(name) != Some(def) {
                 out.push(format!("DROP INDEX IF EXISTS {}", q(name)));
@@ -89,6 +91,9 @@ pub(super) fn table_parts(p: &Pair) -> Vec<String> {
             }
         }
         for c in &a.columns {
+            if parent.is_some_and(|pt| pt.column(&c.name).is_some()) {
+                continue;
+            }
             let gone = match b.column(&c.name) {
                 None => true,
                 Some(n) => n.generated != c.generated,
@@ -107,7 +112,7 @@ pub(super) fn tables(p: &Pair) -> Vec<String> {
         .from
         .tables
         .keys()
-        .filter(|t| !p.to.tables.contains_key(*t))
+        .filter(|t| p.new_table(t).is_none())
         .map(|t| q(t))
         .collect();
     if dropped.is_empty() {

@@ -7,6 +7,7 @@
 //! keys, row-level security, functions, triggers, views in dependency order: `creates`). Names are
 //! always quoted. The types are in `model`.
 
+mod compare;
 mod creates;
 mod drops;
 mod model;
@@ -15,24 +16,55 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::rules::names::quote_ident;
 
+pub use compare::differences;
 pub use model::*;
 
 /// The two descriptions being diffed, with the facts several steps share.
 struct Pair<'a> {
     from: &'a Schema,
     to: &'a Schema,
-    /// Tables in both.
+    /// Tables in both, not replaced.
     kept_tables: Vec<&'a String>,
-    /// Kept tables whose columns change type or disappear: views over them are rebuilt.
+    /// Tables in both that PostgreSQL cannot turn into the new one in place (the partition key,
+    /// or the partitioned table or bound a partition belongs to, changes; or its parent is
+    /// replaced): dropped and created again.
+    replaced: BTreeSet<&'a String>,
+    /// Kept tables whose columns change type or disappear, and replaced tables: views over them
+    /// are rebuilt.
     reshaped: BTreeSet<&'a String>,
 }
 
 impl<'a> Pair<'a> {
     fn new(from: &'a Schema, to: &'a Schema) -> Self {
-        let kept_tables: Vec<&String> = to
+        let both: Vec<&String> = to
             .tables
             .keys()
             .filter(|t| from.tables.contains_key(*t))
+            .collect();
+        let mut replaced: BTreeSet<&String> = BTreeSet::new();
+        loop {
+            let before = replaced.len();
+            for t in &both {
+                let (a, b) = (&from.tables[*t], &to.tables[*t]);
+                let parent_replaced = b
+                    .partition_of
+                    .as_ref()
+                    .and_then(|p| p.own_parent())
+                    .is_some_and(|p| replaced.contains(p));
+                if a.partition_by != b.partition_by
+                    || a.partition_of != b.partition_of
+                    || parent_replaced
+                {
+                    replaced.insert(*t);
+                }
+            }
+            if replaced.len() == before {
+                break;
+            }
+        }
+        let kept_tables: Vec<&String> = both
+            .into_iter()
+            .filter(|t| !replaced.contains(*t))
             .collect();
         let reshaped = kept_tables
             .iter()
@@ -43,12 +75,47 @@ impl<'a> Pair<'a> {
                     .any(|c| b.column(&c.name).is_none_or(|n| n.ty != c.ty))
             })
             .copied()
+            .chain(replaced.iter().copied())
             .collect();
         Pair {
             from,
             to,
             kept_tables,
+            replaced,
             reshaped,
+        }
+    }
+
+    /// The table as it was, unless it is replaced (then it is created anew).
+    fn old(&self, t: &str) -> Option<&'a Table> {
+        self.from
+            .tables
+            .get(t)
+            .filter(|_| !self.replaced.contains(&t.to_string()))
+    }
+
+    /// The table as it will be, unless it is replaced (then it goes first).
+    fn new_table(&self, t: &str) -> Option<&'a Table> {
+        self.to
+            .tables
+            .get(t)
+            .filter(|_| !self.replaced.contains(&t.to_string()))
+    }
+
+    /// A constraint that stays as it is: the same on both sides, on a table that stays, and not
+    /// a foreign key to a replaced table (dropping that table would take the key along).
+    fn constraint_unchanged(&self, t: &str, name: &str) -> bool {
+        let a = self.old(t).and_then(|o| o.constraints.get(name));
+        let b = self.new_table(t).and_then(|n| n.constraints.get(name));
+        match (a, b) {
+            (Some(a), Some(b)) => {
+                a == b
+                    && !a
+                        .foreign_key
+                        .as_ref()
+                        .is_some_and(|f| f.schema.is_none() && self.replaced.contains(&f.table))
+            }
+            _ => false,
         }
     }
 
@@ -59,6 +126,39 @@ impl<'a> Pair<'a> {
             _ => true,
         }
     }
+}
+
+/// The own parent of a partition, when the schema has it.
+fn own_parent<'a>(s: &'a Schema, t: &Table) -> Option<&'a Table> {
+    t.partition_of
+        .as_ref()
+        .and_then(|p| p.own_parent())
+        .and_then(|p| s.tables.get(p))
+}
+
+/// The tables of `s`, each partitioned table before its partitions (then by name).
+fn parents_first(s: &Schema) -> Vec<&String> {
+    let depth = |start: &String| {
+        let mut t: &String = start;
+        let mut d = 0;
+        while let Some(p) = s.tables[t]
+            .partition_of
+            .as_ref()
+            .and_then(|p| p.own_parent())
+        {
+            match s.tables.get_key_value(p) {
+                Some((k, _)) if d < s.tables.len() => {
+                    t = k;
+                    d += 1;
+                }
+                _ => break,
+            }
+        }
+        d
+    };
+    let mut names: Vec<&String> = s.tables.keys().collect();
+    names.sort_by_key(|t| depth(t));
+    names
 }
 
 /// The DDL turning `from` into `to`, as statements without trailing semicolons.
@@ -116,6 +216,15 @@ fn order_views<'a>(all: &'a BTreeMap<String, View>, names: &[&'a String]) -> Vec
     out
 }
 
+/// The first statement that still names `schema` (the template the DDL was generated from):
+/// `"schema"` or `schema.` in code, or `"schema"` inside a string literal or a body. Generated DDL
+/// runs in every tenant, so it must never refer to the template.
+pub fn names_schema<'a>(statements: &'a [String], schema: &str) -> Option<&'a String> {
+    statements
+        .iter()
+        .find(|s| crate::rules::sqltext::tenantize(s, schema) != **s)
+}
+
 /// A migration file from the statements.
 pub fn render(statements: &[String], template: &str) -> String {
     if statements.is_empty() {
@@ -135,64 +244,6 @@ pub fn render(statements: &[String], template: &str) -> String {
     s.truncate(s.trim_end().len());
     s.push('\n');
     s
-}
-
-/// Object-level differences between two descriptions (column order ignored), for round-trip
-/// checks and `tenancy.compare_schemas`.
-pub fn differences(a: &Schema, b: &Schema) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut keys =
-        |kind: &str, x: Vec<&String>, y: Vec<&String>, same: &dyn Fn(&String) -> bool| {
-            let all: BTreeSet<&String> = x.iter().chain(y.iter()).copied().collect();
-            for k in all {
-                let (in_a, in_b) = (x.contains(&k), y.contains(&k));
-                let what = match (in_a, in_b) {
-                    (true, false) => "only in the first schema",
-                    (false, true) => "only in the second schema",
-                    _ if !same(k) => "differs",
-                    _ => continue,
-                };
-                out.push((format!("{kind} {k}"), what.to_string()));
-            }
-        };
-    keys(
-        "sequence",
-        a.sequences.keys().collect(),
-        b.sequences.keys().collect(),
-        &|k| a.sequences[k] == b.sequences[k],
-    );
-    keys(
-        "table",
-        a.tables.keys().collect(),
-        b.tables.keys().collect(),
-        &|k| {
-            let (x, y) = (&a.tables[k], &b.tables[k]);
-            let mut xc = x.columns.clone();
-            let mut yc = y.columns.clone();
-            xc.sort_by(|p, q| p.name.cmp(&q.name));
-            yc.sort_by(|p, q| p.name.cmp(&q.name));
-            xc == yc
-                && x.constraints == y.constraints
-                && x.indexes == y.indexes
-                && x.rls == y.rls
-                && x.force_rls == y.force_rls
-                && x.policies == y.policies
-                && x.triggers == y.triggers
-        },
-    );
-    keys(
-        "view",
-        a.views.keys().collect(),
-        b.views.keys().collect(),
-        &|k| a.views[k] == b.views[k],
-    );
-    keys(
-        "function",
-        a.functions.keys().collect(),
-        b.functions.keys().collect(),
-        &|k| a.functions[k] == b.functions[k],
-    );
-    out
 }
 
 #[cfg(test)]

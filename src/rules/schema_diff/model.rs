@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::rules::sqltext::tenantize;
+
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 pub struct Schema {
     #[serde(default)]
@@ -45,6 +47,38 @@ pub struct Table {
     pub policies: BTreeMap<String, Policy>,
     #[serde(default)]
     pub triggers: BTreeMap<String, String>,
+    /// A partitioned table's key (`pg_get_partkeydef`: `RANGE (at)`).
+    #[serde(default)]
+    pub partition_by: Option<String>,
+    /// For a partition: its parent and bound. Its copies of the parent's constraints, indexes
+    /// and triggers are not described (they come with the partition).
+    #[serde(default)]
+    pub partition_of: Option<PartitionOf>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct PartitionOf {
+    /// `None` for a table of the described schema itself.
+    pub schema: Option<String>,
+    pub table: String,
+    /// `FOR VALUES …` or `DEFAULT` (`pg_get_expr(relpartbound)`).
+    pub bound: String,
+}
+
+impl PartitionOf {
+    /// The parent as DDL names it: unqualified for the schema's own table.
+    pub fn parent_sql(&self) -> String {
+        use crate::rules::names::quote_ident as q;
+        match &self.schema {
+            Some(s) => format!("{}.{}", q(s), q(&self.table)),
+            None => q(&self.table),
+        }
+    }
+
+    /// The parent, when it is a table of the described schema.
+    pub fn own_parent(&self) -> Option<&String> {
+        self.schema.is_none().then_some(&self.table)
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -175,3 +209,33 @@ impl Table {
 
 /// Attribute-tenancy facts the generator needs: template table → tenant column.
 pub type TenantColumns = BTreeMap<String, String>;
+
+impl Schema {
+    /// The schema's own `name` in every printed body and expression becomes `@tenant@`, the way
+    /// `sqltext::substitute_tenant` wrote it there (also inside string literals and dollar-quoted
+    /// bodies), so a tenant, the template and a scratch build describe alike and the generated DDL
+    /// never names the schema it was read from.
+    pub fn tenantize(&mut self, name: &str) {
+        let t = |s: &mut String| *s = tenantize(s, name);
+        let to = |s: &mut Option<String>| {
+            if let Some(x) = s {
+                *x = tenantize(x, name);
+            }
+        };
+        for table in self.tables.values_mut() {
+            for c in &mut table.columns {
+                to(&mut c.default);
+                to(&mut c.generated);
+            }
+            table.constraints.values_mut().for_each(|c| t(&mut c.def));
+            table.indexes.values_mut().for_each(t);
+            table.triggers.values_mut().for_each(t);
+            for p in table.policies.values_mut() {
+                to(&mut p.using);
+                to(&mut p.check);
+            }
+        }
+        self.views.values_mut().for_each(|v| t(&mut v.def));
+        self.functions.values_mut().for_each(|f| t(&mut f.def));
+    }
+}

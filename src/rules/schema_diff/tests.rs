@@ -108,7 +108,10 @@ fn add_column_is_one_statement() {
     );
     assert_eq!(
         differences(&a, &b),
-        vec![("table users".to_string(), "differs".to_string())]
+        vec![(
+            "table users".to_string(),
+            "column nick name: only in the second schema (text DEFAULT ''::text)".to_string()
+        )]
     );
 }
 
@@ -375,7 +378,10 @@ fn an_unedited_schema_with_composite_keys_gives_nothing_to_do() {
     fk_mut(c).on_delete = FkAction::Restrict;
     assert_eq!(
         differences(&s, &t),
-        vec![("table tasks".to_string(), "differs".to_string())]
+        vec![(
+            "table tasks".to_string(),
+            "constraint tasks_project_fkey: differs in how it is kept (deferrable false/false, initially deferred false/false, validated true/true: first/second schema)".to_string()
+        )]
     );
     let ddl = diff(&s, &t, &tenants);
     assert_eq!(
@@ -415,4 +421,176 @@ fn constraints_read_as_describe_schema_writes_them() {
     // guessed at.
     let unknown = json.replace("\"kind\": \"primary\"", "\"kind\": null");
     assert!(serde_json::from_str::<Schema>(&unknown).is_err());
+}
+
+fn partition(parent: &str, bound: &str, cols: Vec<Column>) -> Table {
+    Table {
+        partition_of: Some(PartitionOf {
+            schema: None,
+            table: parent.into(),
+            bound: bound.into(),
+        }),
+        ..table(cols)
+    }
+}
+
+/// `events` partitioned by range of `at`, with the partition `events_2024`.
+fn events() -> Schema {
+    let mut s = Schema::default();
+    let cols = vec![col("id", "bigint"), col("at", "date")];
+    s.tables.insert(
+        "events".into(),
+        Table {
+            partition_by: Some("RANGE (at)".into()),
+            ..table(cols.clone())
+        },
+    );
+    s.tables.insert(
+        "events_2024".into(),
+        partition(
+            "events",
+            "FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')",
+            cols,
+        ),
+    );
+    s
+}
+
+#[test]
+fn partitioned_tables_come_before_their_partitions_which_take_their_columns() {
+    let mut s = events();
+    // A partition named before its parent still comes after it.
+    let cols = s.tables["events"].columns.clone();
+    s.tables
+        .insert("a_events_old".into(), partition("events", "DEFAULT", cols));
+    let ddl = diff(&Schema::default(), &s, &TenantColumns::new());
+    assert_eq!(
+        ddl,
+        vec![
+            "CREATE TABLE \"events\" (\n    \"id\" bigint,\n    \"at\" date\n) PARTITION BY RANGE (at)",
+            "CREATE TABLE \"a_events_old\" PARTITION OF \"events\" DEFAULT",
+            "CREATE TABLE \"events_2024\" PARTITION OF \"events\" FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')",
+        ]
+    );
+    assert!(diff(&s, &s.clone(), &TenantColumns::new()).is_empty());
+    assert!(differences(&s, &s.clone()).is_empty());
+}
+
+#[test]
+fn a_column_change_on_a_partitioned_table_is_made_once() {
+    let a = events();
+    let mut b = a.clone();
+    let mut source = col("source", "text");
+    source.default = Some("'web'::text".into());
+    for t in ["events", "events_2024"] {
+        let cols = &mut b.tables.get_mut(t).unwrap().columns;
+        cols.push(source.clone());
+        cols.retain(|c| c.name != "id");
+    }
+    // The partition's own default.
+    b.tables.get_mut("events_2024").unwrap().columns[1].default = Some("'import'::text".into());
+    assert_eq!(
+        diff(&a, &b, &TenantColumns::new()),
+        vec![
+            "ALTER TABLE \"events\" DROP COLUMN \"id\"",
+            "ALTER TABLE \"events\" ADD COLUMN \"source\" text DEFAULT 'web'::text",
+            "ALTER TABLE \"events_2024\" ALTER COLUMN \"source\" SET DEFAULT 'import'::text",
+        ]
+    );
+}
+
+#[test]
+fn a_changed_partition_key_or_bound_drops_and_creates_again() {
+    let a = events();
+    let mut b = a.clone();
+    b.tables.get_mut("events").unwrap().partition_by = Some("LIST (at)".into());
+    b.tables
+        .get_mut("events_2024")
+        .unwrap()
+        .partition_of
+        .as_mut()
+        .unwrap()
+        .bound = "FOR VALUES IN ('2024-01-01')".into();
+    let ddl = diff(&a, &b, &TenantColumns::new());
+    assert_eq!(ddl[0], "DROP TABLE \"events\", \"events_2024\"");
+    assert!(ddl[1].ends_with("PARTITION BY LIST (at)"), "{ddl:#?}");
+    assert!(
+        ddl[2].contains("PARTITION OF \"events\" FOR VALUES IN"),
+        "{ddl:#?}"
+    );
+    assert_eq!(
+        differences(&a, &b),
+        vec![
+            (
+                "table events".to_string(),
+                "partitioned by RANGE (at) in the first schema, partitioned by LIST (at) in the second schema".to_string()
+            ),
+            (
+                "table events_2024".to_string(),
+                "partition of \"events\" FOR VALUES FROM ('2024-01-01') TO ('2025-01-01') in the first schema, partition of \"events\" FOR VALUES IN ('2024-01-01') in the second schema".to_string()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn differences_say_what_differs() {
+    let mut a = Schema::default();
+    let mut n = col("n", "integer");
+    n.default = Some("1".into());
+    a.tables.insert("t".into(), table(vec![n.clone()]));
+    let body = |x: &str| {
+        Function {
+        def: format!(
+            "CREATE OR REPLACE FUNCTION f()\n RETURNS integer\n LANGUAGE sql\nAS $function$ SELECT {x} + (SELECT count(*) FROM @tenant@.a_rather_long_table_name_to_push_the_difference_far_along) $function$\n"
+        ),
+        kind: "FUNCTION".into(),
+    }
+    };
+    a.functions.insert("f()".into(), body("1"));
+    let mut b = a.clone();
+    let t = b.tables.get_mut("t").unwrap();
+    t.columns[0].ty = "bigint".into();
+    t.columns[0].not_null = true;
+    t.columns[0].default = None;
+    t.indexes
+        .insert("t_n".into(), "CREATE INDEX t_n ON t USING btree (n)".into());
+    b.functions.insert("f()".into(), body("2"));
+    assert_eq!(
+        differences(&a, &b),
+        vec![
+            ("table t".to_string(), "column n: type integer in the first schema, bigint in the second schema".to_string()),
+            ("table t".to_string(), "column n: default 1 in the first schema, none in the second schema".to_string()),
+            ("table t".to_string(), "column n: nullable in the first schema, NOT NULL in the second schema".to_string()),
+            ("table t".to_string(), "index t_n: only in the second schema (CREATE INDEX t_n ON t USING btree (n))".to_string()),
+            ("function f()".to_string(), "definition differs at character 82: \"…UAGE sql AS $function$ SELECT 1 + (SELECT count(*) FROM @tenant@.a_rather_long_table_name_…\" in the first schema, \"…UAGE sql AS $function$ SELECT 2 + (SELECT count(*) FROM @tenant@.a_rather_long_table_name_…\" in the second schema".to_string()),
+        ]
+    );
+}
+
+#[test]
+fn the_template_name_is_never_in_generated_ddl() {
+    let mut tpl = events();
+    tpl.functions.insert(
+        "f()".into(),
+        Function {
+            def: "CREATE OR REPLACE FUNCTION f() RETURNS text LANGUAGE plpgsql AS $function$ BEGIN RETURN '\"tpl\"' || (SELECT count(*) FROM \"tpl\".events); END $function$".into(),
+            kind: "FUNCTION".into(),
+        },
+    );
+    tpl.tables.get_mut("events").unwrap().columns[0].default = Some("'\"tpl\"'::text".into());
+    let raw = diff(&Schema::default(), &tpl, &TenantColumns::new());
+    assert!(names_schema(&raw, "tpl").is_some());
+    tpl.tenantize("tpl");
+    let ddl = diff(&Schema::default(), &tpl, &TenantColumns::new());
+    assert_eq!(names_schema(&ddl, "tpl"), None, "{ddl:#?}");
+    assert!(
+        ddl.iter()
+            .any(|s| s.contains("RETURN '@tenant@' || (SELECT count(*) FROM @tenant@.events)")),
+        "{ddl:#?}"
+    );
+    // A scratch build of the same migrations describes alike once tenantized.
+    let mut scratch = tpl.clone();
+    scratch.functions.get_mut("f()").unwrap().def = tpl.functions["f()"].def.clone();
+    assert!(diff(&scratch, &tpl, &TenantColumns::new()).is_empty());
 }
