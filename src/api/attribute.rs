@@ -46,10 +46,10 @@ fn enable_attribute_tenancy(tbl: Option<pg_sys::Oid>, tenant_column: Option<&str
     spi::run(&format!(
         "ALTER TABLE {table} ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY"
     ));
-    spi::run(&format!(
-        "DROP POLICY IF EXISTS {} ON {table}",
-        quote_ident(POLICY)
-    ));
+    // Replaced when it is there; never a "does not exist, skipping" NOTICE on first use.
+    if catalog::has_policy(tbl, POLICY) {
+        spi::run(&format!("DROP POLICY {} ON {table}", quote_ident(POLICY)));
+    }
     // NULL when no tenant is set, so no row matches: never all rows.
     let current =
         format!("(NULLIF(pg_catalog.current_setting('tenancy.tenant', true), ''))::{col_type}");
