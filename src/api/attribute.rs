@@ -8,7 +8,7 @@ use pgrx::prelude::*;
 use crate::api::args::required;
 use crate::db::catalog;
 use crate::db::registry;
-use crate::db::report::raise;
+use crate::db::report::{raise, OrRaise};
 use crate::db::spi;
 use crate::rules::error::{SqlState, TenancyError};
 use crate::rules::names::{quote_ident, quote_literal};
@@ -192,15 +192,7 @@ fn add_attribute_tenant(tenant: Option<&str>) -> String {
         "tenant",
         "tenancy.add_attribute_tenant('acme')",
     );
-    if tenant.is_empty() {
-        raise(
-            TenancyError::new(
-                SqlState::InvalidParameterValue,
-                "an attribute tenant must not be empty",
-            )
-            .hint("Pass the value the tenant column holds for this tenant, e.g. 'acme'."),
-        );
-    }
+    crate::rules::names::validate_attribute_tenant(tenant).or_raise();
     registry::insert_attribute_tenant(tenant);
     tenant.to_string()
 }
