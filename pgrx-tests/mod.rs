@@ -15,6 +15,7 @@ mod fleet;
 mod generator;
 mod hardening;
 mod hygiene;
+mod inputs;
 mod lifecycle;
 mod managed;
 mod migrations;

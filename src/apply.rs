@@ -83,7 +83,7 @@ fn lock_and_check(t: &Tenant) -> (Tenant, bool) {
 /// A tenant whose registered schema is gone (dropped behind pg_tenancy's back, or not found when
 /// the registry was re-linked after a `pg_upgrade`). Never a bare pointer to `detach_tenant`,
 /// which deletes the tenant's ledger.
-fn no_schema_error(name: &str) -> TenancyError {
+pub fn no_schema_error(name: &str) -> TenancyError {
     let replaced = crate::db::catalog::schema_oid(name).is_some();
     TenancyError::new(
         SqlState::InvalidSchemaName,

@@ -57,7 +57,7 @@ fn add_migration(version: Option<&str>, name: Option<&str>, sql: Option<&str>) -
     let version = required(version, "add_migration", "version", example);
     let name = required(name, "add_migration", "name", example);
     let sql = required(sql, "add_migration", "sql", example);
-    migration_set::check_version(version).or_raise();
+    migration_set::check_new_version(version).or_raise();
     migration_set::check_name(version, name).or_raise();
     // The author is the role whose rights are in effect now: its text will only ever run as a
     // tenant owner whose privileges it has (see apply::check_authors).

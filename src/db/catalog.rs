@@ -176,6 +176,27 @@ pub fn table_owner(table: &str) -> pg_sys::Oid {
     })
 }
 
+/// Whether the table (given as SQL text, `regclass` input) has a trigger of this name.
+pub fn has_trigger(table: &str, name: &str) -> bool {
+    get_one::<bool>(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_trigger t \
+         WHERE t.tgrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1::pg_catalog.text) \
+           AND t.tgname OPERATOR(pg_catalog.=) $2::pg_catalog.text)",
+        &[table.into(), name.into()],
+    )
+    .unwrap_or(false)
+}
+
+/// Whether the table has a row-level security policy of this name.
+pub fn has_policy(tbl: pg_sys::Oid, name: &str) -> bool {
+    get_one::<bool>(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_policy p \
+         WHERE p.polrelid OPERATOR(pg_catalog.=) $1 AND p.polname OPERATOR(pg_catalog.=) $2::pg_catalog.text)",
+        &[tbl.into(), name.into()],
+    )
+    .unwrap_or(false)
+}
+
 /// A role, by OID and name.
 #[derive(Clone, Debug)]
 pub struct Role {
