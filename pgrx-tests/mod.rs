@@ -21,4 +21,5 @@ mod migrations;
 mod names;
 mod relink;
 mod renames;
+mod transactions;
 mod trust;
