@@ -87,7 +87,8 @@ mod tests {
             f.detail
         );
         assert!(
-            f.hint.contains("CALL tenancy.migrate_all(tenants => ARRAY['org_1'])")
+            f.hint
+                .contains("CALL tenancy.migrate_all(tenants => ARRAY['org_1'])")
                 && f.hint.contains("target => '0007'"),
             "{}",
             f.hint
