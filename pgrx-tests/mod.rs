@@ -23,3 +23,4 @@ mod relink;
 mod renames;
 mod transactions;
 mod trust;
+mod withdraw;

@@ -94,7 +94,7 @@ DECLARE
         'add_attribute_tenant', 'remove_attribute_tenant', 'all_tenants', 'current_tenant',
         'set_tenant', '_embedded_checksums', '_system_identifier', 'relink'];
     author CONSTANT text[] := ARRAY[
-        'add_migration', 'repair', 'create_template', 'generate_migration', 'compare_schemas',
+        'add_migration', 'remove_migration', 'repair', 'create_template', 'generate_migration', 'compare_schemas',
         'describe_schema', '_describe_as_owner', '_split_statements', '_embedded_migrations'];
     r record;
 BEGIN

@@ -935,7 +935,8 @@ GRANT SELECT (schema_name, name_key, schema_oid, registered_at, failed_at) ON te
 -- ---------------------------------------------------------------------------------------------
 -- Issue 13, case 2 (branch enum13): migrations that need their own transaction, and withdrawing
 -- migrations. CALL migrate_all commits after each migration that adds enum values (a step per
--- commit: tenancy._migrate_step).
+-- commit: tenancy._migrate_step); tenancy.remove_migration withdraws a registered migration no
+-- tenant has applied.
 
 CREATE FUNCTION tenancy."_migrate_step"(
 	"schema" TEXT /* Option < & str > */
@@ -948,7 +949,15 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'migrate_step_wrapper';
 
-REVOKE ALL ON FUNCTION tenancy._migrate_step(text) FROM PUBLIC;
+CREATE FUNCTION tenancy."remove_migration"(
+	"version" TEXT /* Option < & str > */
+) RETURNS TEXT /* String */
+VOLATILE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'remove_migration_wrapper';
+
+REVOKE ALL ON FUNCTION tenancy._migrate_step(text), tenancy.remove_migration(text) FROM PUBLIC;
 
 -- One step: claim the next queued tenant, migrate it up to and including its first pending
 -- migration that adds enum values (tenancy._migrate_step: the values must be committed before a
@@ -1016,7 +1025,7 @@ BEGIN
 END
 $$;
 
--- _migrate_step joins the provision level (the fleet).
+-- _migrate_step joins the provision level (the fleet), remove_migration the author level.
 CREATE OR REPLACE FUNCTION tenancy._grant(role regrole, level integer, caller text) RETURNS void
     LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
     AS $$
@@ -1031,7 +1040,7 @@ DECLARE
         'add_attribute_tenant', 'remove_attribute_tenant', 'all_tenants', 'current_tenant',
         'set_tenant', '_embedded_checksums', '_system_identifier', 'relink'];
     author CONSTANT text[] := ARRAY[
-        'add_migration', 'repair', 'create_template', 'generate_migration', 'compare_schemas',
+        'add_migration', 'remove_migration', 'repair', 'create_template', 'generate_migration', 'compare_schemas',
         'describe_schema', '_describe_as_owner', '_split_statements', '_embedded_migrations'];
     r record;
 BEGIN
@@ -1055,17 +1064,22 @@ END
 $$;
 
 
--- Roles that could run the fleet before this upgrade keep doing so.
+-- Roles that could run the fleet or register migrations before this upgrade keep doing so.
 DO $$
 DECLARE
     g record;
 BEGIN
-    FOR g IN SELECT DISTINCT a.grantee::regrole AS role
+    FOR g IN SELECT DISTINCT a.grantee::regrole AS role, p.proname
              FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) AS a
-             WHERE p.oid = 'tenancy._fleet_step(bigint, boolean)'::regprocedure
+             WHERE p.oid IN ('tenancy._fleet_step(bigint, boolean)'::regprocedure,
+                             'tenancy.add_migration(text, text, text)'::regprocedure)
                AND a.grantee <> 0 AND a.grantee <> p.proowner AND a.privilege_type = 'EXECUTE'
     LOOP
-        EXECUTE format('GRANT EXECUTE ON FUNCTION tenancy._migrate_step(text) TO %s', g.role);
+        IF g.proname = '_fleet_step' THEN
+            EXECUTE format('GRANT EXECUTE ON FUNCTION tenancy._migrate_step(text) TO %s', g.role);
+        ELSE
+            EXECUTE format('GRANT EXECUTE ON FUNCTION tenancy.remove_migration(text) TO %s', g.role);
+        END IF;
     END LOOP;
 END
 $$;

@@ -4,7 +4,8 @@
 # transaction) with a precise 55P04, and go through CALL tenancy.migrate_all, which commits after
 # the migration that adds the value (jobs 1 and 2); a failure after such a commit leaves the
 # tenant at the committed version; new tenants signed up by a managed row get every value in one
-# transaction. Prints "N passed, M failed".
+# transaction; tenancy.remove_migration against a concurrent migrate_tenant, both ways round.
+# Prints "N passed, M failed".
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 PORT=${TRANSACTIONS_PORT:-28833}
@@ -80,6 +81,26 @@ check "and the values in the same order as the others" "$(q -c "SELECT enum_rang
 check "in one transaction (0006 to 0012 share a commit)" "1" "$(same_commit 0006 0012)"
 check "compare_schemas finds nothing between org_1 and org_7" "0" "$(q -c "SELECT count(*) FROM tenancy.compare_schemas('org_1', 'org_7')")"
 
+# --- remove_migration against a concurrent run applying it: it waits, then sees the tenant
+add 0013 notes "CREATE TABLE notes (id int)"
+"$PGBIN/psql" -X -q -c "BEGIN" -c "SELECT * FROM tenancy.migrate_tenant('org_3')" -c "SELECT pg_sleep(2)" -c "COMMIT" >/dev/null 2>&1 &
+bg=$!
+sleep 0.7
+out=$(q -c "SELECT tenancy.remove_migration('0013')" 2>&1)
+wait $bg
+check "remove_migration waited and refused: org_3 has it now" "1" "$(grep -c 'migration 0013_notes cannot be removed: 1 tenant has applied it ("org_3")' <<<"$out")"
+check "0013 is still known" "1" "$(q -c "SELECT count(*) FROM tenancy.migrations WHERE version = '0013'")"
+
+# --- and the other way round: a run waits for the removal and then leaves the migration out
+add 0014 tags "CREATE TABLE tags (id int)"
+"$PGBIN/psql" -X -q -c "BEGIN" -c "SELECT tenancy.remove_migration('0014')" -c "SELECT pg_sleep(2)" -c "COMMIT" >/dev/null 2>&1 &
+bg=$!
+sleep 0.7
+applied=$(q -c "SELECT string_agg(version, ',' ORDER BY version) FROM tenancy.migrate_tenant('org_4')" 2>&1)
+wait $bg
+check "migrate_tenant waited for the removal and applied the rest only" "0013" "$applied"
+check "no ledger row and no table for the removed migration" "0 0" \
+  "$(ledger_has org_4 0014) $(q -c "SELECT count(*) FROM pg_tables WHERE schemaname = 'org_4' AND tablename = 'tags'")"
 check "verify finds nothing" "" "$(q -c "SELECT schema_name || ': ' || problem FROM tenancy.verify() WHERE schema_name IS NOT NULL AND problem NOT LIKE 'owned by superuser%'")"
 
 finish transactions
