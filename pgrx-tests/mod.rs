@@ -22,4 +22,6 @@ mod migrations;
 mod names;
 mod relink;
 mod renames;
+mod transactions;
 mod trust;
+mod withdraw;

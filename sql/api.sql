@@ -120,12 +120,12 @@ DECLARE
         '_rename_tenant', 'detach_tenant', 'drop_tenant', 'migrate_tenant', 'migrate_all',
         '_fleet_join', '_fleet_begin', '_fleet_step', '_fleet_wait', '_fleet_finish',
         '_fleet_launch_workers', '_fleet_launch', '_backend_alive', '_backend_start',
-        '_refuse_transaction_block', '_in_transaction_block', '_record_failure', 'verify',
+        '_refuse_transaction_block', '_in_transaction_block', '_record_failure', '_migrate_step', 'verify',
         '_verify_registry', '_verify_managed', '_verify_deep', '_verify_trust', '_foreign_owned', 'reconcile',
         'add_attribute_tenant', 'remove_attribute_tenant', 'all_tenants', 'current_tenant',
         'set_tenant', '_embedded_checksums', '_system_identifier', 'relink'];
     author CONSTANT text[] := ARRAY[
-        'add_migration', 'repair', 'create_template', 'generate_migration', 'compare_schemas',
+        'add_migration', 'remove_migration', 'repair', 'create_template', 'generate_migration', 'compare_schemas',
         'describe_schema', '_describe_as_owner', '_split_statements', '_embedded_migrations'];
     r record;
 BEGIN

@@ -376,12 +376,13 @@ pub fn registered_migrations(with_sql: bool) -> Vec<Migration> {
 }
 
 /// The text of the registered migrations with these versions: (version, sql), each checked
-/// against its stored checksum.
+/// against its stored checksum. Their rows are locked `FOR KEY SHARE` until the transaction ends
+/// (see [`crate::db::known_set::load_text`]); a row deleted meanwhile is left out.
 pub fn registered_sql(versions: &[String]) -> Vec<(String, String)> {
     as_extension_owner(|| {
-        Spi::connect(|c| {
-            c.select(
-                "SELECT version, sql, name, checksum FROM tenancy.registered_migrations WHERE version OPERATOR(pg_catalog.=) ANY ($1)",
+        Spi::connect_mut(|c| {
+            c.update(
+                "SELECT version, sql, name, checksum FROM tenancy.registered_migrations WHERE version OPERATOR(pg_catalog.=) ANY ($1) FOR KEY SHARE",
                 None,
                 &[versions.to_vec().into()],
             )
@@ -435,6 +436,65 @@ fn check_stored_text(version: &str, name: &str, sql: &str, stored: &str) {
             .hint("Restore the original text in tenancy.registered_migrations; to change a migration, register a new version with tenancy.add_migration."),
         )
     }
+}
+
+/// Deletes a registered migration (waiting for runs that are applying it, see
+/// [`registered_sql`]); returns the role recorded as its author, `None` when there was no row.
+pub fn delete_registered(version: &str) -> Option<String> {
+    as_extension_owner(|| {
+        get_one::<String>(
+            "DELETE FROM tenancy.registered_migrations WHERE version OPERATOR(pg_catalog.=) $1 \
+             RETURNING added_by::pg_catalog.text",
+            &[version.into()],
+        )
+    })
+}
+
+/// How many tenants have `version` in their ledger (compared as numbers), other than with
+/// checksum `except` (another migration's text of the same version), and the first `limit` of
+/// them by name.
+pub fn tenants_with(version: &str, except: Option<&str>, limit: i64) -> (i64, Vec<String>) {
+    as_extension_owner(|| {
+        Spi::connect_mut(|c| {
+            let rows: Vec<(i64, String)> = c
+                .update(
+                    "SELECT pg_catalog.count(*) OVER (), l.schema_name::pg_catalog.text FROM tenancy.ledger l \
+                     WHERE l.version::pg_catalog.numeric OPERATOR(pg_catalog.=) $1::pg_catalog.numeric \
+                       AND l.checksum IS DISTINCT FROM $3 \
+                     ORDER BY l.schema_name LIMIT $2",
+                    None,
+                    &[version.into(), limit.into(), except.into()],
+                )
+                .or_raise()
+                .map(|r| {
+                    (
+                        r.get::<i64>(1).or_raise().unwrap_or(0),
+                        r.get::<String>(2).or_raise().unwrap_or_default(),
+                    )
+                })
+                .collect();
+            (
+                rows.first().map_or(0, |r| r.0),
+                rows.into_iter().map(|r| r.1).collect(),
+            )
+        })
+    })
+}
+
+/// Clears the recorded fleet failures that name migration `label` (`… migration <label> failed:
+/// …`, `… migration <label> was registered by …`): once it is withdrawn they are about nothing.
+/// Returns how many.
+pub fn clear_errors_naming(label: &str) -> i64 {
+    as_extension_owner(|| {
+        get_one::<i64>(
+            "WITH cleared AS (UPDATE tenancy.tenants SET last_error = NULL, failed_at = NULL \
+               WHERE pg_catalog.strpos(last_error, 'migration ' OPERATOR(pg_catalog.||) $1 OPERATOR(pg_catalog.||) ' ') \
+                     OPERATOR(pg_catalog.>) 0 RETURNING 1) \
+             SELECT pg_catalog.count(*) FROM cleared",
+            &[label.into()],
+        )
+        .unwrap_or(0)
+    })
 }
 
 pub fn insert_registered(m: &Migration) {

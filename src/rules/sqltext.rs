@@ -402,7 +402,7 @@ fn plpgsql_transaction_control(body: &str) -> Option<&'static str> {
 
 /// A token of a statement's code, for the checks that need more than its leading words.
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Tok {
+pub enum Tok {
     /// An unquoted word, upper-cased.
     Word(String),
     /// A quoted identifier's name (`""` undoubled), as written.
@@ -414,7 +414,7 @@ enum Tok {
 }
 
 impl Tok {
-    fn is_word(&self, w: &str) -> bool {
+    pub fn is_word(&self, w: &str) -> bool {
         matches!(self, Tok::Word(x) if x == w)
     }
 
@@ -433,12 +433,37 @@ impl Tok {
 /// parentheses. The text is a statement [`split_statements`] returned, so it lexes; if it did not,
 /// there are no tokens (nothing is refused on a guess).
 fn tokens(text: &str, limit: usize) -> Vec<(Tok, usize)> {
+    spanned_tokens(text, limit)
+        .into_iter()
+        .map(|t| (t.tok, t.depth))
+        .collect()
+}
+
+/// A token with its depth of parentheses and where it stands in the text (`start..end`, bytes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Spanned {
+    pub tok: Tok,
+    pub depth: usize,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// [`tokens`] with each token's place in `text`, for rules that rewrite a statement.
+pub fn spanned_tokens(text: &str, limit: usize) -> Vec<Spanned> {
     let Ok(regions) = scan(text) else {
         return Vec::new();
     };
     let b = text.as_bytes();
     let mut out = Vec::new();
     let mut depth = 0usize;
+    let push = |out: &mut Vec<Spanned>, tok, depth, start, end| {
+        out.push(Spanned {
+            tok,
+            depth,
+            start,
+            end,
+        })
+    };
     for r in regions {
         if out.len() >= limit {
             break;
@@ -446,12 +471,12 @@ fn tokens(text: &str, limit: usize) -> Vec<(Tok, usize)> {
         match r.kind {
             Kind::Comment => continue,
             Kind::Single { .. } | Kind::Dollar { .. } => {
-                out.push((Tok::Literal, depth));
+                push(&mut out, Tok::Literal, depth, r.start, r.end);
                 continue;
             }
             Kind::Double => {
                 let name = text[r.start + 1..r.end - 1].replace("\"\"", "\"");
-                out.push((Tok::Quoted(name), depth));
+                push(&mut out, Tok::Quoted(name), depth, r.start, r.end);
                 continue;
             }
             Kind::Code => {}
@@ -464,25 +489,58 @@ fn tokens(text: &str, limit: usize) -> Vec<(Tok, usize)> {
                 while i < r.end && is_ident_char(b[i]) {
                     i += 1;
                 }
-                out.push((Tok::Word(text[ws..i].to_ascii_uppercase()), depth));
+                let word = Tok::Word(text[ws..i].to_ascii_uppercase());
+                push(&mut out, word, depth, ws, i);
                 continue;
             }
             match c {
                 b'(' => {
-                    out.push((Tok::Punct(c), depth));
+                    push(&mut out, Tok::Punct(c), depth, i, i + 1);
                     depth += 1;
                 }
                 b')' => {
                     depth = depth.saturating_sub(1);
-                    out.push((Tok::Punct(c), depth));
+                    push(&mut out, Tok::Punct(c), depth, i, i + 1);
                 }
                 _ if c.is_ascii_whitespace() => {}
-                _ => out.push((Tok::Punct(c), depth)),
+                _ => push(&mut out, Tok::Punct(c), depth, i, i + 1),
             }
             i += 1;
         }
     }
     out
+}
+
+/// The value of a literal token's text (`raw` is what [`spanned_tokens`] spans): a standard
+/// string `'…'` (`''` undoubled) or a dollar-quoted one. `None` for an escape string `E'…'`
+/// (backslash rules this lexer does not decode) and for anything else.
+pub fn literal_value(raw: &str) -> Option<String> {
+    if raw.len() >= 2 && raw.starts_with('\'') && raw.ends_with('\'') {
+        return Some(raw[1..raw.len() - 1].replace("''", "'"));
+    }
+    if let Some(rest) = raw.strip_prefix('$') {
+        let tag_len = rest.find('$')? + 2;
+        if raw.len() >= 2 * tag_len && raw.ends_with(&raw[..tag_len]) {
+            return Some(raw[tag_len..raw.len() - tag_len].to_string());
+        }
+    }
+    None
+}
+
+/// The text inside each string literal and dollar-quoted body of `text` (escape strings as
+/// written, undecoded), for rules that look into `DO` and function bodies.
+pub fn literal_contents(text: &str) -> Vec<String> {
+    spanned_tokens(text, usize::MAX)
+        .into_iter()
+        .filter(|t| t.tok == Tok::Literal)
+        .map(|t| {
+            let raw = &text[t.start..t.end];
+            literal_value(raw).unwrap_or_else(|| {
+                let body = raw.strip_prefix(['E', 'e']).unwrap_or(raw);
+                body.trim_matches('\'').to_string()
+            })
+        })
+        .collect()
 }
 
 /// Why a statement that could run inside a transaction block is still refused in a tenant
