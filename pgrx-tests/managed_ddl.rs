@@ -8,7 +8,7 @@ mod tests {
         all_versions, count, fails, ledger, lit, one, run, schema_exists, setup, strings,
         tenant_owner,
     };
-    use crate::in_db::trust_support::{app_role, as_role, attempt_as};
+    use crate::in_db::trust_support::{app_role, as_role, attempt_as, grant};
     use pgrx::prelude::*;
 
     fn organizations(on_delete: &str) {
@@ -61,7 +61,10 @@ mod tests {
         organizations("detach");
         run("INSERT INTO organizations (id) VALUES (1)");
         run("CREATE TABLE public.shops (id int PRIMARY KEY)");
-        run("SELECT tenancy.manage_tenant('shops', ARRAY['shop_', ':id'])");
+        run(&format!(
+            "SELECT tenancy.manage_tenant('shops', ARRAY['shop_', ':id'], owner => {})",
+            lit(tenant_owner())
+        ));
         run("INSERT INTO shops VALUES (7)");
         let oid = one::<pg_sys::Oid>("SELECT 'organizations'::regclass::oid")
             .unwrap()
@@ -83,7 +86,10 @@ mod tests {
         run("RESET session_replication_role");
         let r = strings("SELECT coalesce(schema_name, '-') || ': ' || action FROM tenancy.reconcile(dry_run => false) ORDER BY 1");
         assert_eq!(r.len(), 2, "{r:?}");
-        assert!(r[0].starts_with("-: left alone: managed table with OID"), "{r:?}");
+        assert!(
+            r[0].starts_with("-: left alone: managed table with OID"),
+            "{r:?}"
+        );
         assert!(r[1].starts_with("shop_8: created"), "{r:?}");
         // unmanage_tenant accepts it.
         run(&format!("SELECT tenancy.unmanage_tenant({oid})"));
@@ -110,12 +116,12 @@ mod tests {
         assert!(
             f.message.contains("public.organizations")
                 && f.message.contains("3 rows")
-                && f.message.contains("{o_,:id}"),
+                && f.message.contains("['o_', ':id']"),
             "{}",
             f.message
         );
         assert!(
-            f.hint.contains("tenancy.rename_tenant(pg_catalog.concat('org_', id), pg_catalog.concat('o_', id)) FROM public.organizations"),
+            f.hint.contains(r#"tenancy.rename_tenant(pg_catalog.concat('org_', "id"), pg_catalog.concat('o_', "id")) FROM public.organizations"#),
             "{}",
             f.hint
         );
@@ -144,13 +150,20 @@ mod tests {
     #[pg_test]
     fn case8_pg_tenancys_own_tables_and_extension_members_cannot_be_managed() {
         setup();
-        for t in ["tenancy.tenants", "tenancy.ledger", "tenancy.managed_table_settings"] {
+        for t in [
+            "tenancy.tenants",
+            "tenancy.ledger",
+            "tenancy.managed_table_settings",
+        ] {
             let f = fails(
-                &format!("SELECT tenancy.manage_tenant({}, ARRAY['x_', ':schema_name'])", lit(t)),
+                &format!(
+                    "SELECT tenancy.manage_tenant({}, ARRAY['x_', ':schema_name'])",
+                    lit(t)
+                ),
                 "0A000",
             );
             assert!(
-                f.message.contains(t) && f.message.contains("extension pg_tenancy"),
+                f.message.contains(t) && f.message.contains("extension \"pg_tenancy\""),
                 "{}",
                 f.message
             );
@@ -221,6 +234,37 @@ mod tests {
         run("SELECT tenancy.manage_tenant('events', ARRAY['ev_', ':region', '_', ':id'], on_delete => 'keep')");
         run("TRUNCATE events_eu_low");
         assert!(schema_exists("ev_eu_1"));
+    }
+
+    #[pg_test]
+    fn case8_a_partition_added_by_the_tables_owner_gets_the_guard_and_public_cannot_unregister() {
+        setup();
+        partitioned_events("drop");
+        // Adding a partition clones the row triggers, which needs EXECUTE on tenancy._managed_row:
+        // the admin level. The guard is created as this role, which owns the partition.
+        run("CREATE ROLE tenancy_plain NOLOGIN");
+        grant("tenancy_plain", "admin");
+        run("GRANT CREATE ON SCHEMA public TO tenancy_plain");
+        run("ALTER TABLE public.events OWNER TO tenancy_plain");
+        run("ALTER TABLE public.events_eu OWNER TO tenancy_plain");
+        as_role(
+            "tenancy_plain",
+            "CREATE TABLE public.events_eu_mid PARTITION OF public.events_eu FOR VALUES FROM (100) TO (200)",
+        );
+        let r = attempt_as("tenancy_plain", "TRUNCATE public.events_eu_mid");
+        assert_eq!(r.as_ref().map(|r| r.0.as_str()), Some("55000"), "{r:?}");
+        // Anyone may call what the event triggers call: it records only what the catalog says.
+        run("CREATE ROLE tenancy_nobody NOLOGIN");
+        as_role(
+            "tenancy_nobody",
+            "SELECT tenancy._managed_ddl(ARRAY['public.events'::regclass::oid, 'public.events_eu_mid'::regclass::oid])",
+        );
+        assert_eq!(
+            strings("SELECT table_name::text FROM tenancy.managed_tables"),
+            vec!["events"]
+        );
+        as_role("tenancy_plain", "DROP TABLE public.events_eu_mid");
+        assert_eq!(count("SELECT 1 FROM tenancy.managed_tables"), 1);
     }
 
     #[pg_test]
@@ -305,7 +349,8 @@ mod tests {
         run("ALTER SCHEMA org_1 OWNER TO tenancy_other");
         let f = fails("INSERT INTO organizations (id) VALUES (1)", "42501");
         assert!(
-            f.message.contains("organizations: cannot provision tenant \"org_1\"")
+            f.message
+                .contains("organizations: cannot provision tenant \"org_1\"")
                 && f.message.contains("tenancy_other"),
             "{}",
             f.message
@@ -332,7 +377,8 @@ mod tests {
         run("DROP SCHEMA org_1 CASCADE");
         let f = fails("DELETE FROM organizations WHERE id = 1", "42704");
         assert!(
-            f.message.contains("public.organizations: cannot drop tenant \"org_1\""),
+            f.message
+                .contains("public.organizations: cannot drop tenant \"org_1\""),
             "{}",
             f.message
         );
