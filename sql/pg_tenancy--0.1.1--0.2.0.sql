@@ -1054,8 +1054,8 @@ AS 'MODULE_PATHNAME', 'managed_ddl_wrapper';
 
 -- Managed tables follow DDL the same way (issue 13): a dropped managed table (DROP TABLE, or with
 -- its schema or owner) is unregistered by tenancy._managed_ddl, and a partition created in or
--- attached to a managed table with on_delete => 'drop' gets its TRUNCATE guard. Both are skipped
--- at the cost of one read when no table is managed (no managed table with that policy).
+-- attached to a managed table with on_delete => 'drop' gets its TRUNCATE guard. Other DDL (the
+-- tables of a tenant's migrations, say) costs one catalog read here and no call.
 CREATE OR REPLACE FUNCTION tenancy._schema_ddl_trigger() RETURNS event_trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
     AS $$
@@ -1072,16 +1072,21 @@ BEGIN
         IF TG_TAG <> 'DROP TABLE' THEN
             PERFORM tenancy._schema_ddl(v_schemas);
         END IF;
-        IF cardinality(v_tables) > 0 AND EXISTS (SELECT FROM tenancy.managed_tables) THEN
+        IF cardinality(v_tables) > 0
+           AND EXISTS (SELECT FROM tenancy.managed_tables AS m WHERE m.table_name::oid = ANY (v_tables)) THEN
             PERFORM tenancy._managed_ddl(v_tables);
         END IF;
     ELSIF TG_EVENT = 'ddl_command_end' AND TG_TAG = 'ALTER SCHEMA' THEN
         PERFORM tenancy._schema_ddl(ARRAY(SELECT d.objid FROM pg_event_trigger_ddl_commands() AS d
                                           WHERE d.classid = 'pg_namespace'::regclass));
     ELSIF TG_EVENT = 'ddl_command_end' THEN
-        IF EXISTS (SELECT FROM tenancy.managed_tables AS m WHERE m.on_delete = 'drop') THEN
-            PERFORM tenancy._managed_ddl(ARRAY(SELECT d.objid FROM pg_event_trigger_ddl_commands() AS d
-                                               WHERE d.classid = 'pg_class'::regclass));
+        -- Only DDL on partitions or partitioned tables (not every CREATE TABLE of a migration).
+        v_tables := ARRAY(SELECT d.objid FROM pg_event_trigger_ddl_commands() AS d
+                          JOIN pg_class AS c ON c.oid = d.objid
+                          WHERE d.classid = 'pg_class'::regclass AND (c.relispartition OR c.relkind = 'p'));
+        IF cardinality(v_tables) > 0
+           AND EXISTS (SELECT FROM tenancy.managed_tables AS m WHERE m.on_delete = 'drop') THEN
+            PERFORM tenancy._managed_ddl(v_tables);
         END IF;
     ELSE
         PERFORM tenancy._schema_ddl(ARRAY[]::oid[]);
