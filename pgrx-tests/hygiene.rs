@@ -25,6 +25,7 @@ mod tests {
             vec![
                 "tenancy.attribute_tables",
                 "tenancy.attribute_tenants",
+                "tenancy.detached_tenants",
                 "tenancy.ledger",
                 "tenancy.managed_table_settings",
                 "tenancy.registered_migrations",
@@ -38,7 +39,8 @@ mod tests {
         setup();
         let ddl = strings(
             "SELECT p.oid::regprocedure::text FROM pg_proc p WHERE p.pronamespace = 'tenancy'::regnamespace
-             AND p.proname NOT IN ('all_tenants', 'current_tenant', 'set_tenant', '_embedded_checksums', '_describe_schema', '_tenantize', '_schema_ddl') ORDER BY 1",
+             AND p.proname NOT IN ('all_tenants', 'current_tenant', 'set_tenant', '_embedded_checksums', '_describe_schema', '_tenantize', '_schema_ddl',
+                                 '_managed_ddl') ORDER BY 1",
         );
         assert!(ddl.len() >= 12, "{ddl:?}");
         run("CREATE ROLE tenancy_nobody");

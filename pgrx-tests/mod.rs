@@ -18,6 +18,7 @@ mod hygiene;
 mod inputs;
 mod lifecycle;
 mod managed;
+mod managed_ddl;
 mod migrations;
 mod names;
 mod relink;

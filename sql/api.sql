@@ -71,14 +71,36 @@ CREATE FUNCTION tenancy.unmanage_tenant(tbl regclass) RETURNS void
 -- The trigger functions pin their search_path too (pgrx has no attribute for triggers).
 ALTER FUNCTION tenancy._managed_row() SET search_path = pg_catalog, pg_temp;
 
+-- The TRUNCATE guard of a managed table with on_delete => 'drop' (deleting its rows drops their
+-- tenants, TRUNCATE would skip that). Statement triggers are not inherited, so it is installed on
+-- the table and on each of its partitions, by manage_tenant and, for partitions created or
+-- attached later, by the DDL event trigger (sql/fleet.sql). It checks the settings when it fires:
+-- a partition detached since, or a table whose policy changed, truncates normally.
 CREATE FUNCTION tenancy._managed_truncate() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
     AS $$
+DECLARE
+    v_managed regclass;
 BEGIN
-    RAISE EXCEPTION 'TRUNCATE of %.% is refused: deleting its rows drops their tenant schemas (on_delete = ''drop'')',
-        quote_ident(TG_TABLE_SCHEMA), quote_ident(TG_TABLE_NAME)
+    SELECT m.table_name INTO v_managed
+    FROM tenancy.managed_tables AS m
+    WHERE m.on_delete = 'drop'
+      AND (m.table_name::oid = TG_RELID
+           OR m.table_name IN (SELECT a.relid FROM pg_partition_ancestors(TG_RELID) AS a))
+    LIMIT 1;
+    IF v_managed IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF v_managed::oid = TG_RELID THEN
+        RAISE EXCEPTION 'TRUNCATE of %.% is refused: deleting its rows drops their tenant schemas (on_delete = ''drop'')',
+            quote_ident(TG_TABLE_SCHEMA), quote_ident(TG_TABLE_NAME)
+            USING ERRCODE = '55000',
+                  HINT = 'DELETE the rows to drop their tenants, or switch the table to on_delete => ''keep'' or ''detach'' with tenancy.manage_tenant first.';
+    END IF;
+    RAISE EXCEPTION 'TRUNCATE of %.% is refused: it is a partition of managed table %, and deleting its rows drops their tenant schemas (on_delete = ''drop'')',
+        quote_ident(TG_TABLE_SCHEMA), quote_ident(TG_TABLE_NAME), v_managed
         USING ERRCODE = '55000',
-              HINT = 'DELETE the rows to drop their tenants, or switch the table to on_delete => ''keep'' or ''detach'' with tenancy.manage_tenant first.';
+              HINT = format('DELETE the rows to drop their tenants, or switch %s to on_delete => ''keep'' or ''detach'' with tenancy.manage_tenant first.', v_managed);
 END
 $$;
 

@@ -318,16 +318,42 @@ CREATE VIEW tenancy._tenant_schemas AS
 -- running the DDL; tenancy._schema_ddl writes, as the extension's owner, only what the catalog
 -- confirms. At ddl_command_start it only re-links a registry that came across a pg_upgrade, so
 -- that the OIDs the later events report are the registry's.
+-- Managed tables follow DDL the same way (issue 13): a dropped managed table (DROP TABLE, or with
+-- its schema or owner) is unregistered by tenancy._managed_ddl, and a partition created in or
+-- attached to a managed table with on_delete => 'drop' gets its TRUNCATE guard. Other DDL (the
+-- tables of a tenant's migrations, say) costs one catalog read here and no call.
 CREATE FUNCTION tenancy._schema_ddl_trigger() RETURNS event_trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
     AS $$
+DECLARE
+    v_schemas oid[];
+    v_tables oid[];
 BEGIN
     IF TG_EVENT = 'sql_drop' THEN
-        PERFORM tenancy._schema_ddl(ARRAY(SELECT d.objid FROM pg_event_trigger_dropped_objects() AS d
-                                          WHERE d.classid = 'pg_namespace'::regclass));
-    ELSIF TG_EVENT = 'ddl_command_end' THEN
+        SELECT coalesce(array_agg(d.objid) FILTER (WHERE d.classid = 'pg_namespace'::regclass), '{}'),
+               coalesce(array_agg(d.objid) FILTER (WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0
+                                                     AND d.object_type = 'table'), '{}')
+        INTO v_schemas, v_tables
+        FROM pg_event_trigger_dropped_objects() AS d;
+        IF TG_TAG <> 'DROP TABLE' THEN
+            PERFORM tenancy._schema_ddl(v_schemas);
+        END IF;
+        IF cardinality(v_tables) > 0
+           AND EXISTS (SELECT FROM tenancy.managed_tables AS m WHERE m.table_name::oid = ANY (v_tables)) THEN
+            PERFORM tenancy._managed_ddl(v_tables);
+        END IF;
+    ELSIF TG_EVENT = 'ddl_command_end' AND TG_TAG = 'ALTER SCHEMA' THEN
         PERFORM tenancy._schema_ddl(ARRAY(SELECT d.objid FROM pg_event_trigger_ddl_commands() AS d
                                           WHERE d.classid = 'pg_namespace'::regclass));
+    ELSIF TG_EVENT = 'ddl_command_end' THEN
+        -- Only DDL on partitions or partitioned tables (not every CREATE TABLE of a migration).
+        v_tables := ARRAY(SELECT d.objid FROM pg_event_trigger_ddl_commands() AS d
+                          JOIN pg_class AS c ON c.oid = d.objid
+                          WHERE d.classid = 'pg_class'::regclass AND (c.relispartition OR c.relkind = 'p'));
+        IF cardinality(v_tables) > 0
+           AND EXISTS (SELECT FROM tenancy.managed_tables AS m WHERE m.on_delete = 'drop') THEN
+            PERFORM tenancy._managed_ddl(v_tables);
+        END IF;
     ELSE
         PERFORM tenancy._schema_ddl(ARRAY[]::oid[]);
     END IF;
@@ -336,9 +362,9 @@ $$;
 CREATE EVENT TRIGGER pg_tenancy_schema_ddl_start ON ddl_command_start
     WHEN TAG IN ('DROP SCHEMA', 'DROP OWNED', 'ALTER SCHEMA') EXECUTE FUNCTION tenancy._schema_ddl_trigger();
 CREATE EVENT TRIGGER pg_tenancy_schema_dropped ON sql_drop
-    WHEN TAG IN ('DROP SCHEMA', 'DROP OWNED') EXECUTE FUNCTION tenancy._schema_ddl_trigger();
+    WHEN TAG IN ('DROP SCHEMA', 'DROP OWNED', 'DROP TABLE') EXECUTE FUNCTION tenancy._schema_ddl_trigger();
 CREATE EVENT TRIGGER pg_tenancy_schema_altered ON ddl_command_end
-    WHEN TAG IN ('ALTER SCHEMA') EXECUTE FUNCTION tenancy._schema_ddl_trigger();
+    WHEN TAG IN ('ALTER SCHEMA', 'CREATE TABLE', 'ALTER TABLE') EXECUTE FUNCTION tenancy._schema_ddl_trigger();
 
 -- Registry against reality. Cheap checks: missing or renamed schemas, unknown ledger versions,
 -- and tenants whose objects differ from most tenants with the same applied migrations.

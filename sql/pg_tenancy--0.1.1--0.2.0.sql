@@ -1120,3 +1120,177 @@ BEGIN
     END LOOP;
 END
 $$;
+
+
+-- ---------------------------------------------------------------------------------------------
+-- Issue 13, cases 4, 5 and the managed-table items of 8 (branch managed13): managed tables follow
+-- DDL. A dropped managed table is unregistered; verify and reconcile report and skip a dangling
+-- registration; tenants remember the managed table whose row created them (verify reports those
+-- no row names any more); a detached tenant of a managed table keeps its ledger, and its row,
+-- inserted again, re-adopts it; the TRUNCATE guard covers partitions.
+
+-- the managed table whose row created (or re-adopted) the tenant; cleared when that table is
+-- dropped. verify() reports a tenant of a 'detach' or 'drop' table that no row names.
+ALTER TABLE tenancy.tenants ADD COLUMN managed_by regclass;
+
+-- Tenants of a managed table that were detached while their schema stayed (by their row's DELETE
+-- under on_delete => 'detach', or by tenancy.detach_tenant): their ledger as it was, so that
+-- inserting the row again re-adopts the schema with exactly what was applied to it. Forgotten when
+-- the schema or the table is dropped, or the schema is registered by hand.
+CREATE TABLE tenancy.detached_tenants (
+    schema_name  name        PRIMARY KEY,
+    schema_oid   oid         NOT NULL,
+    managed_by   regclass    NOT NULL,
+    -- the tenant's tenancy.ledger rows: version, name, checksum, applied_at, seconds, baselined
+    ledger       jsonb       NOT NULL,
+    detached_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE tenancy.detached_tenants IS 'pg_tenancy: detached tenants of managed tables, re-adopted when their row comes back';
+SELECT pg_catalog.pg_extension_config_dump('tenancy.detached_tenants', '');
+
+-- The same for detached tenants: a restored row follows the schema of its name; without one there
+-- is nothing to re-adopt and the row is not restored.
+CREATE FUNCTION tenancy._relink_restored_detached() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_namespace n WHERE n.oid = NEW.schema_oid AND n.nspname = NEW.schema_name) THEN
+        NEW.schema_oid := (SELECT n.oid FROM pg_namespace n WHERE n.nspname = NEW.schema_name);
+        IF NEW.schema_oid IS NULL THEN
+            RETURN NULL;
+        END IF;
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER relink_restored BEFORE INSERT ON tenancy.detached_tenants
+    FOR EACH ROW EXECUTE FUNCTION tenancy._relink_restored_detached();
+
+-- The TRUNCATE guard of a managed table with on_delete => 'drop' (deleting its rows drops their
+-- tenants, TRUNCATE would skip that). Statement triggers are not inherited, so it is installed on
+-- the table and on each of its partitions, by manage_tenant and, for partitions created or
+-- attached later, by the DDL event trigger (sql/fleet.sql). It checks the settings when it fires:
+-- a partition detached since, or a table whose policy changed, truncates normally.
+CREATE OR REPLACE FUNCTION tenancy._managed_truncate() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    v_managed regclass;
+BEGIN
+    SELECT m.table_name INTO v_managed
+    FROM tenancy.managed_tables AS m
+    WHERE m.on_delete = 'drop'
+      AND (m.table_name::oid = TG_RELID
+           OR m.table_name IN (SELECT a.relid FROM pg_partition_ancestors(TG_RELID) AS a))
+    LIMIT 1;
+    IF v_managed IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF v_managed::oid = TG_RELID THEN
+        RAISE EXCEPTION 'TRUNCATE of %.% is refused: deleting its rows drops their tenant schemas (on_delete = ''drop'')',
+            quote_ident(TG_TABLE_SCHEMA), quote_ident(TG_TABLE_NAME)
+            USING ERRCODE = '55000',
+                  HINT = 'DELETE the rows to drop their tenants, or switch the table to on_delete => ''keep'' or ''detach'' with tenancy.manage_tenant first.';
+    END IF;
+    RAISE EXCEPTION 'TRUNCATE of %.% is refused: it is a partition of managed table %, and deleting its rows drops their tenant schemas (on_delete = ''drop'')',
+        quote_ident(TG_TABLE_SCHEMA), quote_ident(TG_TABLE_NAME), v_managed
+        USING ERRCODE = '55000',
+              HINT = format('DELETE the rows to drop their tenants, or switch %s to on_delete => ''keep'' or ''detach'' with tenancy.manage_tenant first.', v_managed);
+END
+$$;
+
+CREATE FUNCTION tenancy."_managed_ddl"("oids" oid[]) RETURNS void
+VOLATILE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'managed_ddl_wrapper';
+
+-- Managed tables follow DDL the same way (issue 13): a dropped managed table (DROP TABLE, or with
+-- its schema or owner) is unregistered by tenancy._managed_ddl, and a partition created in or
+-- attached to a managed table with on_delete => 'drop' gets its TRUNCATE guard. Other DDL (the
+-- tables of a tenant's migrations, say) costs one catalog read here and no call.
+CREATE OR REPLACE FUNCTION tenancy._schema_ddl_trigger() RETURNS event_trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    v_schemas oid[];
+    v_tables oid[];
+BEGIN
+    IF TG_EVENT = 'sql_drop' THEN
+        SELECT coalesce(array_agg(d.objid) FILTER (WHERE d.classid = 'pg_namespace'::regclass), '{}'),
+               coalesce(array_agg(d.objid) FILTER (WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0
+                                                     AND d.object_type = 'table'), '{}')
+        INTO v_schemas, v_tables
+        FROM pg_event_trigger_dropped_objects() AS d;
+        IF TG_TAG <> 'DROP TABLE' THEN
+            PERFORM tenancy._schema_ddl(v_schemas);
+        END IF;
+        IF cardinality(v_tables) > 0
+           AND EXISTS (SELECT FROM tenancy.managed_tables AS m WHERE m.table_name::oid = ANY (v_tables)) THEN
+            PERFORM tenancy._managed_ddl(v_tables);
+        END IF;
+    ELSIF TG_EVENT = 'ddl_command_end' AND TG_TAG = 'ALTER SCHEMA' THEN
+        PERFORM tenancy._schema_ddl(ARRAY(SELECT d.objid FROM pg_event_trigger_ddl_commands() AS d
+                                          WHERE d.classid = 'pg_namespace'::regclass));
+    ELSIF TG_EVENT = 'ddl_command_end' THEN
+        -- Only DDL on partitions or partitioned tables (not every CREATE TABLE of a migration).
+        v_tables := ARRAY(SELECT d.objid FROM pg_event_trigger_ddl_commands() AS d
+                          JOIN pg_class AS c ON c.oid = d.objid
+                          WHERE d.classid = 'pg_class'::regclass AND (c.relispartition OR c.relkind = 'p'));
+        IF cardinality(v_tables) > 0
+           AND EXISTS (SELECT FROM tenancy.managed_tables AS m WHERE m.on_delete = 'drop') THEN
+            PERFORM tenancy._managed_ddl(v_tables);
+        END IF;
+    ELSE
+        PERFORM tenancy._schema_ddl(ARRAY[]::oid[]);
+    END IF;
+END
+$$;
+DROP EVENT TRIGGER pg_tenancy_schema_dropped;
+CREATE EVENT TRIGGER pg_tenancy_schema_dropped ON sql_drop
+    WHEN TAG IN ('DROP SCHEMA', 'DROP OWNED', 'DROP TABLE') EXECUTE FUNCTION tenancy._schema_ddl_trigger();
+DROP EVENT TRIGGER pg_tenancy_schema_altered;
+CREATE EVENT TRIGGER pg_tenancy_schema_altered ON ddl_command_end
+    WHEN TAG IN ('ALTER SCHEMA', 'CREATE TABLE', 'ALTER TABLE') EXECUTE FUNCTION tenancy._schema_ddl_trigger();
+
+-- Partitions of managed tables with on_delete => 'drop' that have no TRUNCATE guard of their own
+-- yet get one (as the extension's owner, who runs this script and may not own them: the guard is
+-- the extension's, like the triggers manage_tenant installs).
+DO $$
+DECLARE
+    p record;
+BEGIN
+    FOR p IN SELECT DISTINCT t.relid
+             FROM tenancy.managed_table_settings s, pg_catalog.pg_partition_tree(s.tbl) t
+             WHERE s.on_delete = 'drop' AND t.relid <> s.tbl
+               AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger g
+                               WHERE g.tgrelid = t.relid AND g.tgname = 'tenancy_truncate')
+    LOOP
+        EXECUTE format('CREATE TRIGGER tenancy_truncate BEFORE TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION tenancy._managed_truncate()',
+                       p.relid);
+    END LOOP;
+END
+$$;
+
+-- Privileges as a fresh install has them (sql/privileges.sql), and the roles given a grant level
+-- before get it again, so that they reach the new table and functions.
+REVOKE ALL ON FUNCTION tenancy._relink_restored_detached() FROM PUBLIC;
+REVOKE ALL ON TABLE tenancy.detached_tenants FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tenancy._managed_ddl(oid[]) TO PUBLIC;
+DO $$
+DECLARE
+    g record;
+BEGIN
+    -- Roles granted EXECUTE directly (not through membership) on what each level gives.
+    FOR g IN SELECT a.grantee::regrole AS role,
+                    max(CASE p.proname WHEN '_manage_tenant' THEN 3 WHEN 'add_migration' THEN 2 ELSE 1 END) AS level
+             FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) AS a
+             WHERE p.pronamespace = 'tenancy'::regnamespace
+               AND p.proname IN ('_manage_tenant', 'add_migration', 'verify')
+               AND a.privilege_type = 'EXECUTE' AND a.grantee <> 0 AND a.grantee <> p.proowner
+             GROUP BY a.grantee
+    LOOP
+        PERFORM tenancy._grant(g.role, g.level, 'grant_admin');
+    END LOOP;
+END
+$$;

@@ -18,3 +18,8 @@ GRANT SELECT ON tenancy.migrations, tenancy.managed_tables, tenancy.attribute_te
 GRANT SELECT (schema_name, name_key, schema_oid, registered_at, failed_at) ON tenancy.tenants TO PUBLIC;
 -- The schema event triggers call it as whoever runs the DDL; it records only what the catalog confirms.
 GRANT EXECUTE ON FUNCTION tenancy._schema_ddl(oid[]) TO PUBLIC;
+-- The DDL event triggers call it as whoever runs the DDL: it removes only registrations of tables
+-- the catalog no longer has, and adds the TRUNCATE guard only to partitions of managed tables with
+-- on_delete => 'drop' (as the caller, who owns them and, to have created or attached them, could
+-- run tenancy._managed_row, so also tenancy._managed_truncate).
+GRANT EXECUTE ON FUNCTION tenancy._managed_ddl(oid[]) TO PUBLIC;

@@ -16,7 +16,10 @@ CREATE TABLE tenancy.tenants (
     -- noted by the schema event triggers (sql/fleet.sql) on DDL made outside pg_tenancy, so that
     -- it survives pg_upgrade: when the schema was dropped, and the name it was renamed to
     schema_dropped_at  timestamptz,
-    schema_renamed_to  name
+    schema_renamed_to  name,
+    -- the managed table whose row created (or re-adopted) the tenant; cleared when that table is
+    -- dropped. verify() reports a tenant of a 'detach' or 'drop' table that no row names.
+    managed_by         regclass
 );
 COMMENT ON TABLE tenancy.tenants IS 'pg_tenancy: registered tenants (one schema each)';
 
@@ -77,6 +80,21 @@ CREATE TABLE tenancy.managed_table_settings (
 );
 COMMENT ON TABLE tenancy.managed_table_settings IS 'pg_tenancy: managed tables (see tenancy.manage_tenant)';
 SELECT pg_catalog.pg_extension_config_dump('tenancy.managed_table_settings', '');
+
+-- Tenants of a managed table that were detached while their schema stayed (by their row's DELETE
+-- under on_delete => 'detach', or by tenancy.detach_tenant): their ledger as it was, so that
+-- inserting the row again re-adopts the schema with exactly what was applied to it. Forgotten when
+-- the schema or the table is dropped, or the schema is registered by hand.
+CREATE TABLE tenancy.detached_tenants (
+    schema_name  name        PRIMARY KEY,
+    schema_oid   oid         NOT NULL,
+    managed_by   regclass    NOT NULL,
+    -- the tenant's tenancy.ledger rows: version, name, checksum, applied_at, seconds, baselined
+    ledger       jsonb       NOT NULL,
+    detached_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE tenancy.detached_tenants IS 'pg_tenancy: detached tenants of managed tables, re-adopted when their row comes back';
+SELECT pg_catalog.pg_extension_config_dump('tenancy.detached_tenants', '');
 
 -- Fleet runs (CALL tenancy.migrate_all): one row per run, with live counters.
 CREATE TABLE tenancy.fleet_runs (
@@ -156,6 +174,24 @@ END
 $$;
 CREATE TRIGGER relink_restored BEFORE INSERT ON tenancy.tenants
     FOR EACH ROW EXECUTE FUNCTION tenancy._relink_restored_tenant();
+
+-- The same for detached tenants: a restored row follows the schema of its name; without one there
+-- is nothing to re-adopt and the row is not restored.
+CREATE FUNCTION tenancy._relink_restored_detached() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_namespace n WHERE n.oid = NEW.schema_oid AND n.nspname = NEW.schema_name) THEN
+        NEW.schema_oid := (SELECT n.oid FROM pg_namespace n WHERE n.nspname = NEW.schema_name);
+        IF NEW.schema_oid IS NULL THEN
+            RETURN NULL;
+        END IF;
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER relink_restored BEFORE INSERT ON tenancy.detached_tenants
+    FOR EACH ROW EXECUTE FUNCTION tenancy._relink_restored_detached();
 
 -- Objects in a tenant schema not owned by its owner (what verify reports and
 -- reconcile(fix_owners => true) fixes): what it is, and the statement that hands it to the owner.

@@ -40,6 +40,6 @@ fn manage_tenant(
 #[pg_extern(volatile, sql = false)]
 fn reconcile(
     dry_run: Option<bool>,
-) -> TableIterator<'static, (name!(schema_name, String), name!(action, String))> {
+) -> TableIterator<'static, (name!(schema_name, Option<String>), name!(action, String))> {
     crate::api::fleet::reconcile_owners(dry_run, Some(false))
 }

@@ -16,7 +16,7 @@ use crate::db::report::raise;
 use crate::db::spi;
 use crate::rules::error::{SqlState, TenancyError};
 use crate::rules::names::{quote_ident, quote_literal};
-use crate::rules::template::{Element, Template};
+use crate::rules::template::Template;
 
 /// Whether we run inside an explicit transaction block (`BEGIN … COMMIT`).
 #[pg_extern(volatile, name = "_in_transaction_block")]
@@ -26,26 +26,26 @@ fn in_transaction_block() -> bool {
     unsafe { pg_sys::IsTransactionBlock() }
 }
 
-/// The SQL expression a template computes for a row, e.g. `pg_catalog.concat('org_', "id")`.
-fn template_sql(t: &Template) -> String {
-    let parts: Vec<String> = t
-        .elements
-        .iter()
-        .map(|e| match e {
-            Element::Literal(l) => quote_literal(l),
-            // No cast: concat() prints each value with its type's output function, as the
-            // trigger does (SPI_getvalue); a cast to text could be the table owner's own function.
-            Element::Column(c) => quote_ident(c),
-        })
-        .collect();
-    format!("pg_catalog.concat({})", parts.join(", "))
+/// A managed row whose tenant is not registered (tables with `on_create`).
+struct RowWithoutTenant {
+    table: String,
+    tbl: pg_sys::Oid,
+    name: String,
+    /// whether a schema of that name exists
+    exists: bool,
+    /// who would own the tenant reconcile creates
+    owner: Option<pg_sys::Oid>,
 }
 
-/// Managed rows whose tenant is not registered (tables with `on_create`): (table, tenant name,
-/// whether a schema of that name exists, the owner named for the table's tenants).
-fn managed_rows_without_tenant() -> Vec<(String, String, bool, Option<pg_sys::Oid>)> {
+fn managed_rows_without_tenant() -> Vec<RowWithoutTenant> {
     let mut out = Vec::new();
-    for (tbl, raw, owner) in registry::managed_for_verify() {
+    for registry::ProvisioningTable {
+        table: tbl,
+        oid,
+        template: raw,
+        owner,
+    } in registry::managed_for_verify()
+    {
         let Ok(template) = Template::parse(&raw) else {
             continue;
         };
@@ -58,7 +58,7 @@ fn managed_rows_without_tenant() -> Vec<(String, String, bool, Option<pg_sys::Oi
             "SELECT DISTINCT r.n, EXISTS (SELECT FROM pg_catalog.pg_namespace s WHERE s.nspname OPERATOR(pg_catalog.=) r.n) \
              FROM (SELECT {} AS n FROM {tbl} WHERE {}) AS r \
              WHERE NOT EXISTS (SELECT FROM tenancy.tenants t WHERE t.schema_name OPERATOR(pg_catalog.=) r.n) ORDER BY 1",
-            template_sql(&template),
+            template.sql_expr(),
             present.join(" AND ")
         );
         // Read as the table's owner in a security-restricted operation: the table (its policies,
@@ -70,58 +70,127 @@ fn managed_rows_without_tenant() -> Vec<(String, String, bool, Option<pg_sys::Oi
         for (name, exists) in rows {
             // A tenant reconcile creates belongs to the table's configured owner, or else to the
             // table's owner (the role that inserted the row is not known any more).
-            out.push((
-                tbl.clone(),
+            out.push(RowWithoutTenant {
+                table: tbl.clone(),
+                tbl: oid,
                 name,
                 exists,
-                Some(owner.unwrap_or(table_owner)),
-            ));
+                owner: Some(owner.unwrap_or(table_owner)),
+            });
         }
     }
     out
 }
 
+/// Registered tenants of managed tables with `on_delete` `detach` or `drop` that no row of the
+/// table names any more (rows removed by TRUNCATE, or deleted while the triggers were bypassed):
+/// (table, policy, tenant). Under `keep` a tenant without a row is what the policy says.
+fn tenants_without_row() -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for t in registry::retiring_tables() {
+        let Ok(template) = Template::parse(&t.template) else {
+            continue;
+        };
+        // One anti-join per table, read as its owner (as above); tenants' names come as an array.
+        let query = format!(
+            "SELECT u.n FROM pg_catalog.unnest($1::pg_catalog.text[]) AS u(n) \
+             WHERE NOT EXISTS (SELECT FROM {} AS r WHERE {} OPERATOR(pg_catalog.=) u.n) ORDER BY 1",
+            t.table,
+            template.sql_expr()
+        );
+        let owner = crate::db::catalog::table_owner(&t.table);
+        let names = crate::db::identity::as_tenant_owner(owner, "pg_catalog, pg_temp", || {
+            spi::rows_text_with(&query, &[t.tenants.clone().into()])
+        });
+        out.extend(
+            names
+                .into_iter()
+                .map(|n| (t.table.clone(), t.on_delete.clone(), n)),
+        );
+    }
+    out
+}
+
+fn dangling_problem(oid: u32) -> String {
+    format!(
+        "managed table with OID {oid} no longer exists (dropped while pg_tenancy's event triggers did not fire), but is still registered; SELECT tenancy.unmanage_tenant({oid}) removes the registration (its tenants stay)"
+    )
+}
+
 #[pg_extern(stable, name = "_verify_managed")]
 #[search_path(pg_catalog, pg_temp)]
-fn verify_managed() -> TableIterator<'static, (name!(schema_name, String), name!(problem, String))>
-{
-    TableIterator::new(managed_rows_without_tenant().into_iter().map(|(tbl, name, exists, _)| {
-        let problem = if exists {
-            format!("a row of managed table {tbl} names this tenant; the schema exists but is not registered (tenancy.register_tenant adopts it)")
+fn verify_managed(
+) -> TableIterator<'static, (name!(schema_name, Option<String>), name!(problem, String))> {
+    let mut out: Vec<(Option<String>, String)> = registry::dangling_managed()
+        .into_iter()
+        .map(|oid| (None, dangling_problem(oid)))
+        .collect();
+    out.extend(managed_rows_without_tenant().into_iter().map(|r| {
+        let problem = if r.exists {
+            format!("a row of managed table {} names this tenant; the schema exists but is not registered (tenancy.register_tenant adopts it)", r.table)
         } else {
-            format!("a row of managed table {tbl} names this tenant, but there is no such schema (tenancy.reconcile() creates it)")
+            format!("a row of managed table {} names this tenant, but there is no such schema (tenancy.reconcile() creates it)", r.table)
         };
-        (name, problem)
-    }))
+        (Some(r.name), problem)
+    }));
+    out.extend(tenants_without_row().into_iter().map(|(table, policy, name)| {
+        let fix = if policy == "drop" {
+            format!(
+                "SELECT tenancy.drop_tenant({}) does what deleting its row would have done (it drops the schema and its data), tenancy.detach_tenant keeps the schema",
+                quote_literal(&name)
+            )
+        } else {
+            format!(
+                "SELECT tenancy.detach_tenant({}) does what deleting its row would have done (the schema stays, and inserting its row again re-adopts it)",
+                quote_literal(&name)
+            )
+        };
+        let problem = format!(
+            "a tenant of managed table {table} (on_delete => {}), but no row of it names this tenant (removed by TRUNCATE, or deleted while the table's triggers were bypassed); {fix}",
+            quote_literal(&policy)
+        );
+        (Some(name), problem)
+    }));
+    TableIterator::new(out)
 }
 
 /// Repairs what bypassed triggers (`session_replication_role = replica`, disabled triggers) left
 /// behind: a managed row whose tenant does not exist at all gets it created and migrated. What
-/// needs a decision (an unregistered schema of that name) is only reported. `dry_run` (default)
-/// only says what it would do.
+/// needs a decision (an unregistered schema of that name, a registration whose table is gone) is
+/// only reported. `dry_run` (default) only says what it would do.
 #[pg_extern(volatile, name = "reconcile")]
 #[search_path(pg_catalog, pg_temp)]
 pub fn reconcile_owners(
     dry_run: default!(Option<bool>, true),
     fix_owners: default!(Option<bool>, false),
-) -> TableIterator<'static, (name!(schema_name, String), name!(action, String))> {
+) -> TableIterator<'static, (name!(schema_name, Option<String>), name!(action, String))> {
     let example = "tenancy.reconcile(dry_run => false)";
     let dry_run = required(dry_run, "reconcile", "dry_run", example);
     let fix_owners = required(fix_owners, "reconcile", "fix_owners", example);
-    let mut out = Vec::new();
-    for (tbl, name, exists, owner) in managed_rows_without_tenant() {
-        let action = if exists {
-            format!("left alone: schema exists but is not registered; adopt it with tenancy.register_tenant({}, <baseline>) (row of {tbl})", quote_literal(&name))
+    let mut out: Vec<(Option<String>, String)> = registry::dangling_managed()
+        .into_iter()
+        .map(|oid| (None, format!("left alone: {}", dangling_problem(oid))))
+        .collect();
+    for r in managed_rows_without_tenant() {
+        let action = if r.exists {
+            format!("left alone: schema exists but is not registered; adopt it with tenancy.register_tenant({}, <baseline>) (row of {})", quote_literal(&r.name), r.table)
         } else if dry_run {
-            format!("would create and migrate the tenant of a row of {tbl}")
+            format!(
+                "would create and migrate the tenant of a row of {}",
+                r.table
+            )
         } else {
-            crate::api::lifecycle::create(&name, owner);
-            format!("created and migrated the tenant of a row of {tbl}")
+            crate::api::lifecycle::create_for(&r.name, r.owner, Some(r.tbl));
+            format!("created and migrated the tenant of a row of {}", r.table)
         };
-        out.push((name, action));
+        out.push((Some(r.name), action));
     }
     if fix_owners {
-        out.extend(give_objects_to_owners(dry_run));
+        out.extend(
+            give_objects_to_owners(dry_run)
+                .into_iter()
+                .map(|(t, a)| (Some(t), a)),
+        );
     }
     TableIterator::new(out)
 }

@@ -129,6 +129,12 @@ pub fn choose_owner(what: &str, owner: Option<pg_sys::Oid>) -> catalog::Role {
 /// Creates, registers and migrates a tenant owned by `owner` (see [`choose_owner`]): the one
 /// path for `create_tenant`, the managed table trigger and `reconcile`.
 pub fn create(name: &str, owner: Option<pg_sys::Oid>) {
+    create_for(name, owner, None)
+}
+
+/// [`create`], for the row of managed table `managed_by` when there is one (noted on the tenant:
+/// `verify` then reports it if no row names it any more).
+pub fn create_for(name: &str, owner: Option<pg_sys::Oid>, managed_by: Option<pg_sys::Oid>) {
     refuse_inside_extension_script("create_tenant");
     require_create_privilege("create_tenant");
     names::validate(name).or_raise();
@@ -151,12 +157,88 @@ pub fn create(name: &str, owner: Option<pg_sys::Oid>) {
         ));
     }
     let oid = catalog::schema_oid(name).expect("schema just created");
-    registry::insert(name, &names::fold(name), oid);
+    registry::insert_managed(name, &names::fold(name), oid, managed_by);
     let t = registry::Tenant {
         name: name.to_string(),
         oid,
     };
     apply::migrate(&t, None);
+}
+
+/// Re-adopts the schema of a tenant that managed table `tbl` detached, when a row of that table
+/// names it again (issue 13): registered again with the ledger it had when it was detached (kept
+/// in `tenancy.detached_tenants`), then migrated like any tenant. False, doing nothing, when
+/// `name` is not such a schema (the caller then creates the tenant, which refuses a schema that
+/// exists). Only the very schema that was detached (by OID), only when its owner is the owner the
+/// table gives its tenants (`owner`, when the table names one), and only for an inserting role with
+/// the privileges of the schema's owner: its migrations run as that owner, and re-adopting must
+/// not let a role put its tenant under another's name, nor take over a schema it cannot act as.
+pub fn readopt(name: &str, tbl: pg_sys::Oid, owner: Option<pg_sys::Oid>) -> bool {
+    if !registry::has_managed_ddl_catalog() {
+        return false;
+    }
+    let Some(oid) = catalog::schema_oid(name) else {
+        return false;
+    };
+    registry::relink_if_moved();
+    if registry::tenant_by_name(name).is_some()
+        || !crate::db::detached::is_detached_from(name, oid, tbl)
+    {
+        return false;
+    }
+    refuse_inside_extension_script("create_tenant");
+    names::validate(name).or_raise();
+    let wanted = choose_owner(&format!("tenant {}", quote_ident(name)), owner);
+    let actual = catalog::schema_owner(oid);
+    if owner.is_some() && actual.oid != wanted.oid {
+        raise(
+            TenancyError::new(
+                SqlState::InsufficientPrivilege,
+                format!(
+                    "permission denied to re-adopt detached tenant {}: its schema is owned by {}, not by {}, the owner of this table's tenants",
+                    quote_ident(name),
+                    quote_ident(&actual.name),
+                    quote_ident(&wanted.name)
+                ),
+            )
+            .hint(format!(
+                "Nothing was re-adopted. Give the schema back to its tenant owner (ALTER SCHEMA {} OWNER TO {}) and insert the row again, or adopt it by hand with tenancy.register_tenant.",
+                quote_ident(name),
+                quote_ident(&wanted.name)
+            )),
+        );
+    }
+    let me = identity::current_user();
+    if !catalog::has_privileges_of(me, actual.oid) {
+        let caller = catalog::role_by_oid(me).map(|r| r.name).unwrap_or_default();
+        raise(
+            TenancyError::new(
+                SqlState::InsufficientPrivilege,
+                format!(
+                    "permission denied to re-adopt detached tenant {}: role {} does not have the privileges of its owner {}",
+                    quote_ident(name),
+                    quote_ident(&caller),
+                    quote_ident(&actual.name)
+                ),
+            )
+            .hint(format!(
+                "Nothing was re-adopted. The tenant's migrations run as its owner: insert the row as {} (or a member of it), or GRANT {} TO {} first.",
+                quote_ident(&actual.name),
+                quote_ident(&actual.name),
+                quote_ident(&caller)
+            )),
+        );
+    }
+    registry::lock_name(&names::fold(name));
+    check_new_name(name, None);
+    registry::insert_managed(name, &names::fold(name), oid, Some(tbl));
+    crate::db::detached::restore(name);
+    let t = registry::Tenant {
+        name: name.to_string(),
+        oid,
+    };
+    apply::migrate(&t, None);
+    true
 }
 
 #[pg_extern(volatile, name = "_create_tenant")]
@@ -205,6 +287,10 @@ fn register_tenant(schema: Option<&str>, baseline: Option<&str>) -> String {
     let known = known_set::known_versions();
     let upto = baseline.map(|b| migration_set::find(&known, b).or_raise().version.clone());
     registry::insert(name, &names::fold(name), oid);
+    if registry::has_managed_ddl_catalog() {
+        // Adopted by hand with a baseline: what a managed table kept for it no longer applies.
+        crate::db::detached::forget(name);
+    }
     if let Some(upto) = upto {
         let t = registry::Tenant {
             name: name.to_string(),
@@ -321,6 +407,10 @@ pub fn detach(name: &str) {
         }
     }
     registry::lock_tenant(t.oid);
+    if registry::has_managed_ddl_catalog() {
+        // A managed table's tenant keeps its ledger aside: its row, inserted again, re-adopts it.
+        crate::db::detached::save(&t.name);
+    }
     registry::delete(&t.name);
 }
 

@@ -63,6 +63,7 @@ pub fn manage_tenant_owned(
     check_on_delete(on_delete);
     let template = Template::parse(&raw).or_raise();
     let table = catalog::table_info(tbl);
+    refuse_extension_table(tbl, &table);
     let columns = catalog::table_columns(tbl);
     for c in template.columns() {
         if !columns.iter().any(|x| x == c) {
@@ -80,6 +81,7 @@ pub fn manage_tenant_owned(
             );
         }
     }
+    refuse_template_change(tbl, &table, &template, &columns);
     drop_triggers(&table);
     let args = std::iter::once(quote_literal(on_delete))
         .chain(raw.iter().flatten().map(|e| quote_literal(e)))
@@ -112,6 +114,119 @@ pub fn manage_tenant_owned(
         lifecycle::choose_owner(&format!("the tenants of {table}"), Some(owner));
     }
     registry::save_managed(tbl, &raw, on_create, on_update, on_delete, owner);
+    // Statement triggers are not inherited: each partition gets its own TRUNCATE guard (and one
+    // created or attached later gets it from the DDL event trigger, see _managed_ddl).
+    guard_partitions(&[tbl]);
+}
+
+/// pg_tenancy's own tables and any extension's tables cannot be managed: their rows are not the
+/// application's, and triggers on them would break the extension (managing `tenancy.tenants`
+/// made every `create_tenant` fire a trigger on the row it writes).
+fn refuse_extension_table(tbl: pg_sys::Oid, table: &str) {
+    if let Some(ext) = catalog::extension_of(tbl) {
+        raise(
+            TenancyError::new(
+                SqlState::FeatureNotSupported,
+                format!(
+                    "table {table} belongs to extension {} and cannot be a managed table",
+                    quote_ident(&ext)
+                ),
+            )
+            .hint("A managed table is one of your application's tables whose rows are your tenants, e.g. CREATE TABLE organizations (id bigint PRIMARY KEY, name text) and tenancy.manage_tenant('organizations', ARRAY['org_', ':id'])."),
+        );
+    }
+}
+
+/// Refuses a new template for a managed table while rows name tenants under the current one that
+/// the new one would not find (issue 13, case 5): those rows would then name tenants that do not
+/// exist (the next UPDATE fails, reconcile would create a second, empty tenant per row). Renaming
+/// every tenant here could cross the lock ceiling of one transaction; the hint gives the statement
+/// that does it, after which the change is accepted.
+fn refuse_template_change(tbl: pg_sys::Oid, table: &str, new: &Template, columns: &[String]) {
+    let Some(old_raw) = registry::managed_template(tbl) else {
+        return;
+    };
+    let Ok(old) = Template::parse(&old_raw) else {
+        return;
+    };
+    if old == *new {
+        return;
+    }
+    let tenant_exists = |expr: &str| {
+        format!("EXISTS (SELECT FROM tenancy.tenants t WHERE t.schema_name OPERATOR(pg_catalog.=) {expr})")
+    };
+    let not_null = |t: &Template| {
+        t.columns()
+            .iter()
+            .map(|c| format!("{} IS NOT NULL", quote_ident(c)))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    };
+    let old_readable = old.columns().iter().all(|c| columns.iter().any(|x| x == c));
+    // Rows whose tenant (under the current template) would be lost; when a column of the
+    // current template is gone, every row the new template names no tenant for.
+    let query = if old_readable {
+        format!(
+            "SELECT pg_catalog.count(*) FROM {table} WHERE {} AND {} AND {} OPERATOR(pg_catalog.<>) {} AND {} AND NOT {}",
+            not_null(&old),
+            not_null(new),
+            old.sql_expr(),
+            new.sql_expr(),
+            tenant_exists(&old.sql_expr()),
+            tenant_exists(&new.sql_expr())
+        )
+    } else {
+        format!(
+            "SELECT pg_catalog.count(*) FROM {table} WHERE {} AND NOT {}",
+            not_null(new),
+            tenant_exists(&new.sql_expr())
+        )
+    };
+    // Read as the table's owner in a security-restricted operation, as verify reads it.
+    let rows = crate::db::identity::as_tenant_owner(
+        catalog::table_owner(table),
+        "pg_catalog, pg_temp",
+        || spi::get_one::<i64>(&query, &[]).unwrap_or(0),
+    );
+    if rows == 0 {
+        return;
+    }
+    let fix = if old_readable {
+        format!(
+            "Rename the tenants first, in the same transaction: SELECT tenancy.rename_tenant({}, {}) FROM {table}; then run tenancy.manage_tenant again. ",
+            old.sql_expr(),
+            new.sql_expr()
+        )
+    } else {
+        "Rename each row's tenant to the name the new template gives it with tenancy.rename_tenant, then run tenancy.manage_tenant again. ".to_string()
+    };
+    raise(
+        TenancyError::new(
+            SqlState::ObjectNotInPrerequisiteState,
+            format!(
+                "{table}: changing its tenant template from {} to {} would leave {rows} {} naming tenants that do not exist",
+                old.display(),
+                new.display(),
+                if rows == 1 { "row" } else { "rows" }
+            ),
+        )
+        .detail("Each row's tenant has the name the current template gives it; the triggers would look for the name the new one gives.")
+        .hint(format!(
+            "{fix}If the rows should no longer name tenants, tenancy.unmanage_tenant({}) stops managing the table (its tenants stay).",
+            quote_literal(table)
+        )),
+    );
+}
+
+/// Installs the TRUNCATE guard of `tenancy._managed_truncate` on every partition of a managed
+/// table with `on_delete => 'drop'` that lacks it, among `oids` and their partitions. As the
+/// caller: `manage_tenant`'s, or whoever created or attached the partition (its owner).
+fn guard_partitions(oids: &[pg_sys::Oid]) {
+    for partition in registry::partitions_without_guard(oids) {
+        spi::run(&format!(
+            "CREATE TRIGGER tenancy_truncate BEFORE TRUNCATE ON {partition} FOR EACH STATEMENT EXECUTE FUNCTION tenancy._managed_truncate()"
+        ));
+    }
 }
 
 fn drop_triggers(table: &str) {
@@ -122,6 +237,34 @@ fn drop_triggers(table: &str) {
             quote_ident(t)
         ));
     }
+    // The TRUNCATE guards of its partitions (row triggers are dropped with the parent's).
+    let guarded = spi::rows_text_text(&format!(
+        "SELECT p.relid::pg_catalog.text, '' FROM pg_catalog.pg_partition_tree({}::pg_catalog.regclass) p \
+         WHERE p.relid OPERATOR(pg_catalog.<>) {}::pg_catalog.regclass \
+           AND EXISTS (SELECT FROM pg_catalog.pg_trigger g WHERE g.tgrelid OPERATOR(pg_catalog.=) p.relid \
+                       AND g.tgname OPERATOR(pg_catalog.=) 'tenancy_truncate')",
+        quote_literal(table),
+        quote_literal(table)
+    ));
+    for (partition, _) in guarded {
+        spi::run(&format!("DROP TRIGGER tenancy_truncate ON {partition}"));
+    }
+}
+
+/// Called by the DDL event triggers (`sql/fleet.sql`, as the role running the DDL) with the OIDs
+/// of the relations a `DROP TABLE` / `DROP SCHEMA` / `DROP OWNED` dropped, or a `CREATE TABLE` /
+/// `ALTER TABLE` touched. A dropped managed table is unregistered (its tenants stay); a partition
+/// of a managed table with `on_delete => 'drop'` gets its TRUNCATE guard. Anyone may call it: it
+/// removes only registrations of tables the catalog no longer has, and adds only guards.
+#[pg_extern(volatile, name = "_managed_ddl")]
+#[search_path(pg_catalog, pg_temp)]
+fn managed_ddl(oids: Option<Vec<Option<pg_sys::Oid>>>) {
+    let oids: Vec<pg_sys::Oid> = oids.unwrap_or_default().into_iter().flatten().collect();
+    if oids.is_empty() {
+        return;
+    }
+    registry::forget_dropped_tables(&oids);
+    guard_partitions(&oids);
 }
 
 #[pg_extern(volatile, name = "_unmanage_tenant")]
@@ -133,6 +276,11 @@ fn unmanage_tenant(tbl: Option<pg_sys::Oid>) {
         "tbl",
         "tenancy.unmanage_tenant('organizations')",
     );
+    if !catalog::relation_exists(tbl) && registry::forget_dropped_tables(&[tbl]) {
+        // Its table was dropped while the event triggers did not fire (verify reports it): what
+        // the DROP would have done (its tenants stay).
+        return;
+    }
     let table = catalog::table_info(tbl);
     if !registry::forget_managed(tbl) {
         raise(
@@ -244,12 +392,16 @@ fn _managed_row<'a>(
             .or_raise()
     };
     let event = trigger.event();
+    // SAFETY: the trigger's relation is valid while it fires.
+    let tbl = unsafe { (*data.tg_relation).rd_id };
     if event.fired_by_insert() {
         let name = name_of(data.tg_trigtuple);
-        // SAFETY: the trigger's relation is valid while it fires.
-        let owner = registry::managed_owner(unsafe { (*data.tg_relation).rd_id });
+        let owner = registry::managed_owner(tbl);
         for_row(&table, "provision", &name, || {
-            lifecycle::create(&name, owner)
+            // The row of a tenant this table detached re-adopts its schema; otherwise a new one.
+            if !lifecycle::readopt(&name, tbl, owner) {
+                lifecycle::create_for(&name, owner, Some(tbl))
+            }
         });
     } else if event.fired_by_update() {
         let old = name_of(data.tg_trigtuple);
@@ -260,10 +412,48 @@ fn _managed_row<'a>(
     } else if event.fired_by_delete() {
         let name = name_of(data.tg_trigtuple);
         match on_delete.as_str() {
-            "detach" => for_row(&table, "detach", &name, || lifecycle::detach(&name)),
-            "drop" => for_row(&table, "drop", &name, || lifecycle::drop(&name)),
+            "detach" => for_row(&table, "detach", &name, || {
+                refuse_gone_tenant(&table, "detach", &name);
+                lifecycle::detach(&name)
+            }),
+            "drop" => for_row(&table, "drop", &name, || {
+                refuse_gone_tenant(&table, "drop", &name);
+                lifecycle::drop(&name)
+            }),
             _ => {}
         }
     }
     Ok(None)
+}
+
+/// A DELETE under `detach` / `drop` whose tenant is gone fails rather than skipping it
+/// (docs/choices.md): `42704`, with the way to delete the row anyway. Gone: not registered, or
+/// (to drop) registered without a schema of its name.
+fn refuse_gone_tenant(table: &str, action: &str, name: &str) {
+    let registered = registry::tenant_by_name(name).is_some();
+    let has_schema = catalog::schema_oid(name).is_some();
+    let why = match (registered, has_schema) {
+        (false, true) => {
+            "it is not a registered tenant (a schema of that name exists, unregistered)"
+        }
+        (false, false) => "it is not a registered tenant and there is no such schema",
+        (true, false) if action == "drop" => {
+            "its schema is gone (dropped or renamed behind pg_tenancy's back)"
+        }
+        _ => return,
+    };
+    let unregister = if registered {
+        format!(
+            "First SELECT tenancy.detach_tenant({}) removes the stale registration (it deletes the tenant's ledger); then, in",
+            quote_literal(name)
+        )
+    } else {
+        "In".to_string()
+    };
+    raise(
+        TenancyError::new(SqlState::UndefinedObject, format!("tenant {}: {why}", quote_ident(name)))
+            .hint(format!(
+                "Nothing was deleted. If the schema was renamed by hand, tenancy.verify() gives the statement that renames it back. To delete the row without its tenant: {unregister} one transaction, ALTER TABLE {table} DISABLE TRIGGER tenancy_retire; DELETE the row; ALTER TABLE {table} ENABLE TRIGGER tenancy_retire."
+            )),
+    );
 }

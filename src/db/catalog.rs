@@ -72,6 +72,33 @@ pub fn table_info(oid: pg_sys::Oid) -> String {
     })
 }
 
+/// Whether a relation with this OID exists.
+pub fn relation_exists(oid: pg_sys::Oid) -> bool {
+    get_one::<bool>(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $1)",
+        &[oid.into()],
+    )
+    .unwrap_or(false)
+}
+
+/// The extension a table belongs to (a member of it, as `pg_depend` records), if any; a table in
+/// pg_tenancy's own schema counts as pg_tenancy's even if it was taken out of the extension.
+pub fn extension_of(tbl: pg_sys::Oid) -> Option<String> {
+    get_one::<String>(
+        "SELECT e.extname::pg_catalog.text FROM pg_catalog.pg_depend d \
+         JOIN pg_catalog.pg_extension e ON e.oid OPERATOR(pg_catalog.=) d.refobjid \
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass \
+           AND d.objid OPERATOR(pg_catalog.=) $1 \
+           AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass \
+           AND d.deptype OPERATOR(pg_catalog.=) 'e' \
+         UNION ALL \
+         SELECT 'pg_tenancy' FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+         WHERE c.oid OPERATOR(pg_catalog.=) $1 AND n.nspname OPERATOR(pg_catalog.=) 'tenancy' \
+         LIMIT 1",
+        &[tbl.into()],
+    )
+}
+
 /// "Columns of T: "a", "b"." — the hint for an unknown column.
 pub fn columns_hint(table: &str, columns: &[String]) -> String {
     let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();

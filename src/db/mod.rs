@@ -1,8 +1,9 @@
-//! Storage: thin SPI glue. pg_tenancy's own tables (`registry`), PostgreSQL's catalogs
-//! (`catalog`), the known migration set (`known_set`), configuration (`settings`), and turning
+//! Storage: thin SPI glue. pg_tenancy's own tables (`registry`; `detached`: the kept ledgers of
+//! detached managed-table tenants), PostgreSQL's catalogs (`catalog`), the known migration set (`known_set`), configuration (`settings`), and turning
 //! errors into `ereport` (`report`).
 
 pub mod catalog;
+pub mod detached;
 pub mod identity;
 pub mod known_set;
 pub mod registry;

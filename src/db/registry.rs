@@ -32,6 +32,18 @@ fn has_relink_catalog() -> bool {
     }
 }
 
+/// Whether the catalog has what issue 13's managed-table work added (`tenancy.tenants.managed_by`,
+/// `tenancy.detached_tenants`): not while the new library runs on a 0.1.x catalog before
+/// `ALTER EXTENSION UPDATE` (see `api::compat`); what needs them is then skipped, as 0.1.x did.
+pub fn has_managed_ddl_catalog() -> bool {
+    // SAFETY: syscache lookups by name; missing_ok.
+    unsafe {
+        let nsp = pg_sys::get_namespace_oid(c"tenancy".as_ptr(), true);
+        nsp != pg_sys::InvalidOid
+            && pg_sys::get_relname_relid(c"detached_tenants".as_ptr(), nsp) != pg_sys::InvalidOid
+    }
+}
+
 /// The system identifier of this cluster (`pg_control_system()`), which `pg_upgrade` and a new
 /// `initdb` change and physical replicas share.
 pub fn system_identifier() -> i64 {
@@ -120,6 +132,9 @@ pub fn relink_if_moved() {
             &[linked.into()],
         )
         .or_raise();
+        if has_managed_ddl_catalog() {
+            crate::db::detached::relink_by_name();
+        }
         Spi::run_with_args(
             "INSERT INTO tenancy.registry_cluster (system_identifier) VALUES ($1) \
              ON CONFLICT (one_row) DO UPDATE SET system_identifier = excluded.system_identifier",
@@ -138,6 +153,9 @@ pub fn note_schema_changes(oids: &[pg_sys::Oid]) {
     relink_if_moved();
     if oids.is_empty() {
         return;
+    }
+    if has_managed_ddl_catalog() {
+        crate::db::detached::forget_dropped_schemas(oids);
     }
     as_extension_owner(|| {
         Spi::run_with_args(
@@ -256,13 +274,26 @@ pub fn tenant_by_key(key: &str) -> Option<Tenant> {
 }
 
 pub fn insert(name: &str, key: &str, oid: pg_sys::Oid) {
+    insert_managed(name, key, oid, None)
+}
+
+/// Registers a tenant that the row of managed table `managed_by` created or re-adopted (`None`:
+/// any other way).
+pub fn insert_managed(name: &str, key: &str, oid: pg_sys::Oid, managed_by: Option<pg_sys::Oid>) {
     relink_if_moved();
-    as_extension_owner(|| {
-        Spi::run_with_args(
+    let managed_by = managed_by.filter(|_| has_managed_ddl_catalog());
+    as_extension_owner(|| match managed_by {
+        None => Spi::run_with_args(
             "INSERT INTO tenancy.tenants (schema_name, name_key, schema_oid) VALUES ($1, $2, $3)",
             &[name.into(), key.into(), oid.into()],
         )
-        .or_raise()
+        .or_raise(),
+        Some(tbl) => Spi::run_with_args(
+            "INSERT INTO tenancy.tenants (schema_name, name_key, schema_oid, managed_by) \
+             VALUES ($1, $2, $3, $4::pg_catalog.oid::pg_catalog.regclass)",
+            &[name.into(), key.into(), oid.into(), tbl.into()],
+        )
+        .or_raise(),
     })
 }
 
@@ -608,24 +639,37 @@ pub fn forget_managed(oid: pg_sys::Oid) -> bool {
     })
 }
 
-/// Managed tables with `on_create`: (table as SQL text, template, owner of its tenants).
-pub fn managed_for_verify() -> Vec<(String, Vec<Option<String>>, Option<pg_sys::Oid>)> {
+/// A managed table with `on_create`, as verify and reconcile read it.
+pub struct ProvisioningTable {
+    /// the table as SQL text
+    pub table: String,
+    pub oid: pg_sys::Oid,
+    pub template: Vec<Option<String>>,
+    /// the owner named for its tenants
+    pub owner: Option<pg_sys::Oid>,
+}
+
+/// Managed tables with `on_create` that exist. A registration whose table is gone is
+/// [`dangling_managed`].
+pub fn managed_for_verify() -> Vec<ProvisioningTable> {
     as_extension_owner(|| {
         Spi::connect(|c| {
             c.select(
                 "SELECT s.tbl::pg_catalog.text, s.template, \
-                   (pg_catalog.to_jsonb(s) OPERATOR(pg_catalog.->>) 'owner')::pg_catalog.regrole::pg_catalog.oid \
-                 FROM tenancy.managed_table_settings s WHERE s.on_create ORDER BY 1",
+                   (pg_catalog.to_jsonb(s) OPERATOR(pg_catalog.->>) 'owner')::pg_catalog.regrole::pg_catalog.oid, \
+                   s.tbl::pg_catalog.oid \
+                 FROM tenancy.managed_table_settings s WHERE s.on_create \
+                   AND EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) s.tbl::pg_catalog.oid) \
+                 ORDER BY 1",
                 None,
                 &[],
             )
             .or_raise()
-            .map(|r| {
-                (
-                    r.get::<String>(1).or_raise().unwrap_or_default(),
-                    r.get::<Vec<Option<String>>>(2).or_raise().unwrap_or_default(),
-                    r.get::<pg_sys::Oid>(3).or_raise(),
-                )
+            .map(|r| ProvisioningTable {
+                table: r.get::<String>(1).or_raise().unwrap_or_default(),
+                template: r.get::<Vec<Option<String>>>(2).or_raise().unwrap_or_default(),
+                owner: r.get::<pg_sys::Oid>(3).or_raise(),
+                oid: r.get::<pg_sys::Oid>(4).or_raise().unwrap_or(pg_sys::InvalidOid),
             })
             .collect()
         })
@@ -643,6 +687,135 @@ pub fn managed_owner(tbl: pg_sys::Oid) -> Option<pg_sys::Oid> {
              WHERE s.tbl OPERATOR(pg_catalog.=) $1::pg_catalog.oid::pg_catalog.regclass",
             &[tbl.into()],
         )
+    })
+}
+
+/// The stored template of a managed table, `None` when it is not managed.
+pub fn managed_template(tbl: pg_sys::Oid) -> Option<Vec<Option<String>>> {
+    as_extension_owner(|| {
+        get_one::<Vec<Option<String>>>(
+            "SELECT s.template FROM tenancy.managed_table_settings s \
+             WHERE s.tbl OPERATOR(pg_catalog.=) $1::pg_catalog.oid::pg_catalog.regclass",
+            &[tbl.into()],
+        )
+    })
+}
+
+/// Managed-table registrations whose table no longer exists (dropped while the event triggers
+/// did not fire): their OIDs.
+pub fn dangling_managed() -> Vec<u32> {
+    as_extension_owner(|| {
+        Spi::connect(|c| {
+            c.select(
+                "SELECT s.tbl::pg_catalog.oid FROM tenancy.managed_table_settings s \
+                 WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) s.tbl::pg_catalog.oid) \
+                 ORDER BY 1",
+                None,
+                &[],
+            )
+            .or_raise()
+            .map(|r| r.get::<pg_sys::Oid>(1).or_raise().map(|o| o.to_u32()).unwrap_or(0))
+            .collect()
+        })
+    })
+}
+
+/// A managed table whose rows retire their tenants (`on_delete` `detach` or `drop`), with the
+/// registered tenants its rows created: what verify checks for tenants that no row names.
+pub struct RetiringTable {
+    pub table: String,
+    pub template: Vec<Option<String>>,
+    pub on_delete: String,
+    pub tenants: Vec<String>,
+}
+
+pub fn retiring_tables() -> Vec<RetiringTable> {
+    if !has_managed_ddl_catalog() {
+        return Vec::new();
+    }
+    as_extension_owner(|| {
+        Spi::connect(|c| {
+            c.select(
+                "SELECT s.tbl::pg_catalog.text, s.template, s.on_delete, \
+                        pg_catalog.array_agg(t.schema_name::pg_catalog.text ORDER BY t.schema_name) \
+                 FROM tenancy.managed_table_settings s \
+                 JOIN tenancy.tenants t ON t.managed_by OPERATOR(pg_catalog.=) s.tbl \
+                 WHERE s.on_delete OPERATOR(pg_catalog.<>) 'keep' \
+                   AND EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) s.tbl::pg_catalog.oid) \
+                 GROUP BY s.tbl, s.template, s.on_delete ORDER BY 1",
+                None,
+                &[],
+            )
+            .or_raise()
+            .map(|r| RetiringTable {
+                table: r.get::<String>(1).or_raise().unwrap_or_default(),
+                template: r.get::<Vec<Option<String>>>(2).or_raise().unwrap_or_default(),
+                on_delete: r.get::<String>(3).or_raise().unwrap_or_default(),
+                tenants: r.get::<Vec<String>>(4).or_raise().unwrap_or_default(),
+            })
+            .collect()
+        })
+    })
+}
+
+/// After DDL dropped relations (`oids`, from the `sql_drop` event trigger or anyone): the
+/// registrations of managed tables among them that the catalog no longer has are removed, their
+/// tenants stay (no longer noted as the table's), and their detached tenants are forgotten. Only
+/// what the catalog confirms is written, so any caller may pass any OIDs. Whether any was removed.
+pub fn forget_dropped_tables(oids: &[pg_sys::Oid]) -> bool {
+    as_extension_owner(|| {
+        let gone: Vec<pg_sys::Oid> = Spi::connect_mut(|c| {
+            c.update(
+                "DELETE FROM tenancy.managed_table_settings s \
+                 WHERE s.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1) \
+                   AND NOT EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) s.tbl::pg_catalog.oid) \
+                 RETURNING s.tbl::pg_catalog.oid",
+                None,
+                &[oids.to_vec().into()],
+            )
+            .or_raise()
+            .filter_map(|r| r.get::<pg_sys::Oid>(1).or_raise())
+            .collect()
+        });
+        if gone.is_empty() || !has_managed_ddl_catalog() {
+            return !gone.is_empty();
+        }
+        Spi::run_with_args(
+            "UPDATE tenancy.tenants SET managed_by = NULL WHERE managed_by::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1)",
+            &[gone.clone().into()],
+        )
+        .or_raise();
+        Spi::run_with_args(
+            "DELETE FROM tenancy.detached_tenants WHERE managed_by::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1)",
+            &[gone.into()],
+        )
+        .or_raise();
+        true
+    })
+}
+
+/// Partitions (at any depth) of managed tables with `on_delete => 'drop'` that lack the TRUNCATE
+/// guard, among `oids` and their partitions (a partition created, or a table attached, by DDL on
+/// those relations). As SQL text, to run `CREATE TRIGGER` on.
+pub fn partitions_without_guard(oids: &[pg_sys::Oid]) -> Vec<String> {
+    as_extension_owner(|| {
+        Spi::connect(|c| {
+            c.select(
+                "SELECT DISTINCT p.relid::pg_catalog.text FROM tenancy.managed_table_settings s \
+                 CROSS JOIN LATERAL pg_catalog.pg_partition_tree(s.tbl) p \
+                 WHERE s.on_delete OPERATOR(pg_catalog.=) 'drop' AND p.relid OPERATOR(pg_catalog.<>) s.tbl \
+                   AND EXISTS (SELECT FROM pg_catalog.pg_partition_ancestors(p.relid) a \
+                               WHERE a.relid::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1)) \
+                   AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger g \
+                                   WHERE g.tgrelid OPERATOR(pg_catalog.=) p.relid AND g.tgname OPERATOR(pg_catalog.=) 'tenancy_truncate') \
+                 ORDER BY 1",
+                None,
+                &[oids.to_vec().into()],
+            )
+            .or_raise()
+            .filter_map(|r| r.get::<String>(1).or_raise())
+            .collect()
+        })
     })
 }
 

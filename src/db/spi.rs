@@ -90,3 +90,13 @@ pub fn rows_text_text(query: &str) -> Vec<(String, String)> {
             .collect()
     })
 }
+
+/// Runs a query with arguments returning one text column (a read).
+pub fn rows_text_with(query: &str, args: &[DatumWithOid]) -> Vec<String> {
+    Spi::connect(|c| {
+        c.select(query, None, args)
+            .or_raise()
+            .filter_map(|r| r.get::<String>(1).or_raise())
+            .collect()
+    })
+}

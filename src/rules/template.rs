@@ -100,6 +100,22 @@ impl Template {
         Ok(name)
     }
 
+    /// The SQL expression that computes the name from a row of the table, e.g.
+    /// `pg_catalog.concat('org_', "id")`: what verify, reconcile and manage_tenant query with.
+    /// No cast: `concat()` prints each value with its type's output function, as the trigger does
+    /// (`SPI_getvalue`); a cast to text could be the table owner's own function.
+    pub fn sql_expr(&self) -> String {
+        let parts: Vec<String> = self
+            .elements
+            .iter()
+            .map(|e| match e {
+                Element::Literal(l) => quote_literal(l),
+                Element::Column(c) => crate::rules::names::quote_ident(c),
+            })
+            .collect();
+        format!("pg_catalog.concat({})", parts.join(", "))
+    }
+
     /// `['org_', ':id']`, for messages.
     pub fn display(&self) -> String {
         let parts: Vec<String> = self
@@ -143,6 +159,14 @@ mod tests {
         );
         assert_eq!(tpl.columns(), vec!["region", "id"]);
         assert_eq!(tpl.display(), "['t_', ':region', '_', ':id', '::x']");
+        assert_eq!(
+            tpl.sql_expr(),
+            r#"pg_catalog.concat('t_', "region", '_', "id", ':x')"#
+        );
+        assert_eq!(
+            t(&["o'", ":we\"ird"]).unwrap().sql_expr(),
+            r#"pg_catalog.concat('o''', "we""ird")"#
+        );
     }
 
     #[test]

@@ -20,6 +20,10 @@ S -c "SET client_min_messages = warning" -c "CREATE EXTENSION pg_tenancy" -c "CR
   -c "CALL tenancy.migrate_all()" -c "INSERT INTO org_1.users (email) VALUES ('a@example.com')" \
   -c "CREATE TABLE shared_docs (tenant_id text NOT NULL, id int PRIMARY KEY)" \
   -c "SELECT tenancy.enable_attribute_tenancy('shared_docs', 'tenant_id')" >/dev/null 2>&1
+# A tenant its managed table detached (its ledger kept for when its row comes back).
+S -c "CREATE TABLE teams (id int PRIMARY KEY)" \
+  -c "SELECT tenancy.manage_tenant('teams', ARRAY['team_', ':id'], on_delete => 'detach', owner => 'tenant_owner')" \
+  -c "INSERT INTO teams VALUES (1)" -c "DELETE FROM teams" >/dev/null 2>&1
 
 # --- extension membership -------------------------------------------------------------------
 check "no tenant object is a member of any extension" "0" \
@@ -47,8 +51,8 @@ check "registry restored" "$(S -c "SELECT string_agg(schema_name, ',' ORDER BY 1
   "$(D -c "SELECT string_agg(schema_name, ',' ORDER BY 1) FROM tenancy.tenants")"
 check "ledger restored" "$(S -c "SELECT count(*) FROM tenancy.ledger")" "$(D -c "SELECT count(*) FROM tenancy.ledger")"
 check "registered migration restored" "1" "$(D -c "SELECT count(*) FROM tenancy.registered_migrations")"
-check "managed-table settings restored" "organizations {org_,:id} drop" \
-  "$(D -c "SELECT table_name || ' ' || template::text || ' ' || on_delete FROM tenancy.managed_tables")"
+check "managed-table settings restored" "organizations {org_,:id} drop, teams {team_,:id} detach" \
+  "$(D -c "SELECT string_agg(table_name || ' ' || template::text || ' ' || on_delete, ', ' ORDER BY 1) FROM tenancy.managed_tables")"
 check "tenant data restored" "1" "$(D -c "SELECT count(*) FROM org_1.users")"
 check "registry re-linked to the restored schemas' OIDs" "0" \
   "$(D -c "SELECT count(*) FROM tenancy.tenants t WHERE NOT EXISTS (SELECT FROM pg_namespace n WHERE n.oid = t.schema_oid AND n.nspname = t.schema_name)")"
@@ -59,6 +63,11 @@ D -c "INSERT INTO organizations VALUES (4, 'four')" >/dev/null
 check "managed triggers work after restore" "1" "$(D -c "SELECT count(*) FROM tenancy.tenants WHERE schema_name = 'org_4'")"
 D -c "SELECT tenancy.add_migration('0007', 'more', 'CREATE TABLE more (id int)')" -c "SET client_min_messages = warning" -c "CALL tenancy.migrate_all()" >/dev/null
 check "a new migration reaches every restored tenant" "4" "$(D -c "SELECT count(*) FROM tenancy.ledger WHERE version = '0007'")"
+check "a detached tenant's kept ledger follows its restored schema" "1" \
+  "$(D -c "SELECT count(*) FROM tenancy.detached_tenants d JOIN pg_namespace n ON n.oid = d.schema_oid AND n.nspname = d.schema_name")"
+D -c "INSERT INTO teams VALUES (1)" >/dev/null
+check "and its row, inserted again, re-adopts it: ledger kept, 0007 applied now" "t 8" \
+  "$(D -c "SELECT EXISTS (SELECT FROM tenancy.tenants WHERE schema_name = 'team_1')") $(D -c "SELECT count(*) FROM tenancy.ledger WHERE schema_name = 'team_1'")"
 
 # --- bypassed triggers: verify reports the drift, reconcile repairs what is safe --------------
 S -c "SET session_replication_role = replica" -c "INSERT INTO organizations VALUES (10, 'replica')" >/dev/null

@@ -45,6 +45,10 @@ q -c "SET client_min_messages = warning" -c "CREATE EXTENSION pg_tenancy" \
   -c "CREATE TABLE invoices (tenant text NOT NULL, id int, PRIMARY KEY (tenant, id))" \
   -c "SELECT tenancy.enable_attribute_tenancy('invoices', 'tenant')" \
   -c "SELECT tenancy.add_attribute_tenant('t1')" -c "INSERT INTO invoices VALUES ('t1', 1), ('t2', 2)" >/dev/null
+# A tenant its managed table detached, its ledger kept for when its row comes back.
+q -c "CREATE TABLE teams (id int PRIMARY KEY)" \
+  -c "SELECT tenancy.manage_tenant('teams', ARRAY['team_', ':id'], on_delete => 'detach', owner => 'tenant_owner')" \
+  -c "INSERT INTO teams VALUES (1)" -c "DELETE FROM teams" >/dev/null
 check "before: verify() clean on $(q -c 'SHOW server_version_num' | cut -c1-2)" "0" "$(q -c "SELECT count(*) FROM tenancy.verify()")"
 # A fleet run left half done: org_2 fails the new migration (its table is already there).
 q -c "CREATE TABLE org_2.notes (id int)" -c "ALTER TABLE org_2.notes OWNER TO tenant_owner" \
@@ -127,6 +131,11 @@ q -c "DROP TABLE org_2.notes" >/dev/null
 check "CALL migrate_all finishes the half-done run" "4 0" \
   "$(q -c "SET client_min_messages = error" -c "CALL tenancy.migrate_all()" >/dev/null 2>&1
      q -c "SELECT (SELECT count(*) FROM tenancy.ledger WHERE version = '0100') || ' ' || (SELECT count(*) FROM tenancy.tenants WHERE last_error IS NOT NULL)")"
+embedded=$(q -c "SELECT count(*) FROM tenancy._embedded_checksums()")
+check "a detached managed tenant's row, inserted again, re-adopts it with its kept ledger" "true $((embedded + 1))" \
+  "$(q -c "INSERT INTO teams VALUES (1)" >/dev/null 2>&1
+     q -c "SELECT EXISTS (SELECT FROM tenancy.tenants WHERE schema_name = 'team_1') || ' ' || (SELECT count(*) FROM tenancy.ledger WHERE schema_name = 'team_1')")"
+q -c "DELETE FROM teams" >/dev/null
 check "rename_tenant works after pg_upgrade" "acme_2" "$(q -c "SELECT tenancy.rename_tenant('acme', 'acme_2')" 2>&1 | tail -1)"
 check "a managed row's change renames its tenant" "org_20" \
   "$(q -c "UPDATE organizations SET id = 20 WHERE id = 2" -c "SELECT string_agg(t, ' ') FROM tenancy.all_tenants() t WHERE t LIKE 'org_2%'" 2>&1 | tail -1)"
