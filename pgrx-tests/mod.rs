@@ -16,6 +16,7 @@ mod generator;
 mod hardening;
 mod hygiene;
 mod lifecycle;
+mod locks;
 mod managed;
 mod migrations;
 mod names;

@@ -54,6 +54,13 @@ fn lock_and_check(t: &Tenant) -> (Tenant, bool) {
         raise(no_schema_error(&t.name))
     }
     registry::lock_tenant(t.oid);
+    recheck(t)
+}
+
+/// The tenant's registry row read again once its lock is held (a fresh snapshot: what another
+/// session committed while this one waited), checking that its schema is still there under its
+/// registered name; with whether it has a recorded fleet failure to clear.
+pub fn recheck(t: &Tenant) -> (Tenant, bool) {
     let Some(locked) = registry::locked_tenant(t.oid) else {
         raise(
             TenancyError::new(
@@ -160,13 +167,32 @@ fn run_statement(tenant: &str, owner: &str, m: &Migration, number: usize, sql: &
         || spi::run(sql),
         |c| {
             Caught {
-            message: format!("tenant {}: migration {} failed: {}", quote_ident(tenant), m.label(), c.message),
-            detail: Some(match c.detail {
-                Some(d) => format!("{d}\nstatement {number}: {}", sqltext::excerpt(sql)),
-                None => format!("statement {number}: {}", sqltext::excerpt(sql)),
-            }),
-            hint: c.hint.or_else(|| {
-                Some(if c.code == pgrx::pg_sys::errcodes::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE
+                message: format!(
+                    "tenant {}: migration {} failed: {}",
+                    quote_ident(tenant),
+                    m.label(),
+                    c.message
+                ),
+                detail: Some(match c.detail {
+                    Some(d) => format!("{d}\nstatement {number}: {}", sqltext::excerpt(sql)),
+                    None => format!("statement {number}: {}", sqltext::excerpt(sql)),
+                }),
+                // PostgreSQL's own hint for a deadlock only points at the server log: say the likely cause.
+                hint: if c.code
+                    == pgrx::pg_sys::errcodes::PgSqlErrorCode::ERRCODE_T_R_DEADLOCK_DETECTED
+                {
+                    Some(format!(
+                    "This transaction and another waited for each other's locks. A tenant's foreign key to a shared table takes SHARE ROW EXCLUSIVE on that table, which conflicts with writing it: two sign-up transactions that each write a shared table (INSERT INTO plans …) before creating their tenant wait for each other. Create the tenant first and write shared tables after, or begin with LOCK TABLE <shared table> IN SHARE ROW EXCLUSIVE MODE (docs/concurrency.md). The transaction can be retried.{}",
+                    c.hint.map(|h| format!(" {h}")).unwrap_or_default()
+                ))
+                } else {
+                    c.hint.or_else(|| {
+                Some(if c.code == pgrx::pg_sys::errcodes::PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE {
+                    format!(
+                        "Another transaction held a lock migration {} needs for longer than lock_timeout (pg_locks shows who). Retry when it has finished, or allow more time (migrate_all's lock_timeout, or SET lock_timeout); docs/concurrency.md.",
+                        m.label()
+                    )
+                } else if c.code == pgrx::pg_sys::errcodes::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE
                     && c.message.contains("deferred trigger")
                 {
                     format!(
@@ -186,9 +212,10 @@ fn run_statement(tenant: &str, owner: &str, m: &Migration, number: usize, sql: &
                         quote_ident(tenant)
                     )
                 })
-            }),
-            code: c.code,
-        }
+            })
+                },
+                code: c.code,
+            }
         },
     )
 }

@@ -260,7 +260,9 @@ fn _managed_row<'a>(
         let name = name_of(data.tg_trigtuple);
         match on_delete.as_str() {
             "detach" => for_row(&table, "detach", &name, || lifecycle::detach(&name)),
-            "drop" => for_row(&table, "drop", &name, || lifecycle::drop(&name)),
+            "drop" => for_row(&table, "drop", &name, || {
+                lifecycle::drop(&name, crate::db::settings::drop_lock_timeout_ms())
+            }),
             _ => {}
         }
     }
