@@ -28,5 +28,6 @@ expect_build_failure tests/fixtures/migrations_bad_name 1x_broken.sql
 expect_build_failure tests/fixtures/migrations_duplicate 1_b.sql
 expect_build_failure tests/fixtures/migrations_concurrently 0002_index.sql
 expect_build_failure tests/fixtures/migrations_set_role "0002_role.sql: 42501: migration 0002_role: statement 2"
+expect_build_failure tests/fixtures/migrations_do_commit "0002_batches.sql: 25001: migration 0002_batches: statement 2 cannot run inside a transaction block (COMMIT inside a DO body)"
 # Back to the shipped folder for the steps that follow.
 cargo check --lib -q "${CARGO_PG[@]}"

@@ -48,6 +48,9 @@ if [ "$SUITE" = full ]; then
 step "fleet integration tests (1 000 tenants, real clients, killed backend, crash)"
 bash tests/integration/fleet.sh
 
+step "migrations that need their own transaction: enum values through migrate_all, sign-ups, withdrawing (real commits)"
+bash tests/integration/transactions.sh
+
 step "generator round trips on Debian's zabbix schema"
 bash tests/integration/generator.sh
 

@@ -20,9 +20,40 @@ CREATE FUNCTION tenancy.all_tenants() RETURNS SETOF name
     LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
     AS $$ SELECT schema_name FROM tenancy.tenants ORDER BY schema_name $$;
 
+-- The tenant set_tenant chose, once it checks out: the schema set_tenant put on search_path
+-- (tenancy.tenant_oid) still has the tenant's name and is still a registered tenant. A tenant
+-- dropped, renamed or detached since is reported (55000), never returned: the session's
+-- search_path would otherwise use whatever schema has that name now.
 CREATE FUNCTION tenancy.current_tenant() RETURNS name
-    LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
-    AS $$ SELECT NULLIF(current_setting('tenancy.tenant', true), '')::pg_catalog.name $$;
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    tenant CONSTANT text := NULLIF(current_setting('tenancy.tenant', true), '');
+    chosen CONSTANT text := NULLIF(current_setting('tenancy.tenant_oid', true), '');
+    shown CONSTANT text := '"' || replace(tenant, '"', '""') || '"';  -- always quoted, as in every message
+    now_named name;
+    hint CONSTANT text := 'Call tenancy.set_tenant again. A tenant set for the session (is_local => false) outlives drops and renames, and under a transaction-pooling connection pooler passes to the next client: call tenancy.set_tenant(tenant) inside each transaction instead.';
+BEGIN
+    IF tenant IS NULL OR chosen IS NULL THEN
+        -- No tenant, an attribute tenant (no schema), or tenancy.tenant set by hand.
+        RETURN tenant;
+    END IF;
+    SELECT n.nspname INTO now_named FROM pg_namespace AS n WHERE n.oid = chosen::oid;
+    IF now_named = tenant AND EXISTS (SELECT FROM tenancy.tenants AS t WHERE t.schema_name = tenant) THEN
+        RETURN tenant;
+    END IF;
+    IF now_named IS NULL THEN
+        RAISE EXCEPTION 'the current tenant % no longer exists: its schema was dropped after tenancy.set_tenant chose it',
+            shown USING ERRCODE = '55000', HINT = hint;
+    ELSIF now_named <> tenant THEN
+        RAISE EXCEPTION 'the current tenant % is stale: the schema tenancy.set_tenant chose for it is now named %',
+            shown, '"' || replace(now_named, '"', '""') || '"' USING ERRCODE = '55000', HINT = hint;
+    ELSE
+        RAISE EXCEPTION 'the current tenant % is no longer a registered tenant (detached after tenancy.set_tenant chose it)',
+            shown USING ERRCODE = '55000', HINT = hint;
+    END IF;
+END
+$$;
 
 -- owner: who owns the tenants the rows create; NULL: the role inserting the row.
 CREATE FUNCTION tenancy.manage_tenant(tbl regclass, template text[], on_create boolean DEFAULT true,
@@ -89,12 +120,12 @@ DECLARE
         '_rename_tenant', 'detach_tenant', 'drop_tenant', 'migrate_tenant', 'migrate_all',
         '_fleet_join', '_fleet_begin', '_fleet_step', '_fleet_wait', '_fleet_finish',
         '_fleet_launch_workers', '_fleet_launch', '_backend_alive', '_backend_start',
-        '_refuse_transaction_block', '_in_transaction_block', '_record_failure', 'verify',
+        '_refuse_transaction_block', '_in_transaction_block', '_record_failure', '_migrate_step', 'verify',
         '_verify_registry', '_verify_managed', '_verify_deep', '_verify_trust', '_foreign_owned', 'reconcile',
         'add_attribute_tenant', 'remove_attribute_tenant', 'all_tenants', 'current_tenant',
         'set_tenant', '_embedded_checksums', '_system_identifier', 'relink'];
     author CONSTANT text[] := ARRAY[
-        'add_migration', 'repair', 'create_template', 'generate_migration', 'compare_schemas',
+        'add_migration', 'remove_migration', 'repair', 'create_template', 'generate_migration', 'compare_schemas',
         'describe_schema', '_describe_as_owner', '_split_statements', '_embedded_migrations'];
     r record;
 BEGIN

@@ -95,9 +95,12 @@ BEGIN
 END
 $$;
 
--- One tenant: claim the next queued tenant, migrate it, record the outcome. Returns false when
--- there was nothing to claim. The coordinator (p_report: it also emits progress NOTICEs) and every
--- background worker run this, one transaction per call.
+-- One step: claim the next queued tenant, migrate it up to and including its first pending
+-- migration that adds enum values (tenancy._migrate_step: the values must be committed before a
+-- later migration uses them), record the outcome. A tenant with more pending stays queued for a
+-- later step, after this one commits. Returns false when there was nothing to claim. The
+-- coordinator (p_report: it also emits progress NOTICEs) and every background worker run this,
+-- one transaction per call.
 CREATE FUNCTION tenancy._fleet_step(p_run bigint, p_report boolean DEFAULT false) RETURNS boolean
     LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
     AS $$
@@ -105,6 +108,7 @@ DECLARE
     v_tenant name;
     v_lock_timeout text;
     v_applied integer;
+    v_more boolean;
     v_state text;
     v_message text;
     r tenancy.fleet_runs;
@@ -120,12 +124,20 @@ BEGIN
     END IF;
     BEGIN
         PERFORM set_config('lock_timeout', v_lock_timeout, true);
-        SELECT count(*) INTO v_applied FROM tenancy.migrate_tenant(v_tenant);
-        UPDATE tenancy.fleet_items SET state = 'done', applied = v_applied, finished_at = clock_timestamp()
-        WHERE run_id = p_run AND schema_name = v_tenant;
-        UPDATE tenancy.fleet_runs SET migrated = migrated + 1 WHERE run_id = p_run RETURNING * INTO r;
+        SELECT s.applied, s.more INTO v_applied, v_more FROM tenancy._migrate_step(v_tenant) AS s;
+        IF v_more THEN
+            UPDATE tenancy.fleet_items SET applied = coalesce(applied, 0) + v_applied
+            WHERE run_id = p_run AND schema_name = v_tenant;
+            SELECT * INTO r FROM tenancy.fleet_runs WHERE run_id = p_run;
+        ELSE
+            UPDATE tenancy.fleet_items
+            SET state = 'done', applied = coalesce(applied, 0) + v_applied, finished_at = clock_timestamp()
+            WHERE run_id = p_run AND schema_name = v_tenant;
+            UPDATE tenancy.fleet_runs SET migrated = migrated + 1 WHERE run_id = p_run RETURNING * INTO r;
+        END IF;
     EXCEPTION WHEN OTHERS THEN
-        -- The tenant's migrations are rolled back with this block; record why.
+        -- This step's migrations are rolled back with this block (earlier steps of the tenant
+        -- stay committed); record why.
         GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT;
         UPDATE tenancy.fleet_items SET state = 'failed', error = v_state || ': ' || v_message,
                                        finished_at = clock_timestamp()

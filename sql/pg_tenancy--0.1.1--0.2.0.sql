@@ -932,6 +932,194 @@ GRANT EXECUTE ON FUNCTION tenancy._embedded_checksums() TO PUBLIC;
 REVOKE SELECT ON tenancy.tenants FROM PUBLIC;
 GRANT SELECT (schema_name, name_key, schema_oid, registered_at, failed_at) ON tenancy.tenants TO PUBLIC;
 
+-- issue 13 case 8, small input-validation items (small13): current_tenant() reports a tenant
+-- dropped, renamed or detached after set_tenant chose it instead of returning its stale name.
+-- The tenant set_tenant chose, once it checks out: the schema set_tenant put on search_path
+-- (tenancy.tenant_oid) still has the tenant's name and is still a registered tenant. A tenant
+-- dropped, renamed or detached since is reported (55000), never returned: the session's
+-- search_path would otherwise use whatever schema has that name now.
+CREATE OR REPLACE FUNCTION tenancy.current_tenant() RETURNS name
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    tenant CONSTANT text := NULLIF(current_setting('tenancy.tenant', true), '');
+    chosen CONSTANT text := NULLIF(current_setting('tenancy.tenant_oid', true), '');
+    shown CONSTANT text := '"' || replace(tenant, '"', '""') || '"';  -- always quoted, as in every message
+    now_named name;
+    hint CONSTANT text := 'Call tenancy.set_tenant again. A tenant set for the session (is_local => false) outlives drops and renames, and under a transaction-pooling connection pooler passes to the next client: call tenancy.set_tenant(tenant) inside each transaction instead.';
+BEGIN
+    IF tenant IS NULL OR chosen IS NULL THEN
+        -- No tenant, an attribute tenant (no schema), or tenancy.tenant set by hand.
+        RETURN tenant;
+    END IF;
+    SELECT n.nspname INTO now_named FROM pg_namespace AS n WHERE n.oid = chosen::oid;
+    IF now_named = tenant AND EXISTS (SELECT FROM tenancy.tenants AS t WHERE t.schema_name = tenant) THEN
+        RETURN tenant;
+    END IF;
+    IF now_named IS NULL THEN
+        RAISE EXCEPTION 'the current tenant % no longer exists: its schema was dropped after tenancy.set_tenant chose it',
+            shown USING ERRCODE = '55000', HINT = hint;
+    ELSIF now_named <> tenant THEN
+        RAISE EXCEPTION 'the current tenant % is stale: the schema tenancy.set_tenant chose for it is now named %',
+            shown, '"' || replace(now_named, '"', '""') || '"' USING ERRCODE = '55000', HINT = hint;
+    ELSE
+        RAISE EXCEPTION 'the current tenant % is no longer a registered tenant (detached after tenancy.set_tenant chose it)',
+            shown USING ERRCODE = '55000', HINT = hint;
+    END IF;
+END
+$$;
+
+-- ---------------------------------------------------------------------------------------------
+-- Issue 13, case 2 (branch enum13): migrations that need their own transaction, and withdrawing
+-- migrations. CALL migrate_all commits after each migration that adds enum values (a step per
+-- commit: tenancy._migrate_step); tenancy.remove_migration withdraws a registered migration no
+-- tenant has applied.
+
+CREATE FUNCTION tenancy."_migrate_step"(
+	"schema" TEXT /* Option < & str > */
+) RETURNS TABLE (
+	"applied" INT,  /* i32 */
+	"more" bool  /* bool */
+)
+VOLATILE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'migrate_step_wrapper';
+
+CREATE FUNCTION tenancy."remove_migration"(
+	"version" TEXT /* Option < & str > */
+) RETURNS TEXT /* String */
+VOLATILE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'remove_migration_wrapper';
+
+REVOKE ALL ON FUNCTION tenancy._migrate_step(text), tenancy.remove_migration(text) FROM PUBLIC;
+
+-- One step: claim the next queued tenant, migrate it up to and including its first pending
+-- migration that adds enum values (tenancy._migrate_step: the values must be committed before a
+-- later migration uses them), record the outcome. A tenant with more pending stays queued for a
+-- later step, after this one commits. Returns false when there was nothing to claim. The
+-- coordinator (p_report: it also emits progress NOTICEs) and every background worker run this,
+-- one transaction per call.
+CREATE OR REPLACE FUNCTION tenancy._fleet_step(p_run bigint, p_report boolean DEFAULT false) RETURNS boolean
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    v_tenant name;
+    v_lock_timeout text;
+    v_applied integer;
+    v_more boolean;
+    v_state text;
+    v_message text;
+    r tenancy.fleet_runs;
+BEGIN
+    SELECT i.schema_name, f.lock_timeout INTO v_tenant, v_lock_timeout
+    FROM tenancy.fleet_items AS i JOIN tenancy.fleet_runs AS f USING (run_id)
+    WHERE i.run_id = p_run AND i.state = 'queued' AND f.state = 'running'
+    ORDER BY i.schema_name
+    LIMIT 1
+    FOR UPDATE OF i SKIP LOCKED;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    BEGIN
+        PERFORM set_config('lock_timeout', v_lock_timeout, true);
+        SELECT s.applied, s.more INTO v_applied, v_more FROM tenancy._migrate_step(v_tenant) AS s;
+        IF v_more THEN
+            UPDATE tenancy.fleet_items SET applied = coalesce(applied, 0) + v_applied
+            WHERE run_id = p_run AND schema_name = v_tenant;
+            SELECT * INTO r FROM tenancy.fleet_runs WHERE run_id = p_run;
+        ELSE
+            UPDATE tenancy.fleet_items
+            SET state = 'done', applied = coalesce(applied, 0) + v_applied, finished_at = clock_timestamp()
+            WHERE run_id = p_run AND schema_name = v_tenant;
+            UPDATE tenancy.fleet_runs SET migrated = migrated + 1 WHERE run_id = p_run RETURNING * INTO r;
+        END IF;
+    EXCEPTION WHEN OTHERS THEN
+        -- This step's migrations are rolled back with this block (earlier steps of the tenant
+        -- stay committed); record why.
+        GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT;
+        UPDATE tenancy.fleet_items SET state = 'failed', error = v_state || ': ' || v_message,
+                                       finished_at = clock_timestamp()
+        WHERE run_id = p_run AND schema_name = v_tenant;
+        PERFORM tenancy._record_failure(v_tenant, v_state || ': ' || v_message);
+        UPDATE tenancy.fleet_runs
+        SET failed = failed + 1, state = CASE WHEN stop_on_error THEN 'stopping' ELSE state END
+        WHERE run_id = p_run
+        RETURNING * INTO r;
+    END;
+    -- Progress at a sensible cadence: every tenth of the run or every 10 seconds.
+    IF p_report AND (r.migrated + r.failed - r.notified_count >= greatest(1, r.total / 10)
+                     OR clock_timestamp() - r.notified_at >= interval '10 seconds') THEN
+        RAISE NOTICE 'migrate_all: %/% tenants (% %%), % failed, %s elapsed',
+            r.migrated + r.failed, r.total, round(100.0 * (r.migrated + r.failed) / greatest(r.total, 1)), r.failed,
+            round(extract(epoch FROM clock_timestamp() - r.started_at)::numeric, 1);
+        UPDATE tenancy.fleet_runs SET notified_count = r.migrated + r.failed, notified_at = clock_timestamp()
+        WHERE run_id = p_run;
+    END IF;
+    RETURN true;
+END
+$$;
+
+-- _migrate_step joins the provision level (the fleet), remove_migration the author level.
+CREATE OR REPLACE FUNCTION tenancy._grant(role regrole, level integer, caller text) RETURNS void
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    provision CONSTANT text[] := ARRAY[
+        'create_tenant', '_create_tenant', 'register_tenant', '_register_tenant', 'rename_tenant',
+        '_rename_tenant', 'detach_tenant', 'drop_tenant', 'migrate_tenant', 'migrate_all',
+        '_fleet_join', '_fleet_begin', '_fleet_step', '_fleet_wait', '_fleet_finish',
+        '_fleet_launch_workers', '_fleet_launch', '_backend_alive', '_backend_start',
+        '_refuse_transaction_block', '_in_transaction_block', '_record_failure', '_migrate_step', 'verify',
+        '_verify_registry', '_verify_managed', '_verify_deep', '_verify_trust', '_foreign_owned', 'reconcile',
+        'add_attribute_tenant', 'remove_attribute_tenant', 'all_tenants', 'current_tenant',
+        'set_tenant', '_embedded_checksums', '_system_identifier', 'relink'];
+    author CONSTANT text[] := ARRAY[
+        'add_migration', 'remove_migration', 'repair', 'create_template', 'generate_migration', 'compare_schemas',
+        'describe_schema', '_describe_as_owner', '_split_statements', '_embedded_migrations'];
+    r record;
+BEGIN
+    IF role IS NULL THEN
+        RAISE EXCEPTION 'tenancy.%: role must not be NULL', caller
+            USING ERRCODE = '22004', HINT = format('Pass an existing role, e.g. SELECT tenancy.%s(''app'').', caller);
+    END IF;
+    EXECUTE format('GRANT USAGE ON SCHEMA tenancy TO %s', role);
+    FOR r IN SELECT p.oid::regprocedure AS routine, p.prokind, p.proname
+             FROM pg_proc p WHERE p.pronamespace = 'tenancy'::regnamespace
+               AND p.proname NOT IN ('grant_provision', 'grant_author', 'grant_admin', '_grant')
+             ORDER BY 1 LOOP
+        IF level >= 3 OR r.proname = ANY (provision) OR (level >= 2 AND r.proname = ANY (author)) THEN
+            EXECUTE format('GRANT EXECUTE ON %s %s TO %s',
+                           CASE r.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, r.routine, role);
+        END IF;
+    END LOOP;
+    EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA tenancy TO %s', role);
+    EXECUTE format('GRANT INSERT, UPDATE, DELETE ON tenancy.fleet_runs, tenancy.fleet_items, tenancy.fleet_jobs TO %s', role);
+END
+$$;
+
+
+-- Roles that could run the fleet or register migrations before this upgrade keep doing so.
+DO $$
+DECLARE
+    g record;
+BEGIN
+    FOR g IN SELECT DISTINCT a.grantee::regrole AS role, p.proname
+             FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) AS a
+             WHERE p.oid IN ('tenancy._fleet_step(bigint, boolean)'::regprocedure,
+                             'tenancy.add_migration(text, text, text)'::regprocedure)
+               AND a.grantee <> 0 AND a.grantee <> p.proowner AND a.privilege_type = 'EXECUTE'
+    LOOP
+        IF g.proname = '_fleet_step' THEN
+            EXECUTE format('GRANT EXECUTE ON FUNCTION tenancy._migrate_step(text) TO %s', g.role);
+        ELSE
+            EXECUTE format('GRANT EXECUTE ON FUNCTION tenancy.remove_migration(text) TO %s', g.role);
+        END IF;
+    END LOOP;
+END
+$$;
 
 -- Locks and deadlocks (issue 13, case 7): drop_tenant takes its locks up front within a lock
 -- timeout, its own argument or the setting tenancy.drop_lock_timeout. The new signature gets the

@@ -24,9 +24,10 @@ use crate::db::registry::{self, Tenant};
 use crate::db::report::{self, raise, Caught, OrRaise};
 use crate::db::settings;
 use crate::db::spi;
+use crate::rules::enum_values::{self, Step};
 use crate::rules::error::{Result, SqlState, TenancyError};
 use crate::rules::migration_set::{self, cmp_versions, Migration};
-use crate::rules::names::quote_ident;
+use crate::rules::names::{quote_ident, quote_literal};
 use crate::rules::sqltext;
 
 /// Looks a tenant up by name, or fails with 42704.
@@ -90,7 +91,7 @@ pub fn recheck(t: &Tenant) -> (Tenant, bool) {
 /// A tenant whose registered schema is gone (dropped behind pg_tenancy's back, or not found when
 /// the registry was re-linked after a `pg_upgrade`). Never a bare pointer to `detach_tenant`,
 /// which deletes the tenant's ledger.
-fn no_schema_error(name: &str) -> TenancyError {
+pub fn no_schema_error(name: &str) -> TenancyError {
     let replaced = crate::db::catalog::schema_oid(name).is_some();
     TenancyError::new(
         SqlState::InvalidSchemaName,
@@ -130,8 +131,13 @@ pub fn tenant_search_path(tenant: &str) -> String {
     path
 }
 
-/// The migrations not yet in the tenant's ledger, up to `target`; refuses drift.
-fn pending(tenant: &str, known: Vec<Migration>, target: Option<&str>) -> Result<Vec<Migration>> {
+/// The migrations not yet in the tenant's ledger, up to `target`, and whether its ledger is empty
+/// (a new tenant); refuses drift.
+fn pending(
+    tenant: &str,
+    known: Vec<Migration>,
+    target: Option<&str>,
+) -> Result<(Vec<Migration>, bool)> {
     let applied = registry::ledger(tenant);
     for (version, checksum) in &applied {
         if let Some(m) = known.iter().find(|m| &m.version == version) {
@@ -153,53 +159,131 @@ fn pending(tenant: &str, known: Vec<Migration>, target: Option<&str>) -> Result<
             }
         }
     }
-    Ok(known
+    let todo = known
         .into_iter()
         .filter(|m| !applied.iter().any(|(v, _)| v == &m.version))
         .filter(|m| target.is_none_or(|t| cmp_versions(&m.version, t) != Ordering::Greater))
-        .collect())
+        .collect();
+    Ok((todo, applied.is_empty()))
+}
+
+/// What an error inside a run says about the run: the migrations of this transaction, up to and
+/// including the failing one, that add enum values, and how to get past PostgreSQL's refusal to
+/// use such a value before it commits (`55P04`) where this run is.
+struct RunInfo {
+    adders: Vec<String>,
+    enum_hint: String,
+}
+
+/// Where a run happens, for [`RunInfo`]'s hint.
+enum Where<'a> {
+    /// An existing tenant's pending migrations (`migrate_tenant`, a step of `migrate_all`).
+    Tenant {
+        name: &'a str,
+        adders: Vec<&'a Migration>,
+    },
+    /// A new tenant's first migrations (`create_tenant`, a managed row, `reconcile`).
+    NewTenant,
+    /// A scratch build (`create_template`, `generate_migration`, `verify(deep => true)`).
+    Scratch,
+}
+
+const FOLD_RULES: &str = "pg_tenancy writes the values that plain ALTER TYPE … ADD VALUE statements add into the CREATE TYPE … AS ENUM of an earlier migration of the same transaction, but not here: the type was not created by such a statement in this transaction, or a statement in between lists or changes its values (enum_range, pg_enum, another ALTER TYPE, a DO block naming it), or a migration changes search_path";
+
+impl RunInfo {
+    fn new(place: Where, m: &Migration, adders: Vec<String>) -> RunInfo {
+        let own = adders.len() == 1 && adders[0] == m.label();
+        let enum_hint = if adders.is_empty() {
+            "The value was added in this transaction by something pg_tenancy does not see as adding enum values (a function a migration calls, or the calling transaction itself). Add enum values with ALTER TYPE … ADD VALUE as a statement of a migration of its own, so that CALL tenancy.migrate_all() commits after it.".to_string()
+        } else if own {
+            format!(
+                "Migration {} adds the value and uses it: PostgreSQL needs a commit in between. Move the statements that use the new value into a later migration (CALL tenancy.migrate_all() commits after each migration that adds enum values).",
+                m.label()
+            )
+        } else {
+            match place {
+                Where::Tenant { name, adders } => {
+                    let last = adders.last().map(|a| a.version.as_str()).unwrap_or("");
+                    format!(
+                        "Run CALL tenancy.migrate_all(tenants => ARRAY[{}]), which commits after each migration that adds enum values; or SELECT * FROM tenancy.migrate_tenant({}, target => '{last}'), COMMIT, and migrate again.",
+                        quote_literal(name),
+                        quote_literal(name)
+                    )
+                }
+                Where::NewTenant => format!(
+                    "A new tenant is provisioned in one transaction. {FOLD_RULES}. Create the type with all its values in one CREATE TYPE … AS ENUM, or keep each ALTER TYPE … ADD VALUE a plain statement with nothing in between that lists or changes the type's values (docs/migrations.md, \"Enum values\")."
+                ),
+                Where::Scratch => format!(
+                    "pg_tenancy builds this schema in one transaction. {FOLD_RULES}. Create the type with all its values in one CREATE TYPE … AS ENUM, or keep each ALTER TYPE … ADD VALUE a plain statement with nothing in between that lists or changes the type's values (docs/migrations.md, \"Enum values\")."
+                ),
+            }
+        };
+        RunInfo { adders, enum_hint }
+    }
 }
 
 /// Runs one statement of a migration; on error, re-raises with the tenant, the migration and the
 /// statement named, keeping the original SQLSTATE.
-fn run_statement(tenant: &str, owner: &str, m: &Migration, number: usize, sql: &str) {
+fn run_statement(
+    tenant: &str,
+    owner: &str,
+    m: &Migration,
+    number: usize,
+    sql: &str,
+    info: &RunInfo,
+) {
+    use pgrx::pg_sys::errcodes::PgSqlErrorCode::{
+        ERRCODE_ACTIVE_SQL_TRANSACTION, ERRCODE_INSUFFICIENT_PRIVILEGE,
+        ERRCODE_INVALID_TRANSACTION_TERMINATION, ERRCODE_LOCK_NOT_AVAILABLE,
+        ERRCODE_T_R_DEADLOCK_DETECTED, ERRCODE_UNSAFE_NEW_ENUM_VALUE_USAGE,
+    };
     report::with_context(
         || spi::run(sql),
         |c| {
-            Caught {
-                message: format!(
-                    "tenant {}: migration {} failed: {}",
-                    quote_ident(tenant),
-                    m.label(),
-                    c.message
-                ),
-                detail: Some(match c.detail {
-                    Some(d) => format!("{d}\nstatement {number}: {}", sqltext::excerpt(sql)),
-                    None => format!("statement {number}: {}", sqltext::excerpt(sql)),
-                }),
-                // PostgreSQL's own hint for a deadlock only points at the server log: say the likely cause.
-                hint: if c.code
-                    == pgrx::pg_sys::errcodes::PgSqlErrorCode::ERRCODE_T_R_DEADLOCK_DETECTED
-                {
-                    Some(format!(
+            let mut detail = match c.detail {
+                Some(d) => format!("{d}\nstatement {number}: {}", sqltext::excerpt(sql)),
+                None => format!("statement {number}: {}", sqltext::excerpt(sql)),
+            };
+            let mut hint = c.hint;
+            if c.code == ERRCODE_UNSAFE_NEW_ENUM_VALUE_USAGE {
+                if !info.adders.is_empty() {
+                    detail.push_str(&format!(
+                        "\nmigrations that add enum values earlier in this same transaction: {}; PostgreSQL lets a new enum value be used only once the transaction that added it has committed",
+                        info.adders.join(", ")
+                    ));
+                }
+                hint = Some(info.enum_hint.clone());
+            } else if c.code == ERRCODE_ACTIVE_SQL_TRANSACTION
+                || c.code == ERRCODE_INVALID_TRANSACTION_TERMINATION
+            {
+                hint = Some(format!(
+                    "pg_tenancy runs a tenant's migrations inside a transaction (migrate_tenant, create_tenant and each step of CALL tenancy.migrate_all), and a migration cannot commit or roll back it: migration {} cannot run there as written. Use the transactional form (CREATE INDEX without CONCURRENTLY; no COMMIT or ROLLBACK in DO blocks or procedures), or run the statement outside tenant migrations.",
+                    m.label()
+                ));
+            } else if c.code == ERRCODE_T_R_DEADLOCK_DETECTED {
+                // PostgreSQL's own hint only points at the server log: say the likely cause.
+                hint = Some(format!(
                     "This transaction and another waited for each other's locks. A tenant's foreign key to a shared table takes SHARE ROW EXCLUSIVE on that table, which conflicts with writing it: two sign-up transactions that each write a shared table (INSERT INTO plans …) before creating their tenant wait for each other. Create the tenant first and write shared tables after, or begin with LOCK TABLE <shared table> IN SHARE ROW EXCLUSIVE MODE (docs/concurrency.md). The transaction can be retried.{}",
-                    c.hint.map(|h| format!(" {h}")).unwrap_or_default()
-                ))
-                } else {
-                    c.hint.or_else(|| {
-                Some(if c.code == pgrx::pg_sys::errcodes::PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE {
-                    format!(
-                        "Another transaction held a lock migration {} needs for longer than lock_timeout (pg_locks shows who). Retry when it has finished, or allow more time (migrate_all's lock_timeout, or SET lock_timeout); docs/concurrency.md.",
-                        m.label()
-                    )
-                } else if c.code == pgrx::pg_sys::errcodes::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE
+                    hint.map(|h| format!(" {h}")).unwrap_or_default()
+                ));
+            } else if c.code == ERRCODE_LOCK_NOT_AVAILABLE && hint.is_none() {
+                hint = Some(format!(
+                    "Another transaction held a lock migration {} needs for longer than lock_timeout (pg_locks shows who). Retry when it has finished, or allow more time (migrate_all's lock_timeout, or SET lock_timeout); docs/concurrency.md.",
+                    m.label()
+                ));
+            }
+            Caught {
+            message: format!("tenant {}: migration {} failed: {}", quote_ident(tenant), m.label(), c.message),
+            detail: Some(detail),
+            hint: hint.or_else(|| {
+                Some(if c.code == ERRCODE_INSUFFICIENT_PRIVILEGE
                     && c.message.contains("deferred trigger")
                 {
                     format!(
                         "Migrations run in a security-restricted operation, where PostgreSQL cannot queue deferred constraint checks. Add SET CONSTRAINTS <constraint> IMMEDIATE to migration {} before this statement (naming the tenant's constraint: SET CONSTRAINTS ALL would also change the caller's), or fill the table before making the constraint deferrable.",
                         m.label()
                     )
-                } else if c.code == pgrx::pg_sys::errcodes::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE {
+                } else if c.code == ERRCODE_INSUFFICIENT_PRIVILEGE {
                     format!(
                         "Migrations run as the tenant's owner {}: grant that role the privilege this statement needs (for a foreign key to a shared table, GRANT REFERENCES ON <table> TO {}), then migrate again. tenancy.verify() lists missing privileges on shared tables.",
                         quote_ident(owner),
@@ -212,28 +296,70 @@ fn run_statement(tenant: &str, owner: &str, m: &Migration, number: usize, sql: &
                         quote_ident(tenant)
                     )
                 })
-            })
-                },
-                code: c.code,
-            }
+            }),
+            code: c.code,
+        }
         },
     )
 }
 
-/// Runs one migration's statements in `schema` (with `@tenant@` = `schema`) as the schema's
-/// owner, in a security-restricted operation of its own: its settings end with it.
-fn run_migration(schema: &str, owner: &catalog::Role, m: &Migration) {
-    let stmts = sqltext::check_migration(&m.label(), &m.sql).or_raise();
+/// The statements of each migration of a run, checked as when they were loaded.
+fn statements(run: &[Migration]) -> Vec<Vec<sqltext::Statement>> {
+    run.iter()
+        .map(|m| sqltext::check_migration(&m.label(), &m.sql).or_raise())
+        .collect()
+}
+
+/// The steps of a run in one transaction: each statement with its number, `ADD VALUE`s folded
+/// into the `CREATE TYPE` of the same run where that is the same ([`enum_values::fold`]).
+fn plan(stmts: &[Vec<sqltext::Statement>]) -> Vec<Vec<(usize, Step)>> {
+    enum_values::fold(stmts)
+        .into_iter()
+        .zip(stmts)
+        .map(|(steps, stmts)| stmts.iter().map(|s| s.number).zip(steps).collect())
+        .collect()
+}
+
+/// Whether each migration of a run adds enum values.
+fn adding(stmts: &[Vec<sqltext::Statement>]) -> Vec<bool> {
+    stmts
+        .iter()
+        .map(|s| enum_values::adds_enum_values(s))
+        .collect()
+}
+
+/// The labels of the migrations of `run[..=i]` that add enum values.
+fn adders_up_to(run: &[Migration], adds: &[bool], i: usize) -> Vec<String> {
+    run[..=i]
+        .iter()
+        .zip(adds)
+        .filter(|(_, a)| **a)
+        .map(|(m, _)| m.label())
+        .collect()
+}
+
+/// Runs one migration's planned statements in `schema` (with `@tenant@` = `schema`) as the
+/// schema's owner, in a security-restricted operation of its own: its settings end with it.
+fn run_migration(
+    schema: &str,
+    owner: &catalog::Role,
+    m: &Migration,
+    steps: &[(usize, Step)],
+    info: &RunInfo,
+) {
     let path = tenant_search_path(schema);
     identity::as_tenant_owner(owner.oid, &path, || {
-        for s in &stmts {
-            let sql = sqltext::substitute_tenant(&s.text, schema)
+        for (number, step) in steps {
+            let Step::Run(text) = step else {
+                continue; // an ADD VALUE folded into its CREATE TYPE
+            };
+            let sql = sqltext::substitute_tenant(text, schema)
                 .map_err(|e| TenancyError {
                     message: format!("migration {}: {}", m.label(), e.message),
                     ..e
                 })
                 .or_raise();
-            run_statement(schema, &owner.name, m, s.number, &sql);
+            run_statement(schema, &owner.name, m, *number, &sql, info);
         }
     })
 }
@@ -291,11 +417,18 @@ fn check_authors(schema: &str, owner: &catalog::Role, todo: &[Migration]) {
 pub fn build_schema(schema: &str, include: impl Fn(&Migration) -> bool) -> Vec<TenancyError> {
     let owner = catalog::schema_owner_by_name(schema);
     let mut left_out = Vec::new();
-    for m in known_set::known_set().iter().filter(|m| include(m)) {
-        match author_check(&format!("schema {}", quote_ident(schema)), &owner, m) {
-            Ok(()) => run_migration(schema, &owner, m),
+    let mut run = Vec::new();
+    for m in known_set::known_set().into_iter().filter(|m| include(m)) {
+        match author_check(&format!("schema {}", quote_ident(schema)), &owner, &m) {
+            Ok(()) => run.push(m),
             Err(e) => left_out.push(e),
         }
+    }
+    let stmts = statements(&run);
+    let (steps, adds) = (plan(&stmts), adding(&stmts));
+    for (i, m) in run.iter().enumerate() {
+        let info = RunInfo::new(Where::Scratch, m, adders_up_to(&run, &adds, i));
+        run_migration(schema, &owner, m, &steps[i], &info);
     }
     left_out
 }
@@ -323,8 +456,21 @@ pub fn up_to(upto: Option<&str>) -> impl Fn(&Migration) -> bool + '_ {
     move |m| upto.is_none_or(|u| cmp_versions(&m.version, u) != Ordering::Greater)
 }
 
-/// Migrates a tenant (locking it first) up to `target`; returns what was applied now.
+/// Migrates a tenant (locking it first) up to `target`, in the caller's transaction; returns what
+/// was applied now.
 pub fn migrate(t: &Tenant, target: Option<&str>) -> Vec<Migration> {
+    migrate_run(t, target, false).0
+}
+
+/// One step of `CALL tenancy.migrate_all` for a tenant: its pending migrations up to and including
+/// the first that adds enum values (whose values a later migration can only use once it has
+/// committed; the fleet commits after each step). Returns what was applied now and whether more
+/// is pending.
+pub fn migrate_step(t: &Tenant) -> (Vec<Migration>, bool) {
+    migrate_run(t, None, true)
+}
+
+fn migrate_run(t: &Tenant, target: Option<&str>, stop_after_enum: bool) -> (Vec<Migration>, bool) {
     let (t, has_error) = lock_and_check(t);
     // Read after the lock: a migration added while we waited is part of this run.
     let known = known_set::known_versions();
@@ -332,20 +478,47 @@ pub fn migrate(t: &Tenant, target: Option<&str>) -> Vec<Migration> {
     if let Some(target) = target {
         migration_set::find(&known, target).or_raise();
     }
-    let mut todo = pending(&t.name, known, target).or_raise();
+    let (mut todo, new_tenant) = pending(&t.name, known, target).or_raise();
     known_set::load_text(&mut todo);
     if has_error {
         registry::clear_error(t.oid);
     }
     if todo.is_empty() {
-        return todo;
+        return (todo, false);
     }
     let owner = catalog::schema_owner(t.oid);
     check_authors(&t.name, &owner, &todo);
-    for m in &todo {
+    let mut stmts = statements(&todo);
+    let mut adds = adding(&stmts);
+    let mut more = false;
+    if stop_after_enum {
+        if let Some(first) = adds.iter().position(|a| *a) {
+            more = first + 1 < todo.len();
+            todo.truncate(first + 1);
+            stmts.truncate(first + 1);
+            adds.truncate(first + 1);
+        }
+    }
+    let steps = plan(&stmts);
+    for (i, m) in todo.iter().enumerate() {
+        let adders = adders_up_to(&todo, &adds, i);
+        let place = if new_tenant {
+            Where::NewTenant
+        } else {
+            Where::Tenant {
+                name: &t.name,
+                adders: todo[..i]
+                    .iter()
+                    .zip(&adds)
+                    .filter(|(_, a)| **a)
+                    .map(|(m, _)| m)
+                    .collect(),
+            }
+        };
+        let info = RunInfo::new(place, m, adders);
         let started = Instant::now();
-        run_migration(&t.name, &owner, m);
+        run_migration(&t.name, &owner, m, &steps[i], &info);
         registry::record(&t.name, m, started.elapsed().as_secs_f64(), false);
     }
-    todo
+    (todo, more)
 }

@@ -8,7 +8,7 @@ use pgrx::prelude::*;
 use crate::api::args::required;
 use crate::db::catalog;
 use crate::db::registry;
-use crate::db::report::raise;
+use crate::db::report::{raise, OrRaise};
 use crate::db::spi;
 use crate::rules::error::{SqlState, TenancyError};
 use crate::rules::names::{quote_ident, quote_literal};
@@ -46,10 +46,10 @@ fn enable_attribute_tenancy(tbl: Option<pg_sys::Oid>, tenant_column: Option<&str
     spi::run(&format!(
         "ALTER TABLE {table} ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY"
     ));
-    spi::run(&format!(
-        "DROP POLICY IF EXISTS {} ON {table}",
-        quote_ident(POLICY)
-    ));
+    // Replaced when it is there; never a "does not exist, skipping" NOTICE on first use.
+    if catalog::has_policy(tbl, POLICY) {
+        spi::run(&format!("DROP POLICY {} ON {table}", quote_ident(POLICY)));
+    }
     // NULL when no tenant is set, so no row matches: never all rows.
     let current =
         format!("(NULLIF(pg_catalog.current_setting('tenancy.tenant', true), ''))::{col_type}");
@@ -192,15 +192,7 @@ fn add_attribute_tenant(tenant: Option<&str>) -> String {
         "tenant",
         "tenancy.add_attribute_tenant('acme')",
     );
-    if tenant.is_empty() {
-        raise(
-            TenancyError::new(
-                SqlState::InvalidParameterValue,
-                "an attribute tenant must not be empty",
-            )
-            .hint("Pass the value the tenant column holds for this tenant, e.g. 'acme'."),
-        );
-    }
+    crate::rules::names::validate_attribute_tenant(tenant).or_raise();
     registry::insert_attribute_tenant(tenant);
     tenant.to_string()
 }

@@ -1,12 +1,16 @@
 //! The fleet (docs/fleet.md): `CALL tenancy.migrate_all` hands tenants out from a queue
 //! (`tenancy.fleet_items`) to itself and, with `jobs > 1`, to dynamic background workers. Every
 //! worker runs the same step (`tenancy._fleet_step`: claim one tenant, migrate it through
-//! `migrate_tenant`, record the outcome) and commits after each tenant, so a failure, a killed
-//! backend or a crash leaves each tenant wholly at its old or its new version.
+//! `_migrate_step`, record the outcome) and commits after each step, so a failure, a killed
+//! backend or a crash leaves each tenant wholly at a version it had or was migrating to. A step
+//! is a tenant's pending migrations up to and including the first that adds enum values: the
+//! values are committed before a later migration uses them, and the tenant stays queued for the
+//! next step.
 
 use pgrx::prelude::*;
 
 use crate::api::args::required;
+use crate::apply;
 use crate::db::registry;
 use crate::db::report::raise;
 use crate::db::spi;
@@ -175,6 +179,26 @@ fn record_failure(schema: Option<&str>, error: Option<&str>) {
     let schema = required(schema, "_record_failure", "schema", example);
     let error = required(error, "_record_failure", "error", example);
     registry::record_error(schema, error);
+}
+
+/// One step of a fleet run for one tenant (`tenancy._fleet_step`): its pending migrations up to
+/// and including the first that adds enum values, so that `migrate_all` commits before a later
+/// migration uses them ([`apply::migrate_step`]). How many it applied, and whether more is pending
+/// (the tenant then stays queued for the next step, after the commit).
+#[pg_extern(volatile, name = "_migrate_step")]
+#[search_path(pg_catalog, pg_temp)]
+fn migrate_step(
+    schema: Option<&str>,
+) -> TableIterator<'static, (name!(applied, i32), name!(more, bool))> {
+    let schema = required(
+        schema,
+        "_migrate_step",
+        "schema",
+        "CALL tenancy.migrate_all(), which calls it",
+    );
+    let t = apply::require_tenant(schema);
+    let (applied, more) = apply::migrate_step(&t);
+    TableIterator::once((applied.len() as i32, more))
 }
 
 /// Raised by `migrate_all` inside a transaction block.

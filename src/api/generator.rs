@@ -8,7 +8,7 @@ use crate::api::args::required;
 use crate::apply;
 use crate::db::catalog;
 use crate::db::registry;
-use crate::db::report::raise;
+use crate::db::report::{raise, OrRaise};
 use crate::db::spi;
 use crate::rules::error::{SqlState, TenancyError};
 use crate::rules::migration_set;
@@ -38,9 +38,20 @@ fn require_schema(schema: &str) {
     }
 }
 
+/// `base_version`: `'0'` (no migrations) or a known version; an unknown one would silently
+/// build from whatever migrations precede it (42704 instead).
 fn check_base(base_version: Option<&str>) {
-    if let Some(v) = base_version {
-        migration_set::check_version(v).unwrap_or_else(|e| raise(e));
+    let Some(v) = base_version else { return };
+    migration_set::check_version(v).or_raise();
+    if migration_set::is_zero(v) {
+        return;
+    }
+    let known = crate::db::known_set::known_versions();
+    if let Err(e) = migration_set::find(&known, v) {
+        raise(TenancyError {
+            message: format!("base_version {v} is not a known tenant migration"),
+            ..e.hint("SELECT version FROM tenancy.migrations lists the known versions; base_version => '0' builds from no migrations, NULL from all of them.")
+        });
     }
 }
 

@@ -551,11 +551,17 @@ fn set_tenant(schema: Option<&str>, is_local: default!(Option<bool>, true)) {
     let Some(t) = registry::tenant_by_name(name) else {
         if crate::api::attribute::is_attribute_tenant(name) {
             spi::set_config("tenancy.tenant", name, is_local);
+            spi::set_config("tenancy.tenant_oid", "", is_local);
             return;
         }
         apply::require_tenant(name); // raises the "not a registered tenant" error
         return;
     };
+    // search_path finds the schema by name: it must be the tenant's own, not gone (the privilege
+    // check below would then blame USAGE) and not another schema that took the name.
+    if t.oid == pg_sys::InvalidOid || catalog::schema_oid(&t.name) != Some(t.oid) {
+        raise(apply::no_schema_error(&t.name));
+    }
     // PostgreSQL silently skips a search_path schema the role cannot use: queries would then read
     // the shared schemas' tables of the same names. Refuse instead.
     if !catalog::can_use_schema(t.oid) {
@@ -572,6 +578,8 @@ fn set_tenant(schema: Option<&str>, is_local: default!(Option<bool>, true)) {
     }
     spi::set_config("search_path", &apply::tenant_search_path(&t.name), is_local);
     spi::set_config("tenancy.tenant", &t.name, is_local);
+    // Read by current_tenant() to notice a drop or rename since (docs/functions/current_tenant.md).
+    spi::set_config("tenancy.tenant_oid", &t.oid.to_u32().to_string(), is_local);
 }
 
 #[pg_extern(volatile, name = "migrate_tenant")]

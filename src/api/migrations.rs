@@ -1,5 +1,5 @@
-//! The SQL functions that manage the migration set: `add_migration`, `repair`, and the helpers
-//! behind the `tenancy.migrations` view and the benchmarks.
+//! The SQL functions that manage the migration set: `add_migration`, `remove_migration`,
+//! `repair`, and the helpers behind the `tenancy.migrations` view and the benchmarks.
 
 use std::cmp::Ordering;
 
@@ -7,9 +7,11 @@ use pgrx::prelude::*;
 
 use crate::api::args::required;
 use crate::db::known_set::{embedded, known_versions};
-use crate::db::registry;
 use crate::db::report::{raise, OrRaise};
+use crate::db::{catalog, identity, registry};
+use crate::rules::error::{SqlState, TenancyError};
 use crate::rules::migration_set::{self, clash, cmp_versions, find, Migration};
+use crate::rules::names::quote_ident;
 use crate::rules::sqltext;
 
 /// The embedded set without its text, for the `tenancy.migrations` view (PUBLIC may read it).
@@ -57,7 +59,7 @@ fn add_migration(version: Option<&str>, name: Option<&str>, sql: Option<&str>) -
     let version = required(version, "add_migration", "version", example);
     let name = required(name, "add_migration", "name", example);
     let sql = required(sql, "add_migration", "sql", example);
-    migration_set::check_version(version).or_raise();
+    migration_set::check_new_version(version).or_raise();
     migration_set::check_name(version, name).or_raise();
     // The author is the role whose rights are in effect now: its text will only ever run as a
     // tenant owner whose privileges it has (see apply::check_authors).
@@ -110,5 +112,119 @@ fn split_statements(sql: Option<&str>, schema: Option<&str>) -> SetOfIterator<'s
             .into_iter()
             .map(|s| sqltext::substitute_tenant(&s.text, schema).or_raise())
             .collect::<Vec<_>>(),
+    )
+}
+
+/// How many tenants' names a refusal lists.
+const LISTED: i64 = 5;
+
+/// Withdraws a registered migration that no tenant has applied: its row is deleted, and recorded
+/// fleet failures that name it are cleared. Refused for embedded migrations, for migrations some
+/// tenant has applied (listing them), and for callers without the privileges of its author.
+#[pg_extern(volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn remove_migration(version: Option<&str>) -> String {
+    let version = required(
+        version,
+        "remove_migration",
+        "version",
+        "tenancy.remove_migration('0006')",
+    );
+    migration_set::check_version(version).or_raise();
+    // Not through the merged set: a registered migration that clashes with an embedded one (which
+    // refuses every migration call) is what this function is for, too.
+    let same = |m: &&Migration| cmp_versions(&m.version, version) == Ordering::Equal;
+    let built_in = embedded();
+    let built_in = built_in.iter().find(same);
+    let registered = registry::registered_migrations(false);
+    let Some(m) = registered.iter().find(same) else {
+        match built_in {
+            Some(e) => raise(embedded_refusal(e)),
+            None => raise(
+                TenancyError::new(
+                    SqlState::UndefinedObject,
+                    format!("migration version {version} is not a registered tenant migration"),
+                )
+                .hint("SELECT * FROM tenancy.migrations lists the known versions; only those with source 'registered' can be removed."),
+            ),
+        }
+    };
+    if let Some(e) = built_in.filter(|e| e.checksum == m.checksum) {
+        raise(embedded_refusal(e));
+    }
+    require_author_rights(m);
+    // Deleting first waits for runs applying it (they lock its row, see known_set::load_text);
+    // the ledger is read afterwards, so their commits are seen. A refusal rolls the delete back.
+    registry::delete_registered(&m.version);
+    let (count, first) =
+        registry::tenants_with(&m.version, built_in.map(|e| e.checksum.as_str()), LISTED);
+    if count > 0 {
+        let names: Vec<String> = first.iter().map(|n| quote_ident(n)).collect();
+        raise(
+            TenancyError::new(
+                SqlState::ObjectNotInPrerequisiteState,
+                format!(
+                    "migration {} cannot be removed: {count} tenant{} applied it ({}{})",
+                    m.label(),
+                    if count == 1 { " has" } else { "s have" },
+                    names.join(", "),
+                    if count > LISTED { ", …" } else { "" }
+                ),
+            )
+            .detail(format!(
+                "SELECT schema_name FROM tenancy.ledger WHERE version = '{}' lists them all.",
+                m.version
+            ))
+            .hint("A migration a tenant has applied stays: supersede it with a corrective migration of a later version instead (docs/migrations.md, \"Withdrawing or superseding a migration\")."),
+        );
+    }
+    registry::clear_errors_naming(&m.label());
+    m.label()
+}
+
+fn embedded_refusal(e: &Migration) -> TenancyError {
+    TenancyError::new(
+        SqlState::ObjectNotInPrerequisiteState,
+        format!(
+            "migration {} is embedded in the extension (tenant_migrations/) and cannot be removed from the database",
+            e.label()
+        ),
+    )
+    .hint(format!(
+        "It would come back with the extension's library. While no tenant has applied it, delete tenant_migrations/{}.sql and rebuild the extension; once tenants have it, supersede it with a corrective migration of a later version (docs/migrations.md, \"Withdrawing or superseding a migration\").",
+        e.label()
+    ))
+}
+
+/// Removing a migration takes the privileges of the role that registered it (or, when that role
+/// no longer exists, of the extension's owner): another author may not swap it for text of its
+/// own under the same version.
+fn require_author_rights(m: &Migration) {
+    let me = identity::current_user();
+    let author = m.author.as_deref().and_then(catalog::role_by_name);
+    let allowed = match &author {
+        Some(a) => catalog::has_privileges_of(me, a.oid),
+        None => catalog::has_privileges_of(me, identity::extension_owner()),
+    };
+    if allowed {
+        return;
+    }
+    let who = match &author {
+        Some(a) => format!("its author {}", quote_ident(&a.name)),
+        None => format!(
+            "the extension's owner (its author {} no longer exists)",
+            quote_ident(m.author.as_deref().unwrap_or("?"))
+        ),
+    };
+    raise(
+        TenancyError::new(
+            SqlState::InsufficientPrivilege,
+            format!(
+                "permission denied to remove migration {}: role {} does not have the privileges of {who}",
+                m.label(),
+                quote_ident(&catalog::current_user_name())
+            ),
+        )
+        .hint("Remove it as its author (or a member of that role, or a superuser)."),
     )
 }

@@ -80,8 +80,8 @@ pub fn columns_hint(table: &str, columns: &[String]) -> String {
 
 /// The table's live column names, in order.
 pub fn table_columns(oid: pg_sys::Oid) -> Vec<String> {
-    Spi::connect_mut(|c| {
-        c.update(
+    Spi::connect(|c| {
+        c.select(
             "SELECT attname::pg_catalog.text FROM pg_catalog.pg_attribute \
              WHERE attrelid OPERATOR(pg_catalog.=) $1 AND attnum OPERATOR(pg_catalog.>) 0 AND NOT attisdropped ORDER BY attnum",
             None,
@@ -113,8 +113,8 @@ pub fn relname(tbl: pg_sys::Oid) -> String {
 }
 
 pub fn primary_key_columns(tbl: pg_sys::Oid) -> Vec<String> {
-    Spi::connect_mut(|c| {
-        c.update(
+    Spi::connect(|c| {
+        c.select(
             "SELECT a.attname::pg_catalog.text FROM pg_catalog.pg_constraint k \
              CROSS JOIN LATERAL pg_catalog.unnest(k.conkey) WITH ORDINALITY AS u(attnum, n) \
              JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) k.conrelid AND a.attnum OPERATOR(pg_catalog.=) u.attnum \
@@ -176,6 +176,27 @@ pub fn table_owner(table: &str) -> pg_sys::Oid {
     })
 }
 
+/// Whether the table (given as SQL text, `regclass` input) has a trigger of this name.
+pub fn has_trigger(table: &str, name: &str) -> bool {
+    get_one::<bool>(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_trigger t \
+         WHERE t.tgrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1::pg_catalog.text) \
+           AND t.tgname OPERATOR(pg_catalog.=) $2::pg_catalog.text)",
+        &[table.into(), name.into()],
+    )
+    .unwrap_or(false)
+}
+
+/// Whether the table has a row-level security policy of this name.
+pub fn has_policy(tbl: pg_sys::Oid, name: &str) -> bool {
+    get_one::<bool>(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_policy p \
+         WHERE p.polrelid OPERATOR(pg_catalog.=) $1 AND p.polname OPERATOR(pg_catalog.=) $2::pg_catalog.text)",
+        &[tbl.into(), name.into()],
+    )
+    .unwrap_or(false)
+}
+
 /// A role, by OID and name.
 #[derive(Clone, Debug)]
 pub struct Role {
@@ -184,8 +205,8 @@ pub struct Role {
 }
 
 fn role_where(query: &str, arg: pgrx::datum::DatumWithOid) -> Option<Role> {
-    Spi::connect_mut(|c| {
-        let t = c.update(query, Some(1), &[arg]).or_raise();
+    Spi::connect(|c| {
+        let t = c.select(query, Some(1), &[arg]).or_raise();
         if t.is_empty() {
             return None;
         }
@@ -285,8 +306,8 @@ pub fn author_may_act_as(author: Option<&str>, owner: pg_sys::Oid) -> (Option<St
 
 /// Rows of (object, text) of a query with one OID parameter.
 fn rows_for_oid(query: &str, oid: pg_sys::Oid) -> Vec<(String, String)> {
-    Spi::connect_mut(|c| {
-        c.update(query, None, &[oid.into()])
+    Spi::connect(|c| {
+        c.select(query, None, &[oid.into()])
             .or_raise()
             .map(|r| {
                 (

@@ -34,8 +34,11 @@ pub fn known_versions() -> Vec<Migration> {
     merge(embedded(), registry::registered_migrations(false)).or_raise()
 }
 
-/// Fills in the text of registered migrations read by [`known_versions`].
-pub fn load_text(todo: &mut [Migration]) {
+/// Fills in the text of registered migrations read by [`known_versions`], for applying them.
+/// Their rows stay locked (`FOR KEY SHARE`) until the transaction ends, so that
+/// `tenancy.remove_migration` waits for a run that applies one, and then sees it in the ledger; a
+/// migration removed while this run waited for its tenant's lock is no longer part of the run.
+pub fn load_text(todo: &mut Vec<Migration>) {
     let missing: Vec<String> = todo
         .iter()
         .filter(|m| m.sql.is_empty())
@@ -49,6 +52,7 @@ pub fn load_text(todo: &mut [Migration]) {
             m.sql = sql;
         }
     }
+    todo.retain(|m| !m.sql.is_empty());
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use pgrx::prelude::*;
 
 use crate::db::identity::as_extension_owner;
 use crate::db::report::OrRaise;
-use crate::db::spi::get_one;
+use crate::db::spi::{get_one, write_one};
 use crate::rules::migration_set::Migration;
 
 /// A registered tenant. `oid` is the OID of its schema in this cluster, `InvalidOid` when it has
@@ -49,8 +49,8 @@ fn tenant_where(cond: &str, arg: DatumWithOid) -> Option<Tenant> {
             "tenancy.tenants"
         };
         let q = format!("SELECT schema_name::pg_catalog.text, schema_oid FROM {from} WHERE {cond}");
-        Spi::connect_mut(|c| {
-            let t = c.update(q.as_str(), Some(1), &[arg]).or_raise();
+        Spi::connect(|c| {
+            let t = c.select(q.as_str(), Some(1), &[arg]).or_raise();
             if t.is_empty() {
                 return None;
             }
@@ -166,8 +166,8 @@ pub fn note_schema_changes(oids: &[pg_sys::Oid]) {
 /// registered one was seen dropped). What `tenancy.relink` reports and, when asked, links.
 pub fn relink_candidates() -> Vec<(String, Option<pg_sys::Oid>, pg_sys::Oid, Option<String>)> {
     as_extension_owner(|| {
-        Spi::connect_mut(|c| {
-            c.update(
+        Spi::connect(|c| {
+            c.select(
                 "SELECT t.schema_name::pg_catalog.text, t.schema_oid, n.oid, t.schema_dropped_at::pg_catalog.text \
                  FROM tenancy._tenant_schemas t JOIN pg_catalog.pg_namespace n ON n.nspname OPERATOR(pg_catalog.=) t.schema_name \
                  WHERE t.schema_oid IS DISTINCT FROM n.oid \
@@ -214,9 +214,9 @@ pub struct Locked {
 
 pub fn locked_tenant(oid: pg_sys::Oid) -> Option<Locked> {
     as_extension_owner(|| {
-        Spi::connect_mut(|c| {
+        Spi::connect(|c| {
             let t = c
-                .update(
+                .select(
                     "SELECT t.schema_name::pg_catalog.text, n.nspname::pg_catalog.text, t.last_error IS NOT NULL \
                      FROM tenancy.tenants t LEFT JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) t.schema_oid \
                      WHERE t.schema_oid OPERATOR(pg_catalog.=) $1",
@@ -294,9 +294,9 @@ pub fn delete(name: &str) {
 /// The tenant's ledger: (version, checksum) of every applied migration.
 pub fn ledger(name: &str) -> Vec<(String, String)> {
     as_extension_owner(|| {
-        Spi::connect_mut(|c| {
+        Spi::connect(|c| {
             let t = c
-                .update(
+                .select(
                     "SELECT version, checksum FROM tenancy.ledger WHERE schema_name OPERATOR(pg_catalog.=) $1::pg_catalog.text",
                     None,
                     &[name.into()],
@@ -335,7 +335,7 @@ pub fn record(tenant: &str, m: &Migration, seconds: f64, baselined: bool) {
 /// Accepts new text for `version`: every ledger row of that version takes `checksum`.
 pub fn repair(version: &str, checksum: &str) -> i64 {
     as_extension_owner(|| {
-        get_one::<i64>(
+        write_one::<i64>(
             "WITH fixed AS (UPDATE tenancy.ledger SET checksum = $2 \
                WHERE version OPERATOR(pg_catalog.=) $1 AND checksum OPERATOR(pg_catalog.<>) $2 RETURNING 1) \
              SELECT pg_catalog.count(*) FROM fixed",
@@ -355,8 +355,8 @@ pub fn registered_migrations(with_sql: bool) -> Vec<Migration> {
         } else {
             "SELECT version, name, checksum, ''::pg_catalog.text, added_by::pg_catalog.text FROM tenancy.registered_migrations"
         };
-        Spi::connect_mut(|c| {
-            let t = c.update(query, None, &[]).or_raise();
+        Spi::connect(|c| {
+            let t = c.select(query, None, &[]).or_raise();
             t.map(|row| {
                 let m = Migration {
                     version: row.get::<String>(1).or_raise().unwrap_or_default(),
@@ -376,12 +376,13 @@ pub fn registered_migrations(with_sql: bool) -> Vec<Migration> {
 }
 
 /// The text of the registered migrations with these versions: (version, sql), each checked
-/// against its stored checksum.
+/// against its stored checksum. Their rows are locked `FOR KEY SHARE` until the transaction ends
+/// (see [`crate::db::known_set::load_text`]); a row deleted meanwhile is left out.
 pub fn registered_sql(versions: &[String]) -> Vec<(String, String)> {
     as_extension_owner(|| {
         Spi::connect_mut(|c| {
             c.update(
-                "SELECT version, sql, name, checksum FROM tenancy.registered_migrations WHERE version OPERATOR(pg_catalog.=) ANY ($1)",
+                "SELECT version, sql, name, checksum FROM tenancy.registered_migrations WHERE version OPERATOR(pg_catalog.=) ANY ($1) FOR KEY SHARE",
                 None,
                 &[versions.to_vec().into()],
             )
@@ -403,8 +404,8 @@ pub fn registered_sql(versions: &[String]) -> Vec<(String, String)> {
 /// `tenancy.add_migration`), as labels.
 pub fn tampered_registered() -> Vec<String> {
     as_extension_owner(|| {
-        Spi::connect_mut(|c| {
-            c.update(
+        Spi::connect(|c| {
+            c.select(
                 "SELECT version OPERATOR(pg_catalog.||) '_' OPERATOR(pg_catalog.||) name \
                  FROM tenancy.registered_migrations \
                  WHERE pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(sql, 'UTF8')), 'hex') \
@@ -435,6 +436,65 @@ fn check_stored_text(version: &str, name: &str, sql: &str, stored: &str) {
             .hint("Restore the original text in tenancy.registered_migrations; to change a migration, register a new version with tenancy.add_migration."),
         )
     }
+}
+
+/// Deletes a registered migration (waiting for runs that are applying it, see
+/// [`registered_sql`]); returns the role recorded as its author, `None` when there was no row.
+pub fn delete_registered(version: &str) -> Option<String> {
+    as_extension_owner(|| {
+        get_one::<String>(
+            "DELETE FROM tenancy.registered_migrations WHERE version OPERATOR(pg_catalog.=) $1 \
+             RETURNING added_by::pg_catalog.text",
+            &[version.into()],
+        )
+    })
+}
+
+/// How many tenants have `version` in their ledger (compared as numbers), other than with
+/// checksum `except` (another migration's text of the same version), and the first `limit` of
+/// them by name.
+pub fn tenants_with(version: &str, except: Option<&str>, limit: i64) -> (i64, Vec<String>) {
+    as_extension_owner(|| {
+        Spi::connect_mut(|c| {
+            let rows: Vec<(i64, String)> = c
+                .update(
+                    "SELECT pg_catalog.count(*) OVER (), l.schema_name::pg_catalog.text FROM tenancy.ledger l \
+                     WHERE l.version::pg_catalog.numeric OPERATOR(pg_catalog.=) $1::pg_catalog.numeric \
+                       AND l.checksum IS DISTINCT FROM $3 \
+                     ORDER BY l.schema_name LIMIT $2",
+                    None,
+                    &[version.into(), limit.into(), except.into()],
+                )
+                .or_raise()
+                .map(|r| {
+                    (
+                        r.get::<i64>(1).or_raise().unwrap_or(0),
+                        r.get::<String>(2).or_raise().unwrap_or_default(),
+                    )
+                })
+                .collect();
+            (
+                rows.first().map_or(0, |r| r.0),
+                rows.into_iter().map(|r| r.1).collect(),
+            )
+        })
+    })
+}
+
+/// Clears the recorded fleet failures that name migration `label` (`… migration <label> failed:
+/// …`, `… migration <label> was registered by …`): once it is withdrawn they are about nothing.
+/// Returns how many.
+pub fn clear_errors_naming(label: &str) -> i64 {
+    as_extension_owner(|| {
+        get_one::<i64>(
+            "WITH cleared AS (UPDATE tenancy.tenants SET last_error = NULL, failed_at = NULL \
+               WHERE pg_catalog.strpos(last_error, 'migration ' OPERATOR(pg_catalog.||) $1 OPERATOR(pg_catalog.||) ' ') \
+                     OPERATOR(pg_catalog.>) 0 RETURNING 1) \
+             SELECT pg_catalog.count(*) FROM cleared",
+            &[label.into()],
+        )
+        .unwrap_or(0)
+    })
 }
 
 pub fn insert_registered(m: &Migration) {
@@ -551,7 +611,7 @@ pub fn save_managed(
 /// Removes a managed table's settings; false when it was not managed.
 pub fn forget_managed(oid: pg_sys::Oid) -> bool {
     as_extension_owner(|| {
-        get_one::<i64>(
+        write_one::<i64>(
             "WITH gone AS (DELETE FROM tenancy.managed_table_settings \
                WHERE tbl OPERATOR(pg_catalog.=) $1::pg_catalog.oid::pg_catalog.regclass RETURNING 1) \
              SELECT pg_catalog.count(*) FROM gone",
@@ -565,8 +625,8 @@ pub fn forget_managed(oid: pg_sys::Oid) -> bool {
 /// Managed tables with `on_create`: (table as SQL text, template, owner of its tenants).
 pub fn managed_for_verify() -> Vec<(String, Vec<Option<String>>, Option<pg_sys::Oid>)> {
     as_extension_owner(|| {
-        Spi::connect_mut(|c| {
-            c.update(
+        Spi::connect(|c| {
+            c.select(
                 "SELECT s.tbl::pg_catalog.text, s.template, \
                    (pg_catalog.to_jsonb(s) OPERATOR(pg_catalog.->>) 'owner')::pg_catalog.regrole::pg_catalog.oid \
                  FROM tenancy.managed_table_settings s WHERE s.on_create ORDER BY 1",
@@ -668,7 +728,7 @@ pub fn insert_attribute_tenant(tenant: &str) {
 
 pub fn delete_attribute_tenant(tenant: &str) -> bool {
     as_extension_owner(|| {
-        get_one::<i64>(
+        write_one::<i64>(
             "WITH gone AS (DELETE FROM tenancy.attribute_tenants WHERE tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text RETURNING 1) \
              SELECT pg_catalog.count(*) FROM gone",
             &[tenant.into()],
@@ -681,8 +741,8 @@ pub fn delete_attribute_tenant(tenant: &str) -> bool {
 /// Attribute tables in `schema`: (table name, tenant column).
 pub fn attribute_columns_in(schema: &str) -> Vec<(String, String)> {
     as_extension_owner(|| {
-        Spi::connect_mut(|c| {
-            c.update(
+        Spi::connect(|c| {
+            c.select(
                 "SELECT k.relname::pg_catalog.text, a.tenant_column::pg_catalog.text \
                  FROM tenancy.attribute_tables a JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) a.tbl::pg_catalog.oid \
                  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) k.relnamespace \
@@ -705,8 +765,8 @@ pub fn attribute_columns_in(schema: &str) -> Vec<(String, String)> {
 /// Registered tenants grouped by the exact set of migration versions in their ledgers.
 pub fn tenants_by_applied_set() -> Vec<(Vec<String>, Vec<String>)> {
     as_extension_owner(|| {
-        Spi::connect_mut(|c| {
-            c.update(
+        Spi::connect(|c| {
+            c.select(
                 "SELECT coalesce(l.versions, '{}'), pg_catalog.array_agg(t.schema_name::pg_catalog.text ORDER BY t.schema_name) \
                  FROM tenancy.tenants t \
                  LEFT JOIN (SELECT schema_name, pg_catalog.array_agg(version ORDER BY version) AS versions \

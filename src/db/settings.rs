@@ -20,6 +20,11 @@ pub static DROP_LOCK_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(5000);
 /// `tenancy.tenant`: the tenant chosen by `tenancy.set_tenant` (read by `current_tenant`).
 pub static TENANT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
+/// `tenancy.tenant_oid`: the OID of the schema `set_tenant` chose, set with `tenancy.tenant`, so
+/// that `current_tenant()` notices when that schema was dropped or renamed since (and another
+/// schema took its name); empty for an attribute tenant.
+pub static TENANT_OID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
 pub fn init() {
     GucRegistry::define_string_guc(
         c"tenancy.shared_schemas",
@@ -44,6 +49,14 @@ pub fn init() {
         c"The current tenant, as set by tenancy.set_tenant.",
         c"Use tenancy.set_tenant to change it: that also sets search_path and checks the tenant exists.",
         &TENANT,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"tenancy.tenant_oid",
+        c"The OID of the schema of the current tenant, as set by tenancy.set_tenant.",
+        c"tenancy.current_tenant() compares it with the schema now named tenancy.tenant, to report a tenant dropped or renamed since.",
+        &TENANT_OID,
         GucContext::Userset,
         GucFlags::default(),
     );

@@ -1,16 +1,36 @@
 //! The few SPI calls everything else is built on. Every query text passed here is fully
 //! qualified, with its operators qualified too, so it means the same thing whatever the caller's
 //! `search_path` is.
+//!
+//! Reads and writes go different ways. A read (`get_one`, the `rows_*`, and every `select` in
+//! `db/`) runs in SPI's read-only mode while the transaction has no transaction ID, as PL/pgSQL
+//! runs a STABLE function: it then needs none, so the read-only functions work on a hot standby
+//! and a call such as `set_tenant` costs no transaction ID and no commit record. Once the
+//! transaction has one (after any write, and after every lock taken with `Spi::run_with_args`,
+//! which goes through pgrx's `update` and so asks for one), reads run read-write and take a fresh
+//! snapshot each: a read after a lock wait sees what committed meanwhile. A statement that writes
+//! goes through `write_one` / `run` (pgrx's `update`), never through a read.
 
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 
 use crate::db::report::OrRaise;
 
-/// The first column of the first row, or `None` when there is no row (or it is NULL).
-/// Runs read-write, so in READ COMMITTED each call takes a fresh snapshot: it sees what committed
-/// while this statement waited for a lock.
+/// The first column of the first row, or `None` when there is no row (or it is NULL). A read
+/// (see the module's documentation).
 pub fn get_one<T: FromDatum + IntoDatum>(query: &str, args: &[DatumWithOid]) -> Option<T> {
+    Spi::connect(|c| {
+        let t = c.select(query, Some(1), args).or_raise();
+        if t.is_empty() {
+            None
+        } else {
+            t.first().get_one::<T>().or_raise()
+        }
+    })
+}
+
+/// [`get_one`] for a statement that writes (`WITH gone AS (DELETE … RETURNING …) SELECT …`).
+pub fn write_one<T: FromDatum + IntoDatum>(query: &str, args: &[DatumWithOid]) -> Option<T> {
     Spi::connect_mut(|c| {
         let t = c.update(query, Some(1), args).or_raise();
         if t.is_empty() {
@@ -26,12 +46,12 @@ pub fn run(sql: &str) {
 }
 
 /// `set_config(name, value, is_local)`.
+/// A read in SPI's terms (it writes no table), so `set_tenant` works on a hot standby.
 pub fn set_config(name: &str, value: &str, is_local: bool) {
-    Spi::run_with_args(
+    let _: Option<String> = get_one(
         "SELECT pg_catalog.set_config($1, $2, $3)",
         &[name.into(), value.into(), is_local.into()],
-    )
-    .or_raise()
+    );
 }
 
 pub fn current_setting(name: &str) -> Option<String> {
@@ -43,8 +63,8 @@ pub fn current_setting(name: &str) -> Option<String> {
 
 /// Runs a query returning (text, bool) rows.
 pub fn rows_text_bool(query: &str) -> Vec<(String, bool)> {
-    Spi::connect_mut(|c| {
-        c.update(query, None, &[])
+    Spi::connect(|c| {
+        c.select(query, None, &[])
             .or_raise()
             .map(|r| {
                 (
@@ -58,8 +78,8 @@ pub fn rows_text_bool(query: &str) -> Vec<(String, bool)> {
 
 /// Runs a query returning (text, text) rows.
 pub fn rows_text_text(query: &str) -> Vec<(String, String)> {
-    Spi::connect_mut(|c| {
-        c.update(query, None, &[])
+    Spi::connect(|c| {
+        c.select(query, None, &[])
             .or_raise()
             .map(|r| {
                 (

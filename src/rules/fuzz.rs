@@ -139,3 +139,74 @@ fn names_templates_and_file_names_never_panic() {
         }
     }
 }
+
+/// Pieces of enum DDL for [`enum_folding_never_panics_and_keeps_statements_whole`].
+const ENUM_PIECES: &[&str] = &[
+    "CREATE TYPE ",
+    "ALTER TYPE ",
+    "s",
+    "\"S\"",
+    "@tenant@.",
+    "public.",
+    " AS ENUM (",
+    "'a'",
+    "'b'",
+    "'it''s'",
+    "$$c$$",
+    "$é$d$é$",
+    ", ",
+    ")",
+    "(",
+    " ADD VALUE ",
+    "IF NOT EXISTS ",
+    " BEFORE ",
+    " AFTER ",
+    ";",
+    "'",
+    "\"",
+    "E'x'",
+    "é",
+    " ",
+    "DROP TYPE s",
+    "enum_range",
+    "SET LOCAL search_path = public",
+];
+
+#[test]
+fn enum_folding_never_panics_and_keeps_statements_whole() {
+    use crate::rules::enum_values::{adds_enum_values, fold, Step};
+    let mut rng = Rng(0x5eed_1234_abcd_0002);
+    for _ in 0..iterations() / 4 {
+        let migrations: Vec<String> = (0..rng.below(4) + 1)
+            .map(|_| {
+                (0..rng.below(12) + 1)
+                    .map(|_| rng.pick(ENUM_PIECES))
+                    .collect()
+            })
+            .collect();
+        let Ok(run) = migrations
+            .iter()
+            .map(|m| split_statements(m))
+            .collect::<Result<Vec<_>, _>>()
+        else {
+            continue;
+        };
+        for m in &run {
+            let _ = adds_enum_values(m);
+        }
+        let steps = fold(&run);
+        assert_eq!(
+            steps.iter().map(Vec::len).collect::<Vec<_>>(),
+            run.iter().map(Vec::len).collect::<Vec<_>>(),
+            "{migrations:?}"
+        );
+        for step in steps.iter().flatten() {
+            if let Step::Run(text) = step {
+                let n = split_statements(text)
+                    .map(|v| v.len())
+                    .unwrap_or(usize::MAX);
+                assert!(n <= 1, "{migrations:?}: {text:?}");
+            }
+        }
+    }
+}

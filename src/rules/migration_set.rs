@@ -45,19 +45,59 @@ pub fn checksum(sql: &str) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A version is one or more ASCII digits.
+/// The longest version, in digits: a version then still fits in a `bigint` (19 digits), and a
+/// timestamp version (`YYYYMMDDHHMMSS`, 14 digits) has room for fractions of a second.
+pub const MAX_VERSION_DIGITS: usize = 18;
+
+/// The longest migration name, in characters (file names and messages stay readable).
+pub const MAX_NAME_CHARS: usize = 100;
+
+const VERSION_HINT: &str = "A version is digits only, greater than zero and at most 18 digits long, such as '0005' or '20261126093000'; versions are ordered numerically.";
+
+/// A version is one or more ASCII digits: what a version may look like when one is looked up.
 pub fn check_version(version: &str) -> Result<()> {
     if version.is_empty() || !version.bytes().all(|b| b.is_ascii_digit()) {
         return Err(TenancyError::new(
             SqlState::InvalidParameterValue,
             format!("migration version {version:?} is not a number"),
         )
-        .hint("A version is digits only, such as '0005' or '20261126093000'; versions are ordered numerically."));
+        .hint(VERSION_HINT));
     }
     Ok(())
 }
 
-/// A migration name: non-empty, no control characters.
+/// The version of a migration being added (registered or embedded): [`check_version`], greater
+/// than zero (`0` means "no migration" to the generator's `base_version`), and at most
+/// [`MAX_VERSION_DIGITS`] digits, leading zeros included.
+pub fn check_new_version(version: &str) -> Result<()> {
+    check_version(version)?;
+    if version.bytes().all(|b| b == b'0') {
+        return Err(TenancyError::new(
+            SqlState::InvalidParameterValue,
+            format!("migration version {version:?} is zero; versions start at 1"),
+        )
+        .hint(VERSION_HINT));
+    }
+    if version.len() > MAX_VERSION_DIGITS {
+        return Err(TenancyError::new(
+            SqlState::InvalidParameterValue,
+            format!(
+                "migration version {version} is {} digits long; the limit is {MAX_VERSION_DIGITS}",
+                version.len()
+            ),
+        )
+        .hint(VERSION_HINT));
+    }
+    Ok(())
+}
+
+/// Whether `version` means "before every migration" (`'0'`, `'000'`): the generator's
+/// `base_version` for building from no migrations.
+pub fn is_zero(version: &str) -> bool {
+    !version.is_empty() && version.bytes().all(|b| b == b'0')
+}
+
+/// A migration name: non-empty, no control characters, at most [`MAX_NAME_CHARS`] characters.
 pub fn check_name(version: &str, name: &str) -> Result<()> {
     if name.trim().is_empty() || name.chars().any(char::is_control) {
         return Err(TenancyError::new(
@@ -65,6 +105,16 @@ pub fn check_name(version: &str, name: &str) -> Result<()> {
             format!("migration {version} has an empty name or a name with control characters"),
         )
         .hint("Name the migration after what it does, such as 'add_invoices'."));
+    }
+    let chars = name.chars().count();
+    if chars > MAX_NAME_CHARS {
+        return Err(TenancyError::new(
+            SqlState::InvalidParameterValue,
+            format!(
+                "migration {version} has a name of {chars} characters; the limit is {MAX_NAME_CHARS}"
+            ),
+        )
+        .hint("Name the migration after what it does in a few words, such as 'add_invoices'; put the details in a comment in its SQL."));
     }
     Ok(())
 }
@@ -97,9 +147,16 @@ pub fn parse_file_name(file_name: &str) -> Result<Option<(String, String)>> {
         .hint("Name tenant migration files like 0005_add_invoices.sql: digits, an underscore, a name.")
     };
     let (version, name) = stem.split_once('_').ok_or_else(bad)?;
-    if check_version(version).is_err() || check_name(version, name).is_err() {
+    if check_version(version).is_err() || name.is_empty() {
         return Err(bad());
     }
+    // Named as it should be, but a version or name out of bounds: say which.
+    check_new_version(version)
+        .and_then(|()| check_name(version, name))
+        .map_err(|e| TenancyError {
+            message: format!("migration file {file_name:?}: {}", e.message),
+            ..e
+        })?;
     Ok(Some((version.to_string(), name.to_string())))
 }
 
@@ -205,6 +262,74 @@ mod tests {
             let e = parse_file_name(bad).unwrap_err();
             assert!(e.message.contains(bad), "{bad}: {}", e.message);
         }
+    }
+
+    #[test]
+    fn new_versions_are_positive_and_at_most_18_digits() {
+        for ok in [
+            "1",
+            "0001",
+            "20261126093000",
+            &"9".repeat(18),
+            "000000000000000001",
+        ] {
+            assert!(check_new_version(ok).is_ok(), "{ok}");
+        }
+        for (bad, needle) in [
+            ("0", "zero"),
+            ("0000", "zero"),
+            (&"1".repeat(19) as &str, "19 digits"),
+            (&"1".repeat(26), "26 digits"),
+            ("0000000000000000001", "19 digits"),
+            ("", "not a number"),
+            ("1a", "not a number"),
+            ("-1", "not a number"),
+        ] {
+            let e = check_new_version(bad).unwrap_err();
+            assert_eq!(e.state, SqlState::InvalidParameterValue, "{bad}");
+            assert!(e.message.contains(needle), "{bad}: {}", e.message);
+            assert!(e.hint.as_deref().unwrap().contains("18 digits"), "{bad}");
+        }
+        // Looking a version up stays lenient: what was registered before the limits is found.
+        assert!(check_version(&"1".repeat(26)).is_ok());
+        assert!(check_version("0").is_ok());
+        assert!(is_zero("0") && is_zero("000") && !is_zero("") && !is_zero("10"));
+    }
+
+    #[test]
+    fn names_are_limited_to_100_characters() {
+        assert!(check_name("1", &"n".repeat(100)).is_ok());
+        assert!(check_name("1", &"é".repeat(100)).is_ok());
+        let e = check_name("0100", &"n".repeat(10_000)).unwrap_err();
+        assert_eq!(e.state, SqlState::InvalidParameterValue);
+        assert!(
+            e.message.contains("0100") && e.message.contains("10000 characters"),
+            "{}",
+            e.message
+        );
+        assert!(e.hint.is_some());
+        for bad in ["", " ", "a\tb", "a\nb", "x\u{7f}"] {
+            assert!(check_name("1", bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn file_names_out_of_bounds_say_why() {
+        let e = parse_file_name("0_start.sql").unwrap_err();
+        assert!(
+            e.message.contains("0_start.sql") && e.message.contains("zero"),
+            "{}",
+            e.message
+        );
+        let long = format!("{}_x.sql", "1".repeat(19));
+        let e = parse_file_name(&long).unwrap_err();
+        assert!(
+            e.message.contains(&long) && e.message.contains("19 digits"),
+            "{}",
+            e.message
+        );
+        let e = parse_file_name(&format!("1_{}.sql", "n".repeat(101))).unwrap_err();
+        assert!(e.message.contains("101 characters"), "{}", e.message);
     }
 
     #[test]

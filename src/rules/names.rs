@@ -26,12 +26,16 @@ pub fn validate(name: &str) -> Result<()> {
                 .hint("Pass a schema name such as 'org_1'."),
         );
     }
-    if name.contains('\0') {
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
         return Err(TenancyError::new(
             SqlState::InvalidName,
-            format!("tenant name {shown} contains a NUL character"),
+            format!(
+                "tenant name {} contains control character {}",
+                quote_ident(&printable(name)),
+                code_point(c)
+            ),
         )
-        .hint("Remove the NUL character from the name."));
+        .hint("Tenant names may not contain control characters (tabs, line breaks, NUL, U+007F-U+009F): they cannot be told apart in psql, logs or error messages. Choose a name without them."));
     }
     if name.len() > MAX_NAME_BYTES {
         return Err(TenancyError::new(
@@ -57,6 +61,47 @@ pub fn validate(name: &str) -> Result<()> {
             format!("tenant name {shown} is reserved"),
         )
         .hint("public, information_schema and tenancy (in any letter case) cannot be tenants; choose another name."));
+    }
+    Ok(())
+}
+
+/// `U+0009`: how messages name a character.
+fn code_point(c: char) -> String {
+    format!("U+{:04X}", c as u32)
+}
+
+/// The name with each control character written as `<U+0009>`, for messages about it.
+fn printable(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_control() {
+                format!("<{}>", code_point(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// An attribute tenant (a value of a tenant column, no schema): not empty, no control characters.
+pub fn validate_attribute_tenant(tenant: &str) -> Result<()> {
+    if tenant.is_empty() {
+        return Err(TenancyError::new(
+            SqlState::InvalidParameterValue,
+            "an attribute tenant must not be empty",
+        )
+        .hint("Pass the value the tenant column holds for this tenant, e.g. 'acme'."));
+    }
+    if let Some(c) = tenant.chars().find(|c| c.is_control()) {
+        return Err(TenancyError::new(
+            SqlState::InvalidParameterValue,
+            format!(
+                "attribute tenant {} contains control character {}",
+                quote_literal(&printable(tenant)),
+                code_point(c)
+            ),
+        )
+        .hint("Attribute tenants may not contain control characters (tabs, line breaks, U+007F-U+009F); pass the value the tenant column holds, e.g. 'acme'."));
     }
     Ok(())
 }
@@ -123,7 +168,6 @@ mod tests {
             "ünïcødé",
             "x'y",
             "semi;colon",
-            "tab\there",
             "pgx",
             "p_g",
         ] {
@@ -138,8 +182,38 @@ mod tests {
     }
 
     #[test]
-    fn nul_is_invalid() {
-        assert_eq!(state("a\0b"), Some("42602"));
+    fn control_characters_are_invalid() {
+        for (bad, code) in [
+            ("a\0b", "U+0000"),
+            ("tab\there", "U+0009"),
+            ("line\nbreak", "U+000A"),
+            ("cr\r", "U+000D"),
+            ("bell\u{7}", "U+0007"),
+            ("del\u{7f}", "U+007F"),
+            ("c1\u{85}", "U+0085"),
+            ("\u{9f}", "U+009F"),
+        ] {
+            assert_eq!(state(bad), Some("42602"), "{bad:?}");
+            let e = validate(bad).unwrap_err();
+            assert!(e.message.contains(code), "{bad:?}: {}", e.message);
+            assert!(!e.message.chars().any(char::is_control), "{:?}", e.message);
+            assert!(e.hint.is_some());
+        }
+        // Printable non-ASCII, spaces and format characters stay legal.
+        for ok in ["a b", "é", "zero\u{200b}width", "nbsp\u{a0}"] {
+            assert_eq!(state(ok), None, "{ok:?}");
+        }
+    }
+
+    #[test]
+    fn attribute_tenants_are_not_empty_and_have_no_control_characters() {
+        assert!(validate_attribute_tenant("acme").is_ok());
+        assert!(validate_attribute_tenant("42").is_ok());
+        for bad in ["", "acme\n", "\t", "a\u{0}"] {
+            let e = validate_attribute_tenant(bad).unwrap_err();
+            assert_eq!(e.state, SqlState::InvalidParameterValue, "{bad:?}");
+            assert!(e.hint.is_some());
+        }
     }
 
     #[test]

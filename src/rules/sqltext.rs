@@ -262,16 +262,147 @@ pub fn non_transactional(stmt: &Statement) -> Option<&'static str> {
             "BEGIN" | "START" | "COMMIT" | "END" | "ROLLBACK" | "ABORT" | "SAVEPOINT" | "RELEASE",
             _,
             _,
-        ) => Some(
-            "transaction control (pg_tenancy runs each tenant's migrations in one transaction)",
-        ),
+        ) => Some(TRANSACTION_CONTROL),
         _ => None,
     }
 }
 
+/// What [`non_transactional`] says of `COMMIT`, `SAVEPOINT` etc. at the top level.
+const TRANSACTION_CONTROL: &str =
+    "transaction control (pg_tenancy runs each tenant's migrations in one transaction)";
+
+const TRANSACTION_CONTROL_HINT: &str = "A tenant's pending migrations run in one transaction that pg_tenancy commits or rolls back as a whole, and PostgreSQL refuses COMMIT, ROLLBACK and savepoint commands inside it. Remove the statement. For a step that may fail, use a BEGIN … EXCEPTION block in a DO body (a subtransaction); work that must commit in batches belongs outside tenant migrations.";
+
+/// The text of a string literal or dollar-quoted region, unquoted (`''` undoubled; in `E''`
+/// also `\'` and `\\`).
+fn literal_text(sql: &str, r: &Region) -> String {
+    match r.kind {
+        Kind::Dollar { tag_len } => sql[r.start + tag_len..r.end - tag_len].to_string(),
+        Kind::Single { escape } => {
+            let inner = &sql[r.start + if escape { 2 } else { 1 }..r.end - 1];
+            let inner = inner.replace("''", "'");
+            if escape {
+                inner.replace("\\'", "'").replace("\\\\", "\\")
+            } else {
+                inner
+            }
+        }
+        _ => String::new(),
+    }
+}
+
+/// Transaction control inside a PL/pgSQL `DO` body (`DO $$ BEGIN COMMIT; END $$`), which
+/// PostgreSQL refuses only when the migration runs (2D000 invalid transaction termination, or
+/// 0A000 for savepoints): the form found, e.g. `COMMIT`. What the lexer cannot see is not
+/// refused here and fails when applied: a `CALL` of a procedure that commits, `EXECUTE 'COMMIT'`,
+/// a `DO` nested in a `DO` body. A `DO` in another language is not looked into.
+pub fn transaction_control_in_do(stmt: &Statement) -> Option<&'static str> {
+    if stmt.words.first().map(String::as_str) != Some("DO") {
+        return None;
+    }
+    let text = &stmt.text;
+    let regions = scan(text).ok()?;
+    let b = text.as_bytes();
+    // DO [LANGUAGE lang] code [LANGUAGE lang]: the language is a word, a quoted identifier or
+    // a string; the code is the other string.
+    let mut language: Option<String> = None;
+    let mut body: Option<String> = None;
+    let mut after_language = false;
+    for r in &regions {
+        match r.kind {
+            Kind::Comment => {}
+            Kind::Code => {
+                let mut i = r.start;
+                while i < r.end {
+                    if is_ident_start(b[i]) {
+                        let ws = i;
+                        while i < r.end && is_ident_char(b[i]) {
+                            i += 1;
+                        }
+                        let w = text[ws..i].to_ascii_lowercase();
+                        if after_language {
+                            language = Some(w);
+                            after_language = false;
+                        } else if w == "language" {
+                            after_language = true;
+                        }
+                        continue;
+                    }
+                    i += 1;
+                }
+            }
+            Kind::Double => {
+                if after_language {
+                    language = Some(text[r.start + 1..r.end - 1].replace("\"\"", "\""));
+                    after_language = false;
+                }
+            }
+            Kind::Single { .. } | Kind::Dollar { .. } => {
+                let content = literal_text(text, r);
+                if after_language {
+                    language = Some(content.to_ascii_lowercase());
+                    after_language = false;
+                } else if body.is_none() {
+                    body = Some(content);
+                }
+            }
+        }
+    }
+    if language.is_some_and(|l| l != "plpgsql") {
+        return None;
+    }
+    plpgsql_transaction_control(&body?)
+}
+
+/// The first transaction control statement of a PL/pgSQL body, by its form. A statement starts
+/// at the beginning, after `;`, after a `<<label>>`, and after `BEGIN`, `THEN`, `ELSE` and
+/// `LOOP`; declarations (`DECLARE` … `BEGIN`) are variables, not statements. Only the complete
+/// command counts (`COMMIT;`, `COMMIT AND CHAIN`), so a variable or column named `commit` does not.
+fn plpgsql_transaction_control(body: &str) -> Option<&'static str> {
+    let t = tokens(body, usize::MAX);
+    let tok = |i: usize| t.get(i).map(|(x, _)| x);
+    let ends = |i: usize| matches!(tok(i), None | Some(Tok::Punct(b';')));
+    let is = |i: usize, w: &str| tok(i).is_some_and(|x| x.is_word(w));
+    let name = |i: usize| matches!(tok(i), Some(Tok::Word(_) | Tok::Quoted(_)));
+    let mut in_declare = false;
+    let mut at_start = true;
+    for (i, (x, depth)) in t.iter().enumerate() {
+        let starts = std::mem::replace(&mut at_start, false) && *depth == 0;
+        match x {
+            Tok::Word(w) => match w.as_str() {
+                "DECLARE" => in_declare = true,
+                "BEGIN" => {
+                    in_declare = false;
+                    at_start = true;
+                }
+                "THEN" | "ELSE" | "LOOP" => at_start = true,
+                _ if !starts || in_declare => {}
+                "COMMIT" if ends(i + 1) || is(i + 1, "AND") => return Some("COMMIT"),
+                "ROLLBACK" if ends(i + 1) || is(i + 1, "AND") || is(i + 1, "TO") => {
+                    return Some("ROLLBACK")
+                }
+                "ABORT" if ends(i + 1) => return Some("ABORT"),
+                "SAVEPOINT" if name(i + 1) && ends(i + 2) => return Some("SAVEPOINT"),
+                "RELEASE"
+                    if (name(i + 1) && ends(i + 2))
+                        || (is(i + 1, "SAVEPOINT") && name(i + 2) && ends(i + 3)) =>
+                {
+                    return Some("RELEASE SAVEPOINT")
+                }
+                "START" if is(i + 1, "TRANSACTION") => return Some("START TRANSACTION"),
+                _ => {}
+            },
+            Tok::Punct(b';') => at_start = true,
+            Tok::Punct(b'>') if i > 0 && tok(i - 1) == Some(&Tok::Punct(b'>')) => at_start = true,
+            _ => {}
+        }
+    }
+    None
+}
+
 /// A token of a statement's code, for the checks that need more than its leading words.
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Tok {
+pub enum Tok {
     /// An unquoted word, upper-cased.
     Word(String),
     /// A quoted identifier's name (`""` undoubled), as written.
@@ -283,7 +414,7 @@ enum Tok {
 }
 
 impl Tok {
-    fn is_word(&self, w: &str) -> bool {
+    pub fn is_word(&self, w: &str) -> bool {
         matches!(self, Tok::Word(x) if x == w)
     }
 
@@ -302,12 +433,37 @@ impl Tok {
 /// parentheses. The text is a statement [`split_statements`] returned, so it lexes; if it did not,
 /// there are no tokens (nothing is refused on a guess).
 fn tokens(text: &str, limit: usize) -> Vec<(Tok, usize)> {
+    spanned_tokens(text, limit)
+        .into_iter()
+        .map(|t| (t.tok, t.depth))
+        .collect()
+}
+
+/// A token with its depth of parentheses and where it stands in the text (`start..end`, bytes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Spanned {
+    pub tok: Tok,
+    pub depth: usize,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// [`tokens`] with each token's place in `text`, for rules that rewrite a statement.
+pub fn spanned_tokens(text: &str, limit: usize) -> Vec<Spanned> {
     let Ok(regions) = scan(text) else {
         return Vec::new();
     };
     let b = text.as_bytes();
     let mut out = Vec::new();
     let mut depth = 0usize;
+    let push = |out: &mut Vec<Spanned>, tok, depth, start, end| {
+        out.push(Spanned {
+            tok,
+            depth,
+            start,
+            end,
+        })
+    };
     for r in regions {
         if out.len() >= limit {
             break;
@@ -315,12 +471,12 @@ fn tokens(text: &str, limit: usize) -> Vec<(Tok, usize)> {
         match r.kind {
             Kind::Comment => continue,
             Kind::Single { .. } | Kind::Dollar { .. } => {
-                out.push((Tok::Literal, depth));
+                push(&mut out, Tok::Literal, depth, r.start, r.end);
                 continue;
             }
             Kind::Double => {
                 let name = text[r.start + 1..r.end - 1].replace("\"\"", "\"");
-                out.push((Tok::Quoted(name), depth));
+                push(&mut out, Tok::Quoted(name), depth, r.start, r.end);
                 continue;
             }
             Kind::Code => {}
@@ -333,25 +489,58 @@ fn tokens(text: &str, limit: usize) -> Vec<(Tok, usize)> {
                 while i < r.end && is_ident_char(b[i]) {
                     i += 1;
                 }
-                out.push((Tok::Word(text[ws..i].to_ascii_uppercase()), depth));
+                let word = Tok::Word(text[ws..i].to_ascii_uppercase());
+                push(&mut out, word, depth, ws, i);
                 continue;
             }
             match c {
                 b'(' => {
-                    out.push((Tok::Punct(c), depth));
+                    push(&mut out, Tok::Punct(c), depth, i, i + 1);
                     depth += 1;
                 }
                 b')' => {
                     depth = depth.saturating_sub(1);
-                    out.push((Tok::Punct(c), depth));
+                    push(&mut out, Tok::Punct(c), depth, i, i + 1);
                 }
                 _ if c.is_ascii_whitespace() => {}
-                _ => out.push((Tok::Punct(c), depth)),
+                _ => push(&mut out, Tok::Punct(c), depth, i, i + 1),
             }
             i += 1;
         }
     }
     out
+}
+
+/// The value of a literal token's text (`raw` is what [`spanned_tokens`] spans): a standard
+/// string `'…'` (`''` undoubled) or a dollar-quoted one. `None` for an escape string `E'…'`
+/// (backslash rules this lexer does not decode) and for anything else.
+pub fn literal_value(raw: &str) -> Option<String> {
+    if raw.len() >= 2 && raw.starts_with('\'') && raw.ends_with('\'') {
+        return Some(raw[1..raw.len() - 1].replace("''", "'"));
+    }
+    if let Some(rest) = raw.strip_prefix('$') {
+        let tag_len = rest.find('$')? + 2;
+        if raw.len() >= 2 * tag_len && raw.ends_with(&raw[..tag_len]) {
+            return Some(raw[tag_len..raw.len() - tag_len].to_string());
+        }
+    }
+    None
+}
+
+/// The text inside each string literal and dollar-quoted body of `text` (escape strings as
+/// written, undecoded), for rules that look into `DO` and function bodies.
+pub fn literal_contents(text: &str) -> Vec<String> {
+    spanned_tokens(text, usize::MAX)
+        .into_iter()
+        .filter(|t| t.tok == Tok::Literal)
+        .map(|t| {
+            let raw = &text[t.start..t.end];
+            literal_value(raw).unwrap_or_else(|| {
+                let body = raw.strip_prefix(['E', 'e']).unwrap_or(raw);
+                body.trim_matches('\'').to_string()
+            })
+        })
+        .collect()
 }
 
 /// Why a statement that could run inside a transaction block is still refused in a tenant
@@ -672,7 +861,22 @@ pub fn check_migration(label: &str, sql: &str) -> Result<Vec<Statement>> {
                 ),
             )
             .detail(format!("statement: {}", excerpt(&s.text)))
-            .hint("pg_tenancy applies each tenant's migrations inside one transaction; use the transactional form (for example CREATE INDEX without CONCURRENTLY) or run this statement outside tenant migrations."));
+            .hint(if why == TRANSACTION_CONTROL {
+                TRANSACTION_CONTROL_HINT
+            } else {
+                "pg_tenancy applies each tenant's migrations inside one transaction; use the transactional form (for example CREATE INDEX without CONCURRENTLY) or run this statement outside tenant migrations."
+            }));
+        }
+        if let Some(form) = transaction_control_in_do(s) {
+            return Err(TenancyError::new(
+                SqlState::ActiveSqlTransaction,
+                format!(
+                    "migration {label}: statement {} cannot run inside a transaction block ({form} inside a DO body)",
+                    s.number
+                ),
+            )
+            .detail(format!("statement: {}", excerpt(&s.text)))
+            .hint(TRANSACTION_CONTROL_HINT));
         }
     }
     Ok(stmts)
@@ -1014,6 +1218,104 @@ mod tests {
         ] {
             assert!(check_migration("0001_x", ok).is_ok(), "{ok}");
         }
+    }
+
+    #[test]
+    fn transaction_control_in_do_bodies_is_found() {
+        for (bad, form) in [
+            ("DO $$ BEGIN COMMIT; END $$", "COMMIT"),
+            ("do $$begin commit; end$$", "COMMIT"),
+            (
+                "DO $$ BEGIN INSERT INTO t VALUES (1); COMMIT AND CHAIN; END $$",
+                "COMMIT",
+            ),
+            ("DO $$ BEGIN IF x THEN ROLLBACK; END IF; END $$", "ROLLBACK"),
+            (
+                "DO $$ BEGIN FOR i IN 1..3 LOOP UPDATE t SET x = i; COMMIT; END LOOP; END $$",
+                "COMMIT",
+            ),
+            (
+                "DO $$ BEGIN PERFORM 1; EXCEPTION WHEN others THEN ROLLBACK; END $$",
+                "ROLLBACK",
+            ),
+            (
+                "DO $$ DECLARE n int; BEGIN n := 1; COMMIT; END $$",
+                "COMMIT",
+            ),
+            ("DO $$ BEGIN <<inner>> BEGIN COMMIT; END; END $$", "COMMIT"),
+            (
+                "DO $$ BEGIN IF a THEN NULL; ELSE COMMIT; END IF; END $$",
+                "COMMIT",
+            ),
+            ("DO 'BEGIN COMMIT; END'", "COMMIT"),
+            (r"DO E'BEGIN RAISE NOTICE \'x\'; COMMIT; END'", "COMMIT"),
+            ("DO LANGUAGE plpgsql $b$ BEGIN COMMIT; END $b$", "COMMIT"),
+            ("DO $b$ BEGIN COMMIT; END $b$ LANGUAGE PLPGSQL", "COMMIT"),
+            ("DO LANGUAGE 'plpgsql' $$ BEGIN COMMIT; END $$", "COMMIT"),
+            ("DO $$ BEGIN SAVEPOINT s; END $$", "SAVEPOINT"),
+            (
+                "DO $$ BEGIN RELEASE SAVEPOINT s; END $$",
+                "RELEASE SAVEPOINT",
+            ),
+            ("DO $$ BEGIN RELEASE \"s\"; END $$", "RELEASE SAVEPOINT"),
+            ("DO $$ BEGIN ROLLBACK TO SAVEPOINT s; END $$", "ROLLBACK"),
+            ("DO $$ BEGIN START TRANSACTION; END $$", "START TRANSACTION"),
+            ("DO $$ BEGIN ABORT; END $$", "ABORT"),
+            (
+                "DO /* c */ $$ BEGIN -- note\n COMMIT /* now */ ; END $$",
+                "COMMIT",
+            ),
+        ] {
+            let e = check_migration("0001_x", &format!("CREATE TABLE ok (x int);\n{bad};"))
+                .expect_err(bad);
+            assert_eq!(e.state, SqlState::ActiveSqlTransaction, "{bad}");
+            let expected = format!(
+                "statement 2 cannot run inside a transaction block ({form} inside a DO body)"
+            );
+            assert!(e.message.contains(&expected), "{bad}: {}", e.message);
+            assert!(
+                e.hint.as_deref().unwrap().contains("BEGIN … EXCEPTION"),
+                "{bad}"
+            );
+        }
+        for ok in [
+            "DO $$ BEGIN NULL; END $$",
+            "DO $$ DECLARE commit int; rollback text; BEGIN commit := 1; END $$",
+            "DO $$ DECLARE c int; BEGIN SELECT commit INTO c FROM t; END $$",
+            "DO $$ BEGIN UPDATE t SET rollback = true; END $$",
+            "DO $$ BEGIN RAISE NOTICE 'COMMIT;'; END $$",
+            "DO $$ BEGIN -- COMMIT;\n NULL; END $$",
+            "DO $$ BEGIN PERFORM \"commit\"(); END $$",
+            "DO $$ BEGIN x := CASE WHEN a THEN commit ELSE rollback END; END $$",
+            "DO $$ BEGIN BEGIN NULL; EXCEPTION WHEN others THEN NULL; END; END $$",
+            "DO LANGUAGE plperl $$ COMMIT; $$",
+            "DO $$ COMMIT; $$ LANGUAGE sql_like_other",
+            "CREATE PROCEDURE p() LANGUAGE plpgsql AS $$ BEGIN COMMIT; END $$",
+            "SELECT 'DO $$ BEGIN COMMIT; END $$'",
+        ] {
+            assert!(check_migration("0001_x", ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn top_level_transaction_control_gets_its_own_hint() {
+        for bad in [
+            "COMMIT",
+            "ROLLBACK",
+            "SAVEPOINT s",
+            "RELEASE s",
+            "START TRANSACTION",
+            "BEGIN",
+        ] {
+            let e = check_migration("0001_x", &format!("{bad};")).unwrap_err();
+            assert_eq!(e.state, SqlState::ActiveSqlTransaction, "{bad}");
+            assert!(
+                e.hint.as_deref().unwrap().contains("BEGIN … EXCEPTION"),
+                "{bad}"
+            );
+        }
+        let e = check_migration("0001_x", "VACUUM;").unwrap_err();
+        assert!(e.hint.as_deref().unwrap().contains("CONCURRENTLY"));
     }
 
     /// Checks `bad` is refused as statement 2 of migration 0102_x with `state`, and the error

@@ -80,7 +80,7 @@ check "the new server is $NEW" "$NEW" "$(q -c 'SHOW server_version_num' | cut -c
 check "the extension came across" "$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)" \
   "$(q -c "SELECT extversion FROM pg_extension WHERE extname = 'pg_tenancy'")"
 check "tenant data came across" "ceo@acme.example" "$(q -c "SELECT email FROM acme.users")"
-check "registry and ledgers came across" "4 23" \
+check "registry and ledgers came across" "4 27" \
   "$(q -c "SELECT (SELECT count(*) FROM tenancy.tenants) || ' ' || (SELECT count(*) FROM tenancy.ledger)")"
 check "attribute tenancy came across (tenant, policy)" "1 1" \
   "$(q -c "SELECT (SELECT count(*) FROM tenancy.attribute_tenants) || ' ' || (SELECT count(*) FROM pg_policy WHERE polrelid = 'invoices'::regclass)")"
@@ -88,6 +88,32 @@ check "the schema event triggers came across as members of the extension" "3" \
   "$(q -c "SELECT count(*) FROM pg_event_trigger e JOIN pg_depend d ON d.objid = e.oid AND d.deptype = 'e' WHERE e.evtname LIKE 'pg_tenancy_schema_%'")"
 check "the registry's OIDs are another cluster's (schema OIDs are not kept)" "f" \
   "$(q -c "SELECT system_identifier = tenancy._system_identifier() FROM tenancy.registry_cluster")"
+# A real hot standby of the upgraded cluster, taken before anything has written to it (its
+# registry still holds the old cluster's OIDs): every read path works there and writes nothing.
+SB_PORT=${PGUP_STANDBY_PORT:-28829}
+as_pg rm -rf "$new/standby" && as_pg mkdir -p "$new/standby-sock"
+if as_pg "$new_bin/pg_basebackup" -h "$new/sock" -p "$NEW_PORT" -U postgres -D "$new/standby" -R -X stream >"$new/basebackup.log" 2>&1 \
+   && as_pg "$new_bin/pg_ctl" -D "$new/standby" -l "$new/standby.log" -w -t 60 \
+        -o "-p $SB_PORT -k $new/standby-sock -c listen_addresses='' -c hot_standby=on" start >/dev/null; then
+  trap 'as_pg "$new_bin/pg_ctl" -D "$new/standby" -m immediate stop >/dev/null 2>&1; PGBIN=$old_bin cluster_stop pgup-old >/dev/null 2>&1; PGBIN=$new_bin cluster_stop pgup-new >/dev/null 2>&1' EXIT
+  sb() { PGHOST="$new/standby-sock" PGPORT="$SB_PORT" q "$@" 2>&1; }
+  check "standby: in recovery" "t" "$(sb -c "SELECT pg_is_in_recovery()")"
+  check "standby: all_tenants() lists every tenant" "4" "$(sb -c "SELECT count(*) FROM tenancy.all_tenants()")"
+  check "standby: set_tenant, current_tenant and the tenant's tables" "acme 1" \
+    "$(sb -c "BEGIN" -c "SELECT tenancy.set_tenant('acme', true)" \
+          -c "SELECT tenancy.current_tenant() || ' ' || (SELECT count(*) FROM users)" -c "COMMIT" | grep -v '^$' | tail -1)"
+  check "standby: verify() reports only the hand-made replacement" "gone" \
+    "$(sb -c "SELECT string_agg(DISTINCT schema_name, ' ') FROM tenancy.verify()")"
+  views="SELECT (SELECT count(*) FROM tenancy.status) || ' ' || (SELECT count(*) FROM tenancy.progress)
+                || ' ' || (SELECT count(*) FROM tenancy.migrations) || ' ' || (SELECT count(*) FROM tenancy.managed_tables)"
+  check "standby: the views (status, progress, migrations, managed_tables) answer as on the primary" \
+    "$(q -c "SET default_transaction_read_only = on" -c "$views" 2>&1)" "$(sb -c "$views")"
+  check "standby: relink(dry_run) answers, naming only the hand-made replacement" "gone" \
+    "$(sb -c "SELECT coalesce(string_agg(schema_name, ' '), 'nothing') FROM tenancy.relink(dry_run => true)")"
+  as_pg "$new_bin/pg_ctl" -D "$new/standby" -m fast stop >/dev/null
+else
+  check "standby: pg_basebackup and start" "0" "1"; tail -5 "$new/basebackup.log" "$new/standby.log" 2>/dev/null
+fi
 check "verify() reports only the schema dropped and re-created by hand, read-only (as on a hot standby)" "gone" \
   "$(q -c "SET default_transaction_read_only = on" -c "SELECT string_agg(DISTINCT schema_name, ' ') FROM tenancy.verify()")"
 check "set_tenant and all_tenants work read-only" "1 4" \
