@@ -564,7 +564,11 @@ fn set_tenant(schema: Option<&str>, is_local: default!(Option<bool>, true)) {
     }
     // PostgreSQL silently skips a search_path schema the role cannot use: queries would then read
     // the shared schemas' tables of the same names. Refuse instead.
-    if !catalog::can_use_schema(t.oid) {
+    let usage = catalog::schema_usage(t.oid).unwrap_or_else(|| {
+        // Dropped by another session since the check above.
+        raise(apply::no_schema_error(&t.name))
+    });
+    if !usage {
         raise(
             TenancyError::new(
                 SqlState::InsufficientPrivilege,

@@ -40,13 +40,13 @@ pub fn current_user_name() -> String {
     get_one::<String>("SELECT CURRENT_USER::pg_catalog.text", &[]).unwrap_or_default()
 }
 
-/// Whether the current user has USAGE on the schema with this OID.
-pub fn can_use_schema(oid: pg_sys::Oid) -> bool {
+/// Whether the current user has `USAGE` on schema `oid`; `None` when no such schema exists (any
+/// more: a concurrent drop may commit between two catalog reads).
+pub fn schema_usage(oid: pg_sys::Oid) -> Option<bool> {
     get_one::<bool>(
         "SELECT pg_catalog.has_schema_privilege($1, 'USAGE')",
         &[oid.into()],
     )
-    .unwrap_or(false)
 }
 
 pub fn current_database() -> String {
