@@ -32,7 +32,7 @@ mod tests {
     /// Parameters where NULL has a documented meaning (their function's page says which).
     /// Internal helpers (`_` names: the fleet's steps, the wrappers' targets, event trigger
     /// helpers) are called by pg_tenancy's own SQL, never with NULL; for them only XX000 counts.
-    const NULL_MEANS_SOMETHING: [(&str, usize); 9] = [
+    const NULL_MEANS_SOMETHING: [(&str, usize); 10] = [
         ("create_template", 1),    // base_version: all migrations
         ("generate_migration", 1), // base_version: all migrations
         ("create_tenant", 1),      // owner: the calling role
@@ -42,6 +42,7 @@ mod tests {
         ("migrate_tenant", 1),     // target: the newest version
         ("manage_tenant", 5),      // owner: the role inserting the row
         ("add_foreign_key", 3),    // to_cols: the primary key
+        ("drop_tenant", 1),        // lock_timeout: the setting tenancy.drop_lock_timeout
     ];
 
     /// Every routine of the extension, each parameter NULL in turn (the others a plausible
@@ -111,6 +112,11 @@ mod tests {
                         }
                     }
                     None => {
+                        if name == "drop_tenant" {
+                            // It dropped org_1 (lock_timeout NULL: the setting); the routines
+                            // after it need the tenant again.
+                            run("SELECT tenancy.create_tenant('org_1')");
+                        }
                         let meaningful = NULL_MEANS_SOMETHING.contains(&(name.as_str(), pos));
                         if !meaningful && !name.starts_with('_') {
                             problems.push(format!("{sql}: accepted a NULL"));

@@ -17,6 +17,7 @@ mod hardening;
 mod hygiene;
 mod inputs;
 mod lifecycle;
+mod locks;
 mod managed;
 mod managed_ddl;
 mod migrations;

@@ -57,6 +57,9 @@ bash tests/integration/generator.sh
 step "hardening: extension scripts, dump and restore, bypassed triggers, DROP EXTENSION"
 bash tests/integration/hardening.sh
 
+step "concurrency: 24 real clients sign up tenants and use tenants while they are dropped (no 40P01)"
+bash tests/integration/concurrency.sh
+
 step "upgrades from every released version (ALTER EXTENSION UPDATE vs a fresh install)"
 bash tests/integration/upgrade.sh
 

@@ -1294,3 +1294,31 @@ BEGIN
     END LOOP;
 END
 $$;
+
+
+-- Locks and deadlocks (issue 13, case 7): drop_tenant takes its locks up front within a lock
+-- timeout, its own argument or the setting tenancy.drop_lock_timeout. The new signature gets the
+-- grants the old one had; the old symbol stays in the library for 0.1.x definitions (compat.rs).
+CREATE FUNCTION tenancy."drop_tenant"(
+	"schema" TEXT, /* Option < & str > */
+	"lock_timeout" interval DEFAULT NULL /* Option < Interval > */
+) RETURNS void
+VOLATILE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'drop_tenant_within_wrapper';
+REVOKE ALL ON FUNCTION tenancy.drop_tenant(text, interval) FROM PUBLIC;
+DO $$
+DECLARE
+    g record;
+BEGIN
+    FOR g IN SELECT a.grantee::regrole AS role
+             FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) AS a
+             WHERE p.oid = 'tenancy.drop_tenant(text)'::regprocedure AND a.privilege_type = 'EXECUTE'
+               AND a.grantee <> 0 AND a.grantee <> p.proowner
+    LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION tenancy.drop_tenant(text, interval) TO %s', g.role);
+    END LOOP;
+END
+$$;
+DROP FUNCTION tenancy.drop_tenant(text);

@@ -55,6 +55,13 @@ fn lock_and_check(t: &Tenant) -> (Tenant, bool) {
         raise(no_schema_error(&t.name))
     }
     registry::lock_tenant(t.oid);
+    recheck(t)
+}
+
+/// The tenant's registry row read again once its lock is held (a fresh snapshot: what another
+/// session committed while this one waited), checking that its schema is still there under its
+/// registered name; with whether it has a recorded fleet failure to clear.
+pub fn recheck(t: &Tenant) -> (Tenant, bool) {
     let Some(locked) = registry::locked_tenant(t.oid) else {
         raise(
             TenancyError::new(
@@ -227,7 +234,8 @@ fn run_statement(
 ) {
     use pgrx::pg_sys::errcodes::PgSqlErrorCode::{
         ERRCODE_ACTIVE_SQL_TRANSACTION, ERRCODE_INSUFFICIENT_PRIVILEGE,
-        ERRCODE_INVALID_TRANSACTION_TERMINATION, ERRCODE_UNSAFE_NEW_ENUM_VALUE_USAGE,
+        ERRCODE_INVALID_TRANSACTION_TERMINATION, ERRCODE_LOCK_NOT_AVAILABLE,
+        ERRCODE_T_R_DEADLOCK_DETECTED, ERRCODE_UNSAFE_NEW_ENUM_VALUE_USAGE,
     };
     report::with_context(
         || spi::run(sql),
@@ -250,6 +258,17 @@ fn run_statement(
             {
                 hint = Some(format!(
                     "pg_tenancy runs a tenant's migrations inside a transaction (migrate_tenant, create_tenant and each step of CALL tenancy.migrate_all), and a migration cannot commit or roll back it: migration {} cannot run there as written. Use the transactional form (CREATE INDEX without CONCURRENTLY; no COMMIT or ROLLBACK in DO blocks or procedures), or run the statement outside tenant migrations.",
+                    m.label()
+                ));
+            } else if c.code == ERRCODE_T_R_DEADLOCK_DETECTED {
+                // PostgreSQL's own hint only points at the server log: say the likely cause.
+                hint = Some(format!(
+                    "This transaction and another waited for each other's locks. A tenant's foreign key to a shared table takes SHARE ROW EXCLUSIVE on that table, which conflicts with writing it: two sign-up transactions that each write a shared table (INSERT INTO plans …) before creating their tenant wait for each other. Create the tenant first and write shared tables after, or begin with LOCK TABLE <shared table> IN SHARE ROW EXCLUSIVE MODE (docs/concurrency.md). The transaction can be retried.{}",
+                    hint.map(|h| format!(" {h}")).unwrap_or_default()
+                ));
+            } else if c.code == ERRCODE_LOCK_NOT_AVAILABLE && hint.is_none() {
+                hint = Some(format!(
+                    "Another transaction held a lock migration {} needs for longer than lock_timeout (pg_locks shows who). Retry when it has finished, or allow more time (migrate_all's lock_timeout, or SET lock_timeout); docs/concurrency.md.",
                     m.label()
                 ));
             }

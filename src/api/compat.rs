@@ -43,3 +43,15 @@ fn reconcile(
 ) -> TableIterator<'static, (name!(schema_name, Option<String>), name!(action, String))> {
     crate::api::fleet::reconcile_owners(dry_run, Some(false))
 }
+
+/// 0.1.x `tenancy.drop_tenant(text)`: the lock timeout is `tenancy.drop_lock_timeout`.
+#[pg_extern(volatile, sql = false)]
+fn drop_tenant(schema: Option<&str>) {
+    let name = required(
+        schema,
+        "drop_tenant",
+        "schema",
+        "tenancy.drop_tenant('org_1')",
+    );
+    crate::api::lifecycle::drop(name, crate::db::settings::drop_lock_timeout_ms());
+}

@@ -5,6 +5,10 @@
 //! SQL wrappers in `sql/api.sql` give them the `name` result type while their parameters stay
 //! `text`, so an over-long name is refused instead of silently truncated.
 
+use std::cell::Cell;
+use std::time::Instant;
+
+use pgrx::datum::Interval;
 use pgrx::prelude::*;
 
 use crate::api::args::required;
@@ -12,12 +16,15 @@ use crate::apply;
 use crate::db::catalog;
 use crate::db::identity;
 use crate::db::known_set;
+use crate::db::locks;
 use crate::db::registry;
 use crate::db::report::{raise, OrRaise};
+use crate::db::settings;
 use crate::db::spi;
 use crate::rules::error::{SqlState, TenancyError};
+use crate::rules::lock_wait;
 use crate::rules::migration_set;
-use crate::rules::names::{self, quote_ident};
+use crate::rules::names::{self, quote_ident, quote_literal};
 
 /// A tenant name argument, which must not be NULL.
 fn tenant_arg<'a>(value: Option<&'a str>, function: &str, param: &str) -> &'a str {
@@ -420,8 +427,9 @@ fn detach_tenant(schema: Option<&str>) {
     detach(tenant_arg(schema, "detach_tenant", "schema"));
 }
 
-/// Drops a tenant's schema (matched by OID) and unregisters it.
-pub fn drop(name: &str) {
+/// Drops a tenant's schema (matched by OID) and unregisters it, taking every lock the drop needs
+/// up front within `lock_timeout_ms` (0: no limit; see [`drop_locked`]).
+pub fn drop(name: &str, lock_timeout_ms: u32) {
     let Some(oid) = catalog::schema_oid(name) else {
         let hint = if registry::tenant_by_name(name).is_some() {
             "The tenant is registered but its schema is gone; tenancy.detach_tenant removes the registration and deletes the tenant's ledger."
@@ -452,20 +460,169 @@ pub fn drop(name: &str) {
         };
         raise(e)
     };
-    let t = apply::lock(&t);
+    // DROP SCHEMA would refuse a caller without the owner's privileges too, but only after the
+    // locks below, which anyone could otherwise take on someone else's tenant.
+    let owner = catalog::schema_owner(oid);
+    if !catalog::has_privileges_of(identity::current_user(), owner.oid) {
+        raise(
+            TenancyError::new(
+                SqlState::InsufficientPrivilege,
+                format!("permission denied to drop tenant {}: the current role does not have the privileges of its owner {}", quote_ident(&t.name), quote_ident(&owner.name)),
+            )
+            .hint("Drop it as its owner (or a member of it, or a superuser). Nothing was dropped."),
+        );
+    }
+    drop_locked(&t, lock_timeout_ms);
+}
+
+/// What stopped an attempt of [`drop_locked`]: the lock it waits for in the next attempt.
+#[derive(Clone, Copy)]
+enum Busy {
+    /// The tenant's advisory lock (a migration, rename or drop of the tenant is under way).
+    Tenant,
+    /// A relation the drop locks; `in_tenant`: it lies in the tenant's schema.
+    Relation { oid: pg_sys::Oid, in_tenant: bool },
+    /// A lock the `DROP SCHEMA` statement needed that was not foreseen.
+    Unforeseen,
+}
+
+/// Drops the tenant without ever waiting for a lock while holding part of what the drop locks,
+/// so an application using the tenant cannot deadlock with it (docs/concurrency.md): in attempts,
+/// each in a subtransaction that first waits for whatever stopped the previous one (holding
+/// nothing of the set), then takes the tenant's lock and `ACCESS EXCLUSIVE` on every relation the
+/// cascade locks ([`catalog::drop_lock_set`], in OID order) without waiting, and then runs the
+/// `DROP SCHEMA` with a 1 ms `lock_timeout` for anything not foreseen. A busy lock rolls the attempt
+/// back (releasing all it took); past `lock_timeout_ms` the drop fails with 55P03.
+fn drop_locked(t: &registry::Tenant, lock_timeout_ms: u32) {
+    let started = Instant::now();
+    // Spreads the retries of sessions that started dropping at the same moment.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    // SAFETY: reads this backend's PID.
+    let jitter = (unsafe { pg_sys::MyProcPid } as u32) ^ nanos;
+    let mut busy: Option<Busy> = None;
+    for attempt in 0u32.. {
+        let left = lock_wait::left(lock_timeout_ms, started.elapsed().as_millis() as u64);
+        let waiting = Cell::new(Busy::Unforeseen);
+        let outcome = locks::attempt(|| drop_attempt(t, busy, left, &waiting), || waiting.get());
+        let Err(stopped) = outcome else {
+            return;
+        };
+        let left = lock_wait::left(lock_timeout_ms, started.elapsed().as_millis() as u64);
+        if left == lock_wait::Left::Nothing {
+            raise(in_use(t, stopped, lock_timeout_ms));
+        }
+        locks::sleep_ms(lock_wait::pause_ms(
+            attempt,
+            jitter.rotate_left(attempt),
+            left,
+        ));
+        busy = Some(stopped);
+    }
+}
+
+/// One attempt of [`drop_locked`], inside its subtransaction.
+fn drop_attempt(
+    t: &registry::Tenant,
+    busy: Option<Busy>,
+    left: lock_wait::Left,
+    waiting: &Cell<Busy>,
+) -> Result<(), Busy> {
+    // Wait for what stopped the last attempt, holding nothing of the set yet.
+    if let Some(b) = busy {
+        waiting.set(b);
+        match b {
+            Busy::Tenant => {
+                if let Some(ms) = lock_wait::wait_ms(left, true) {
+                    locks::with_lock_timeout(ms, || registry::lock_tenant(t.oid));
+                }
+            }
+            Busy::Relation { oid, in_tenant } => {
+                if let Some(ms) = lock_wait::wait_ms(left, in_tenant) {
+                    locks::lock_relation_within(oid, ms);
+                }
+            }
+            Busy::Unforeseen => {}
+        }
+        waiting.set(Busy::Unforeseen);
+    }
+    // Everything else without waiting.
+    if !registry::try_lock_tenant(t.oid) {
+        return Err(Busy::Tenant);
+    }
+    let (t, _) = apply::recheck(t);
+    for (oid, in_tenant) in catalog::drop_lock_set(t.oid) {
+        if !locks::try_lock_relation(oid) {
+            return Err(Busy::Relation { oid, in_tenant });
+        }
+    }
     // Unregistered first: the DROP SCHEMA event trigger then finds no tenant to mark dropped.
     registry::delete(&t.name);
     // The cascade lists every object of the tenant as a NOTICE; that is noise here.
-    let saved = spi::current_setting("client_min_messages").unwrap_or_default();
-    spi::set_config("client_min_messages", "warning", true);
-    spi::run(&format!("DROP SCHEMA {} CASCADE", quote_ident(&t.name)));
-    spi::set_config("client_min_messages", &saved, true);
+    let ms = lock_wait::STATEMENT_WAIT_MS.to_string() + "ms";
+    settings::with_local(
+        &[("client_min_messages", "warning"), ("lock_timeout", &ms)],
+        || spi::run(&format!("DROP SCHEMA {} CASCADE", quote_ident(&t.name))),
+    );
+    Ok(())
 }
 
-#[pg_extern(volatile)]
+/// 55P03 for a drop that could not take its locks within its lock timeout.
+fn in_use(t: &registry::Tenant, stopped: Busy, lock_timeout_ms: u32) -> TenancyError {
+    let (what, holders) = match stopped {
+        Busy::Tenant => (
+            "another pg_tenancy operation on it (a migration, rename or drop) holds its lock"
+                .to_string(),
+            locks::advisory_holders(registry::TENANCY_LOCK_CLASS, t.oid.to_u32() as i32),
+        ),
+        Busy::Relation { oid, .. } => (
+            format!(
+                "{} is locked by another transaction",
+                catalog::relation_name(oid)
+            ),
+            locks::relation_holders(oid),
+        ),
+        Busy::Unforeseen => (
+            "an object it contains is locked by another transaction".to_string(),
+            String::new(),
+        ),
+    };
+    let mut e = TenancyError::new(
+        SqlState::LockNotAvailable,
+        format!(
+            "tenant {}: still in use after {} (lock timeout): {what}; nothing was dropped",
+            quote_ident(&t.name),
+            lock_wait::describe_ms(lock_timeout_ms)
+        ),
+    )
+    .hint(format!(
+        "Retry once the transactions using the tenant have ended (pg_stat_activity shows them), or give the drop more time: tenancy.drop_tenant({}, lock_timeout => '30s'), or SET tenancy.drop_lock_timeout (which the managed tables' 'drop' policy uses too). The drop never waits while holding part of the tenant's locks, so it cannot deadlock with them.",
+        quote_literal(&t.name)
+    ));
+    if !holders.is_empty() {
+        e = e.detail(format!("Held by {holders}."));
+    }
+    e
+}
+
+#[pg_extern(volatile, name = "drop_tenant")]
 #[search_path(pg_catalog, pg_temp)]
-fn drop_tenant(schema: Option<&str>) {
-    drop(tenant_arg(schema, "drop_tenant", "schema"));
+fn drop_tenant_within(schema: Option<&str>, lock_timeout: default!(Option<Interval>, "NULL")) {
+    let name = tenant_arg(schema, "drop_tenant", "schema");
+    let ms = match lock_timeout {
+        None => settings::drop_lock_timeout_ms(),
+        Some(i) => lock_wait::timeout_ms(
+            "drop_tenant",
+            "lock_timeout",
+            i.months(),
+            i.days(),
+            i.micros(),
+        )
+        .or_raise(),
+    };
+    drop(name, ms);
 }
 
 /// Sets `search_path` to the tenant then the shared schemas, and `tenancy.tenant`. An attribute
@@ -497,7 +654,11 @@ fn set_tenant(schema: Option<&str>, is_local: default!(Option<bool>, true)) {
     }
     // PostgreSQL silently skips a search_path schema the role cannot use: queries would then read
     // the shared schemas' tables of the same names. Refuse instead.
-    if !catalog::can_use_schema(t.oid) {
+    let usage = catalog::schema_usage(t.oid).unwrap_or_else(|| {
+        // Dropped by another session since the check above.
+        raise(apply::no_schema_error(&t.name))
+    });
+    if !usage {
         raise(
             TenancyError::new(
                 SqlState::InsufficientPrivilege,

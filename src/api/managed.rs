@@ -418,7 +418,7 @@ fn _managed_row<'a>(
             }),
             "drop" => for_row(&table, "drop", &name, || {
                 refuse_gone_tenant(&table, "drop", &name);
-                lifecycle::drop(&name)
+                lifecycle::drop(&name, crate::db::settings::drop_lock_timeout_ms())
             }),
             _ => {}
         }

@@ -40,13 +40,13 @@ pub fn current_user_name() -> String {
     get_one::<String>("SELECT CURRENT_USER::pg_catalog.text", &[]).unwrap_or_default()
 }
 
-/// Whether the current user has USAGE on the schema with this OID.
-pub fn can_use_schema(oid: pg_sys::Oid) -> bool {
+/// Whether the current user has `USAGE` on schema `oid`; `None` when no such schema exists (any
+/// more: a concurrent drop may commit between two catalog reads).
+pub fn schema_usage(oid: pg_sys::Oid) -> Option<bool> {
     get_one::<bool>(
         "SELECT pg_catalog.has_schema_privilege($1, 'USAGE')",
         &[oid.into()],
     )
-    .unwrap_or(false)
 }
 
 pub fn current_database() -> String {
@@ -450,4 +450,70 @@ pub fn objects_naming_schema(oid: pg_sys::Oid, name: &str) -> Vec<String> {
     found.sort();
     found.dedup();
     found
+}
+
+/// The relations `DROP SCHEMA … CASCADE` of schema `schema` locks `ACCESS EXCLUSIVE`, in OID order,
+/// each with whether it lies in that schema (docs/concurrency.md, "Dropping tenants"):
+///
+/// - every object the cascade reaches, followed through `pg_depend` from the schema: its
+///   relations, and relations elsewhere that depend on them (a view reading a tenant table);
+/// - the relation of each trigger, rule, policy, constraint, column default and statistics object
+///   it removes: a tenant's foreign key to a shared table has triggers *on the shared table*,
+///   and removing them locks it (measured: `public.plans` for the shipped migrations);
+/// - the partitioned parent of a partition it drops.
+///
+/// Over-approximating costs only a longer wait; a relation missed here is found by the `DROP`
+/// itself, which then fails its attempt at once instead of waiting (see `lifecycle::drop`).
+pub fn drop_lock_set(schema: pg_sys::Oid) -> Vec<(pg_sys::Oid, bool)> {
+    Spi::connect_mut(|c| {
+        c.update(
+            "WITH RECURSIVE doomed(classid, objid) AS ( \
+                 SELECT d.classid, d.objid FROM pg_catalog.pg_depend d \
+                 WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_namespace'::pg_catalog.regclass \
+                   AND d.refobjid OPERATOR(pg_catalog.=) $1 \
+               UNION \
+                 SELECT d.classid, d.objid FROM pg_catalog.pg_depend d, doomed \
+                 WHERE d.refclassid OPERATOR(pg_catalog.=) doomed.classid AND d.refobjid OPERATOR(pg_catalog.=) doomed.objid \
+             ), rels(rel) AS ( \
+                 SELECT doomed.objid FROM doomed WHERE doomed.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass \
+               UNION SELECT t.tgrelid FROM pg_catalog.pg_trigger t, doomed \
+                 WHERE doomed.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_trigger'::pg_catalog.regclass AND t.oid OPERATOR(pg_catalog.=) doomed.objid \
+               UNION SELECT k.conrelid FROM pg_catalog.pg_constraint k, doomed \
+                 WHERE doomed.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_constraint'::pg_catalog.regclass AND k.oid OPERATOR(pg_catalog.=) doomed.objid \
+               UNION SELECT a.adrelid FROM pg_catalog.pg_attrdef a, doomed \
+                 WHERE doomed.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_attrdef'::pg_catalog.regclass AND a.oid OPERATOR(pg_catalog.=) doomed.objid \
+               UNION SELECT r.ev_class FROM pg_catalog.pg_rewrite r, doomed \
+                 WHERE doomed.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND r.oid OPERATOR(pg_catalog.=) doomed.objid \
+               UNION SELECT p.polrelid FROM pg_catalog.pg_policy p, doomed \
+                 WHERE doomed.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_policy'::pg_catalog.regclass AND p.oid OPERATOR(pg_catalog.=) doomed.objid \
+               UNION SELECT s.stxrelid FROM pg_catalog.pg_statistic_ext s, doomed \
+                 WHERE doomed.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_statistic_ext'::pg_catalog.regclass AND s.oid OPERATOR(pg_catalog.=) doomed.objid \
+             ), locked(rel) AS ( \
+                 SELECT rels.rel FROM rels \
+               UNION SELECT i.inhparent FROM pg_catalog.pg_inherits i, pg_catalog.pg_class c, rels \
+                 WHERE c.oid OPERATOR(pg_catalog.=) rels.rel AND c.relispartition AND i.inhrelid OPERATOR(pg_catalog.=) c.oid \
+             ) \
+             SELECT c.oid, c.relnamespace OPERATOR(pg_catalog.=) $1 FROM pg_catalog.pg_class c, locked \
+             WHERE c.oid OPERATOR(pg_catalog.=) locked.rel ORDER BY c.oid",
+            None,
+            &[schema.into()],
+        )
+        .or_raise()
+        .filter_map(|r| {
+            let oid = r.get::<pg_sys::Oid>(1).or_raise()?;
+            Some((oid, r.get::<bool>(2).or_raise().unwrap_or(false)))
+        })
+        .collect()
+    })
+}
+
+/// A relation's schema-qualified, quoted name, or `relation with OID n` once it is gone.
+pub fn relation_name(oid: pg_sys::Oid) -> String {
+    get_one::<String>(
+        "SELECT pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname) \
+         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+         WHERE c.oid OPERATOR(pg_catalog.=) $1",
+        &[oid.into()],
+    )
+    .unwrap_or_else(|| format!("relation with OID {}", oid.to_u32()))
 }

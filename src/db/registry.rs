@@ -553,12 +553,26 @@ pub fn insert_registered(m: &Migration) {
 pub fn lock_tenant(oid: pg_sys::Oid) {
     relink_if_moved();
     as_extension_owner(|| {
-        const TENANCY_LOCK_CLASS: i32 = 0x7465_6e61; // "tena"
         Spi::run_with_args(
             "SELECT pg_catalog.pg_advisory_xact_lock($1, $2)",
             &[TENANCY_LOCK_CLASS.into(), (oid.to_u32() as i32).into()],
         )
         .or_raise()
+    })
+}
+
+/// The class (first key) of [`lock_tenant`]'s advisory lock: "tena".
+pub const TENANCY_LOCK_CLASS: i32 = 0x7465_6e61;
+
+/// [`lock_tenant`] without waiting: `false` (and no lock) when another session holds it.
+pub fn try_lock_tenant(oid: pg_sys::Oid) -> bool {
+    relink_if_moved();
+    as_extension_owner(|| {
+        get_one::<bool>(
+            "SELECT pg_catalog.pg_try_advisory_xact_lock($1, $2)",
+            &[TENANCY_LOCK_CLASS.into(), (oid.to_u32() as i32).into()],
+        )
+        .unwrap_or(false)
     })
 }
 

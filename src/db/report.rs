@@ -27,6 +27,7 @@ fn sqlstate(state: SqlState) -> PgSqlErrorCode {
         SqlState::UndefinedTable => ERRCODE_UNDEFINED_TABLE,
         SqlState::UndefinedColumn => ERRCODE_UNDEFINED_COLUMN,
         SqlState::FeatureNotSupported => ERRCODE_FEATURE_NOT_SUPPORTED,
+        SqlState::LockNotAvailable => ERRCODE_LOCK_NOT_AVAILABLE,
     }
 }
 

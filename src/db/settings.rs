@@ -3,11 +3,19 @@
 use std::ffi::CString;
 
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::pg_sys;
+
+use crate::db::spi;
 
 /// `tenancy.shared_schemas`: the schemas that follow the tenant in `search_path` while its
 /// migrations run and after `set_tenant`.
 pub static SHARED_SCHEMAS: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"public"));
+
+/// `tenancy.drop_lock_timeout`: how long `drop_tenant` (and a managed table's `drop` policy) may
+/// try to take the tenant's locks before failing with 55P03, in milliseconds; 0 waits without a
+/// limit. `drop_tenant(…, lock_timeout => …)` overrides it for one call.
+pub static DROP_LOCK_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(5000);
 
 /// `tenancy.tenant`: the tenant chosen by `tenancy.set_tenant` (read by `current_tenant`).
 pub static TENANT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
@@ -25,6 +33,16 @@ pub fn init() {
         &SHARED_SCHEMAS,
         GucContext::Userset,
         GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"tenancy.drop_lock_timeout",
+        c"How long tenancy.drop_tenant may try to lock a tenant before it fails (0: no limit).",
+        c"Also the limit of a managed table's 'drop' policy. It never waits while holding part of the tenant's locks, so an application using the tenant is never deadlocked; a call's lock_timeout argument overrides it. Default: 5s.",
+        &DROP_LOCK_TIMEOUT,
+        0,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::UNIT_MS,
     );
     GucRegistry::define_string_guc(
         c"tenancy.tenant",
@@ -49,4 +67,24 @@ pub fn shared_schemas() -> String {
         .get()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "public".to_string())
+}
+
+/// `tenancy.drop_lock_timeout` in milliseconds (0: no limit).
+pub fn drop_lock_timeout_ms() -> u32 {
+    DROP_LOCK_TIMEOUT.get().max(0) as u32
+}
+
+/// Runs `f` with each `(name, value)` setting in effect (as `SET LOCAL` would), at a GUC nest
+/// level of its own: afterwards every setting made since is back to what it was, whether or not
+/// `f` changed it. (On an error the (sub)transaction abort restores them as for any `SET LOCAL`.)
+pub fn with_local<R>(settings: &[(&str, &str)], f: impl FnOnce() -> R) -> R {
+    // SAFETY: NewGUCNestLevel / AtEOXact_GUC(false, level) is PostgreSQL's own pattern for
+    // function-local settings (fmgr_security_definer, RI triggers).
+    let level = unsafe { pg_sys::NewGUCNestLevel() };
+    for (name, value) in settings {
+        spi::set_config(name, value, true);
+    }
+    let r = f();
+    unsafe { pg_sys::AtEOXact_GUC(false, level) };
+    r
 }

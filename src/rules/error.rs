@@ -39,11 +39,13 @@ pub enum SqlState {
     /// 0A000 feature_not_supported (a statement a tenant migration may not contain: COPY to or
     /// from the client, session state such as temporary tables or LISTEN, plain SET search_path)
     FeatureNotSupported,
+    /// 55P03 lock_not_available (drop_tenant could not take its locks within its lock timeout)
+    LockNotAvailable,
 }
 
 impl SqlState {
     /// Every state, for tests that check each one.
-    pub const ALL: [SqlState; 15] = [
+    pub const ALL: [SqlState; 16] = [
         SqlState::InvalidName,
         SqlState::NameTooLong,
         SqlState::DuplicateSchema,
@@ -59,6 +61,7 @@ impl SqlState {
         SqlState::UndefinedTable,
         SqlState::UndefinedColumn,
         SqlState::FeatureNotSupported,
+        SqlState::LockNotAvailable,
     ];
 
     pub fn code(self) -> &'static str {
@@ -78,6 +81,7 @@ impl SqlState {
             SqlState::UndefinedColumn => "42703",
             SqlState::UndefinedTable => "42P01",
             SqlState::FeatureNotSupported => "0A000",
+            SqlState::LockNotAvailable => "55P03",
         }
     }
 }

@@ -1,10 +1,11 @@
 //! Pure rules: no pgrx here (plain `cargo test`, and `build.rs` compiles this folder too). Every
 //! rule that can be wrong in a subtle way lives here: the one error type, tenant names, templates,
-//! the migration set and its SQL text, enum values across transactions, the schema diff, and the
-//! fleet worker's start-up argument.
+//! the migration set and its SQL text, enum values across transactions, the schema diff, the
+//! timing of lock waits (`lock_wait`), and the fleet worker's start-up argument.
 
 pub mod enum_values;
 pub mod error;
+pub mod lock_wait;
 pub mod migration_set;
 pub mod names;
 pub mod schema_diff;

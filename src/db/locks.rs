@@ -1,0 +1,138 @@
+//! Heavyweight locks taken through PostgreSQL's lock manager, and attempts that give back every
+//! lock they took: the storage side of [`crate::rules::lock_wait`] (`drop_tenant`).
+//!
+//! Relations are locked by OID with `LockRelationOid` / `ConditionalLockRelationOid`, as
+//! `DROP SCHEMA … CASCADE` itself does: no privilege check (the caller's right to drop the schema
+//! is checked first), no user code (nothing of the tenant runs), no name lookup.
+
+use std::panic::AssertUnwindSafe;
+
+use pgrx::pg_sys;
+use pgrx::pg_sys::errcodes::PgSqlErrorCode;
+use pgrx::pg_sys::panic::CaughtError;
+use pgrx::prelude::*;
+
+use crate::db::settings;
+use crate::db::spi;
+
+enum Outcome<T> {
+    Returned(T),
+    LockTimedOut,
+    Failed(Box<CaughtError>),
+}
+
+/// Runs `f` in a subtransaction of its own (as a PL/pgSQL block with an `EXCEPTION` clause does).
+///
+/// - `f` returns `Ok`: the subtransaction is committed into the caller's transaction, so every
+///   lock it took is held until that transaction ends.
+/// - `f` returns `Err`, or a lock wait inside it ran out of `lock_timeout` (55P03): the
+///   subtransaction is rolled back, which releases every lock taken in it and undoes its writes;
+///   the `Err` (for a timeout: `timed_out()`) is returned.
+/// - Any other error rolls the subtransaction back and is raised again.
+pub fn attempt<T, E>(
+    f: impl FnOnce() -> Result<T, E>,
+    timed_out: impl FnOnce() -> E,
+) -> Result<T, E> {
+    // SAFETY: the sequence of PostgreSQL's own callers (pl_exec.c, exec_stmt_block): begin an
+    // internal subtransaction, run in the caller's memory context, and on the way out release or
+    // roll it back and restore the caller's memory context and resource owner.
+    unsafe {
+        let context = pg_sys::CurrentMemoryContext;
+        let owner = pg_sys::CurrentResourceOwner;
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        pg_sys::MemoryContextSwitchTo(context);
+        let outcome = PgTryBuilder::new(AssertUnwindSafe(|| Outcome::Returned(f())))
+            .catch_others(|e| match &e {
+                CaughtError::PostgresError(r) | CaughtError::ErrorReport(r)
+                    if r.sql_error_code() == PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE =>
+                {
+                    Outcome::LockTimedOut
+                }
+                _ => Outcome::Failed(Box::new(e)),
+            })
+            .execute();
+        pg_sys::MemoryContextSwitchTo(context);
+        let keep = matches!(outcome, Outcome::Returned(Ok(_)));
+        if keep {
+            pg_sys::ReleaseCurrentSubTransaction();
+        } else {
+            pg_sys::RollbackAndReleaseCurrentSubTransaction();
+        }
+        pg_sys::MemoryContextSwitchTo(context);
+        pg_sys::CurrentResourceOwner = owner;
+        match outcome {
+            Outcome::Returned(r) => r,
+            Outcome::LockTimedOut => Err(timed_out()),
+            Outcome::Failed(e) => e.rethrow(),
+        }
+    }
+}
+
+/// Takes `ACCESS EXCLUSIVE` on relation `oid` if no other session holds a conflicting lock;
+/// `false` (and nothing taken) otherwise. Never waits.
+pub fn try_lock_relation(oid: pg_sys::Oid) -> bool {
+    // SAFETY: a lock request by OID; a relation dropped meanwhile only makes the lock useless.
+    unsafe {
+        pg_sys::ConditionalLockRelationOid(oid, pg_sys::AccessExclusiveLock as pg_sys::LOCKMODE)
+    }
+}
+
+/// Takes `ACCESS EXCLUSIVE` on relation `oid`, waiting at most `lock_timeout_ms` (0: without a
+/// limit); a wait that runs out raises 55P03 (catch it with [`attempt`]).
+pub fn lock_relation_within(oid: pg_sys::Oid, lock_timeout_ms: u32) {
+    with_lock_timeout(lock_timeout_ms, || {
+        // SAFETY: as in try_lock_relation; waits, and raises on timeout or cancel.
+        unsafe { pg_sys::LockRelationOid(oid, pg_sys::AccessExclusiveLock as pg_sys::LOCKMODE) }
+    })
+}
+
+/// Runs `f` with `lock_timeout` set to `ms` milliseconds (0: no limit), then restores it.
+pub fn with_lock_timeout<R>(ms: u32, f: impl FnOnce() -> R) -> R {
+    settings::with_local(&[("lock_timeout", &format!("{ms}ms"))], f)
+}
+
+/// Sleeps `ms` milliseconds; a cancel or terminate request ends it with PostgreSQL's error.
+pub fn sleep_ms(ms: u32) {
+    if ms > 0 {
+        Spi::run_with_args(
+            "SELECT pg_catalog.pg_sleep($1)",
+            &[(ms as f64 / 1000.0).into()],
+        )
+        .unwrap_or_else(|e| panic!("pg_tenancy: SPI failure: {e}"));
+    }
+}
+
+/// The other sessions holding a lock on relation `oid` in this database, as `PIDs 12, 34` (empty
+/// when none does any more).
+pub fn relation_holders(oid: pg_sys::Oid) -> String {
+    holders(
+        "l.locktype OPERATOR(pg_catalog.=) 'relation' AND l.relation OPERATOR(pg_catalog.=) $1",
+        vec![oid.into()],
+    )
+}
+
+/// The other sessions holding the advisory lock `(class, key)`, as for [`relation_holders`].
+pub fn advisory_holders(class: i32, key: i32) -> String {
+    holders(
+        "l.locktype OPERATOR(pg_catalog.=) 'advisory' AND l.objsubid OPERATOR(pg_catalog.=) 2 \
+         AND l.classid::pg_catalog.int8 OPERATOR(pg_catalog.=) $1 AND l.objid::pg_catalog.int8 OPERATOR(pg_catalog.=) $2",
+        vec![(class as u32 as i64).into(), (key as u32 as i64).into()],
+    )
+}
+
+fn holders(which: &str, args: Vec<pgrx::datum::DatumWithOid>) -> String {
+    let pids = spi::get_one::<String>(
+        &format!(
+            "SELECT pg_catalog.string_agg(DISTINCT l.pid::pg_catalog.text, ', ') FROM pg_catalog.pg_locks l \
+             WHERE {which} AND l.granted AND l.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid() \
+             AND l.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d \
+                 WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())"
+        ),
+        &args,
+    );
+    match pids {
+        Some(p) if p.contains(',') => format!("PIDs {p}"),
+        Some(p) => format!("PID {p}"),
+        None => String::new(),
+    }
+}
