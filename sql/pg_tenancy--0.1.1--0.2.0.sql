@@ -508,56 +508,6 @@ VOLATILE
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'record_failure_wrapper';
-CREATE OR REPLACE FUNCTION tenancy._fleet_step(p_run bigint, p_report boolean DEFAULT false) RETURNS boolean
-    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
-    AS $$
-DECLARE
-    v_tenant name;
-    v_lock_timeout text;
-    v_applied integer;
-    v_state text;
-    v_message text;
-    r tenancy.fleet_runs;
-BEGIN
-    SELECT i.schema_name, f.lock_timeout INTO v_tenant, v_lock_timeout
-    FROM tenancy.fleet_items AS i JOIN tenancy.fleet_runs AS f USING (run_id)
-    WHERE i.run_id = p_run AND i.state = 'queued' AND f.state = 'running'
-    ORDER BY i.schema_name
-    LIMIT 1
-    FOR UPDATE OF i SKIP LOCKED;
-    IF NOT FOUND THEN
-        RETURN false;
-    END IF;
-    BEGIN
-        PERFORM set_config('lock_timeout', v_lock_timeout, true);
-        SELECT count(*) INTO v_applied FROM tenancy.migrate_tenant(v_tenant);
-        UPDATE tenancy.fleet_items SET state = 'done', applied = v_applied, finished_at = clock_timestamp()
-        WHERE run_id = p_run AND schema_name = v_tenant;
-        UPDATE tenancy.fleet_runs SET migrated = migrated + 1 WHERE run_id = p_run RETURNING * INTO r;
-    EXCEPTION WHEN OTHERS THEN
-        -- The tenant's migrations are rolled back with this block; record why.
-        GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT;
-        UPDATE tenancy.fleet_items SET state = 'failed', error = v_state || ': ' || v_message,
-                                       finished_at = clock_timestamp()
-        WHERE run_id = p_run AND schema_name = v_tenant;
-        PERFORM tenancy._record_failure(v_tenant, v_state || ': ' || v_message);
-        UPDATE tenancy.fleet_runs
-        SET failed = failed + 1, state = CASE WHEN stop_on_error THEN 'stopping' ELSE state END
-        WHERE run_id = p_run
-        RETURNING * INTO r;
-    END;
-    -- Progress at a sensible cadence: every tenth of the run or every 10 seconds.
-    IF p_report AND (r.migrated + r.failed - r.notified_count >= greatest(1, r.total / 10)
-                     OR clock_timestamp() - r.notified_at >= interval '10 seconds') THEN
-        RAISE NOTICE 'migrate_all: %/% tenants (% %%), % failed, %s elapsed',
-            r.migrated + r.failed, r.total, round(100.0 * (r.migrated + r.failed) / greatest(r.total, 1)), r.failed,
-            round(extract(epoch FROM clock_timestamp() - r.started_at)::numeric, 1);
-        UPDATE tenancy.fleet_runs SET notified_count = r.migrated + r.failed, notified_at = clock_timestamp()
-        WHERE run_id = p_run;
-    END IF;
-    RETURN true;
-END
-$$;
 
 -- verify(NULL) raises 22004 instead of leaving out the deep checks silently, and verify reports
 -- superuser-owned tenants, mixed owners, missing REFERENCES, tampered texts.
@@ -590,47 +540,6 @@ CREATE FUNCTION tenancy._foreign_owned(nsp oid, owner oid) RETURNS TABLE (what t
     ORDER BY x.ord, x.what
 $$;
 
-CREATE FUNCTION tenancy._verify_trust() RETURNS TABLE (schema_name name, problem text)
-    LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
-    AS $$
-    WITH tenant AS (
-        SELECT t.schema_name, n.oid AS nsp, r.oid AS owner, r.rolname, r.rolsuper
-        FROM tenancy.tenants t
-        JOIN pg_namespace n ON n.oid = t.schema_oid
-        JOIN pg_roles r ON r.oid = n.nspowner)
-    SELECT t.schema_name,
-           format('owned by superuser %I: its migrations run with superuser rights; give it an ordinary owner (ALTER SCHEMA %I OWNER TO <role>, then tenancy.reconcile(dry_run => false, fix_owners => true))',
-                  t.rolname, t.schema_name)
-    FROM tenant t WHERE t.rolsuper
-    UNION ALL
-    SELECT t.schema_name,
-           format('%s of its objects are not owned by the tenant''s owner %I (first: %s); tenancy.reconcile(dry_run => false, fix_owners => true) gives them to it',
-                  o.n, t.rolname, o.first)
-    FROM tenant t
-    CROSS JOIN LATERAL (
-        SELECT count(*) AS n, min(x.what) AS first
-        FROM tenancy._foreign_owned(t.nsp, t.owner) AS x) AS o
-    WHERE o.n > 0
-    UNION ALL
-    SELECT t.schema_name,
-           format('its owner %I lacks REFERENCES on %s, which tenant foreign keys reference; GRANT REFERENCES ON %s TO %I',
-                  t.rolname, k.confrelid::regclass, k.confrelid::regclass, t.rolname)
-    FROM tenant t
-    CROSS JOIN (SELECT DISTINCT c.confrelid
-                FROM pg_constraint c
-                JOIN pg_class f ON f.oid = c.conrelid
-                JOIN pg_class s ON s.oid = c.confrelid
-                WHERE c.contype = 'f'
-                  AND f.relnamespace IN (SELECT tt.schema_oid FROM tenancy.tenants tt)
-                  AND s.relnamespace NOT IN (SELECT tt.schema_oid FROM tenancy.tenants tt)) AS k
-    WHERE NOT has_table_privilege(t.owner, k.confrelid, 'REFERENCES')
-    UNION ALL
-    SELECT NULL::name,
-           format('registered migration %s_%s: its text was changed outside tenancy.add_migration (it no longer matches its checksum); tenants that still need it cannot migrate until its original text is restored',
-                  m.version, m.name)
-    FROM tenancy.registered_migrations m
-    WHERE encode(sha256(convert_to(m.sql, 'UTF8')), 'hex') <> m.checksum
-$$;
 
 CREATE OR REPLACE FUNCTION tenancy.verify(deep boolean DEFAULT false) RETURNS TABLE (schema_name name, problem text)
     LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
@@ -653,8 +562,9 @@ BEGIN
 END
 $$;
 
--- Grants by level; grant_admin keeps its name as the broadest.
-CREATE FUNCTION tenancy._grant(role regrole, level integer, caller text) RETURNS void
+-- Grants by level; grant_admin keeps its name as the broadest. _migrate_step (issue 13) joins the
+-- provision level (the fleet), remove_migration the author level.
+CREATE OR REPLACE FUNCTION tenancy._grant(role regrole, level integer, caller text) RETURNS void
     LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
     AS $$
 DECLARE
@@ -663,12 +573,12 @@ DECLARE
         '_rename_tenant', 'detach_tenant', 'drop_tenant', 'migrate_tenant', 'migrate_all',
         '_fleet_join', '_fleet_begin', '_fleet_step', '_fleet_wait', '_fleet_finish',
         '_fleet_launch_workers', '_fleet_launch', '_backend_alive', '_backend_start',
-        '_refuse_transaction_block', '_in_transaction_block', '_record_failure', 'verify',
+        '_refuse_transaction_block', '_in_transaction_block', '_record_failure', '_migrate_step', 'verify',
         '_verify_registry', '_verify_managed', '_verify_deep', '_verify_trust', '_foreign_owned', 'reconcile',
         'add_attribute_tenant', 'remove_attribute_tenant', 'all_tenants', 'current_tenant',
         'set_tenant', '_embedded_checksums', '_system_identifier', 'relink'];
     author CONSTANT text[] := ARRAY[
-        'add_migration', 'repair', 'create_template', 'generate_migration', 'compare_schemas',
+        'add_migration', 'remove_migration', 'repair', 'create_template', 'generate_migration', 'compare_schemas',
         'describe_schema', '_describe_as_owner', '_split_statements', '_embedded_migrations'];
     r record;
 BEGIN
@@ -856,7 +766,7 @@ $$;
 -- the tenant's owner (tables a migration created before 0.2.0 belong to whoever ran it), shared
 -- tables that tenant foreign keys reference but the tenant's owner may not reference, and
 -- registered migrations whose text no longer matches its checksum (edited outside add_migration).
-CREATE OR REPLACE FUNCTION tenancy._verify_trust() RETURNS TABLE (schema_name name, problem text)
+CREATE FUNCTION tenancy._verify_trust() RETURNS TABLE (schema_name name, problem text)
     LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
     AS $$
     WITH tenant AS (
@@ -1061,45 +971,6 @@ BEGIN
     RETURN true;
 END
 $$;
-
--- _migrate_step joins the provision level (the fleet), remove_migration the author level.
-CREATE OR REPLACE FUNCTION tenancy._grant(role regrole, level integer, caller text) RETURNS void
-    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
-    AS $$
-DECLARE
-    provision CONSTANT text[] := ARRAY[
-        'create_tenant', '_create_tenant', 'register_tenant', '_register_tenant', 'rename_tenant',
-        '_rename_tenant', 'detach_tenant', 'drop_tenant', 'migrate_tenant', 'migrate_all',
-        '_fleet_join', '_fleet_begin', '_fleet_step', '_fleet_wait', '_fleet_finish',
-        '_fleet_launch_workers', '_fleet_launch', '_backend_alive', '_backend_start',
-        '_refuse_transaction_block', '_in_transaction_block', '_record_failure', '_migrate_step', 'verify',
-        '_verify_registry', '_verify_managed', '_verify_deep', '_verify_trust', '_foreign_owned', 'reconcile',
-        'add_attribute_tenant', 'remove_attribute_tenant', 'all_tenants', 'current_tenant',
-        'set_tenant', '_embedded_checksums', '_system_identifier', 'relink'];
-    author CONSTANT text[] := ARRAY[
-        'add_migration', 'remove_migration', 'repair', 'create_template', 'generate_migration', 'compare_schemas',
-        'describe_schema', '_describe_as_owner', '_split_statements', '_embedded_migrations'];
-    r record;
-BEGIN
-    IF role IS NULL THEN
-        RAISE EXCEPTION 'tenancy.%: role must not be NULL', caller
-            USING ERRCODE = '22004', HINT = format('Pass an existing role, e.g. SELECT tenancy.%s(''app'').', caller);
-    END IF;
-    EXECUTE format('GRANT USAGE ON SCHEMA tenancy TO %s', role);
-    FOR r IN SELECT p.oid::regprocedure AS routine, p.prokind, p.proname
-             FROM pg_proc p WHERE p.pronamespace = 'tenancy'::regnamespace
-               AND p.proname NOT IN ('grant_provision', 'grant_author', 'grant_admin', '_grant')
-             ORDER BY 1 LOOP
-        IF level >= 3 OR r.proname = ANY (provision) OR (level >= 2 AND r.proname = ANY (author)) THEN
-            EXECUTE format('GRANT EXECUTE ON %s %s TO %s',
-                           CASE r.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, r.routine, role);
-        END IF;
-    END LOOP;
-    EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA tenancy TO %s', role);
-    EXECUTE format('GRANT INSERT, UPDATE, DELETE ON tenancy.fleet_runs, tenancy.fleet_items, tenancy.fleet_jobs TO %s', role);
-END
-$$;
-
 
 -- Roles that could run the fleet or register migrations before this upgrade keep doing so.
 DO $$

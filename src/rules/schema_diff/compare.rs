@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Display;
 
-use super::creates::column_sql;
-use super::model::{Column, Policy, Schema, Table};
+use super::creates::{column_sql, policy_clauses};
+use super::model::{Column, Schema, Table};
 
 const FIRST: &str = "in the first schema";
 const SECOND: &str = "in the second schema";
@@ -190,25 +190,6 @@ fn column_type(c: &Column) -> String {
     }
 }
 
-fn policy(p: &Policy) -> String {
-    let mut s = format!(
-        "AS {} FOR {}",
-        if p.permissive {
-            "PERMISSIVE"
-        } else {
-            "RESTRICTIVE"
-        },
-        p.cmd
-    );
-    if let Some(u) = &p.using {
-        s.push_str(&format!(" USING ({u})"));
-    }
-    if let Some(c) = &p.check {
-        s.push_str(&format!(" WITH CHECK ({c})"));
-    }
-    s
-}
-
 /// The differences of one table present on both sides.
 fn table(x: &Table, y: &Table) -> Vec<String> {
     let mut out = Vec::new();
@@ -326,8 +307,8 @@ fn table(x: &Table, y: &Table) -> Vec<String> {
     for (name, p, q) in pairs(&x.policies, &y.policies) {
         let d = match (p, q) {
             (Some(p), Some(q)) if p == q => continue,
-            (Some(p), Some(q)) => texts("definition", &policy(p), &policy(q)),
-            (p, q) => only(p.is_some(), p.or(q).map(policy).as_deref()),
+            (Some(p), Some(q)) => texts("definition", &policy_clauses(p), &policy_clauses(q)),
+            (p, q) => only(p.is_some(), p.or(q).map(policy_clauses).as_deref()),
         };
         out.push(format!("policy {name}: {d}"));
     }

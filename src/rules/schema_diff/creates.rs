@@ -43,10 +43,19 @@ fn sequence_options(s: &Sequence) -> String {
 }
 
 fn policy_sql(table: &str, name: &str, p: &Policy) -> String {
-    let mut s = format!(
-        "CREATE POLICY {} ON {} AS {} FOR {}",
+    format!(
+        "CREATE POLICY {} ON {} {}",
         q(name),
         q(table),
+        policy_clauses(p)
+    )
+}
+
+/// A policy's `AS … FOR … USING (…) WITH CHECK (…)`: what `CREATE POLICY` says after the table,
+/// and what `compare_schemas` compares.
+pub(super) fn policy_clauses(p: &Policy) -> String {
+    let mut s = format!(
+        "AS {} FOR {}",
         if p.permissive {
             "PERMISSIVE"
         } else {
