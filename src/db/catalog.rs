@@ -302,11 +302,10 @@ pub fn role_by_oid(oid: pg_sys::Oid) -> Option<Role> {
 /// Whether `role` has the privileges of `of` (`pg_has_role(role, of, 'USAGE')`: a superuser, the
 /// role itself, or a member that inherits its rights).
 pub fn has_privileges_of(role: pg_sys::Oid, of: pg_sys::Oid) -> bool {
-    Spi::get_one_with_args::<bool>(
+    get_one::<bool>(
         "SELECT pg_catalog.pg_has_role($1, $2, 'USAGE')",
         &[role.into(), of.into()],
     )
-    .or_raise()
     .unwrap_or(false)
 }
 
@@ -465,8 +464,8 @@ pub fn objects_naming_schema(oid: pg_sys::Oid, name: &str) -> Vec<String> {
 /// Over-approximating costs only a longer wait; a relation missed here is found by the `DROP`
 /// itself, which then fails its attempt at once instead of waiting (see `lifecycle::drop`).
 pub fn drop_lock_set(schema: pg_sys::Oid) -> Vec<(pg_sys::Oid, bool)> {
-    Spi::connect_mut(|c| {
-        c.update(
+    Spi::connect(|c| {
+        c.select(
             "WITH RECURSIVE doomed(classid, objid) AS ( \
                  SELECT d.classid, d.objid FROM pg_catalog.pg_depend d \
                  WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_namespace'::pg_catalog.regclass \

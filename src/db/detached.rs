@@ -22,7 +22,7 @@ use crate::db::spi::get_one;
 /// (and that table still exists) and its schema is still there. Otherwise nothing is kept.
 pub fn save(name: &str) {
     as_extension_owner(|| {
-        Spi::run_with_args(
+        crate::db::spi::run_with_args(
             "INSERT INTO tenancy.detached_tenants (schema_name, schema_oid, managed_by, ledger) \
              SELECT t.schema_name, t.schema_oid, t.managed_by, \
                     COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object( \
@@ -62,7 +62,7 @@ pub fn is_detached_from(name: &str, oid: pg_sys::Oid, tbl: pg_sys::Oid) -> bool 
 /// first) and forgets the record.
 pub fn restore(name: &str) {
     as_extension_owner(|| {
-        Spi::run_with_args(
+        crate::db::spi::run_with_args(
             "WITH d AS (DELETE FROM tenancy.detached_tenants \
                         WHERE schema_name OPERATOR(pg_catalog.=) $1::pg_catalog.text RETURNING ledger) \
              INSERT INTO tenancy.ledger (schema_name, version, name, checksum, applied_at, duration, baselined) \
@@ -79,7 +79,7 @@ pub fn restore(name: &str) {
 /// Forgets what was kept for `name` (it is registered some other way now).
 pub fn forget(name: &str) {
     as_extension_owner(|| {
-        Spi::run_with_args(
+        crate::db::spi::run_with_args(
             "DELETE FROM tenancy.detached_tenants WHERE schema_name OPERATOR(pg_catalog.=) $1::pg_catalog.text",
             &[name.into()],
         )
@@ -90,7 +90,7 @@ pub fn forget(name: &str) {
 /// Forgets the records of schemas among `oids` that the catalog no longer has (dropped).
 pub fn forget_dropped_schemas(oids: &[pg_sys::Oid]) {
     as_extension_owner(|| {
-        Spi::run_with_args(
+        crate::db::spi::run_with_args(
             "DELETE FROM tenancy.detached_tenants d WHERE d.schema_oid OPERATOR(pg_catalog.=) ANY ($1) \
                AND NOT EXISTS (SELECT FROM pg_catalog.pg_namespace n WHERE n.oid OPERATOR(pg_catalog.=) d.schema_oid)",
             &[oids.to_vec().into()],
@@ -102,6 +102,7 @@ pub fn forget_dropped_schemas(oids: &[pg_sys::Oid]) {
 /// After a `pg_upgrade` (schema OIDs not kept): each record follows the schema of its name;
 /// records without one are forgotten.
 pub fn relink_by_name() {
+    crate::db::spi::writable();
     as_extension_owner(|| {
         Spi::run(
             "UPDATE tenancy.detached_tenants d SET schema_oid = n.oid FROM pg_catalog.pg_namespace n \

@@ -94,7 +94,7 @@ pub fn with_lock_timeout<R>(ms: u32, f: impl FnOnce() -> R) -> R {
 /// Sleeps `ms` milliseconds; a cancel or terminate request ends it with PostgreSQL's error.
 pub fn sleep_ms(ms: u32) {
     if ms > 0 {
-        Spi::run_with_args(
+        crate::db::spi::run_with_args(
             "SELECT pg_catalog.pg_sleep($1)",
             &[(ms as f64 / 1000.0).into()],
         )

@@ -101,7 +101,7 @@ pub fn relink_if_moved() {
     }
     as_extension_owner(|| {
         const TENANCY_RELINK_LOCK: i64 = 0x7465_6e61_7265_6c6b; // "tenarelk"
-        Spi::run_with_args(
+        crate::db::spi::run_with_args(
             "SELECT pg_catalog.pg_advisory_xact_lock($1)",
             &[TENANCY_RELINK_LOCK.into()],
         )
@@ -125,7 +125,7 @@ pub fn relink_if_moved() {
             .map(|r| r.get::<String>(1).or_raise().unwrap_or_default())
             .collect()
         });
-        Spi::run_with_args(
+        crate::db::spi::run_with_args(
             "UPDATE tenancy.tenants t SET schema_oid = n.oid FROM pg_catalog.pg_namespace n \
              WHERE t.schema_name OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.text[]) \
                AND n.nspname OPERATOR(pg_catalog.=) coalesce(t.schema_renamed_to, t.schema_name)",
@@ -135,7 +135,7 @@ pub fn relink_if_moved() {
         if has_managed_ddl_catalog() {
             crate::db::detached::relink_by_name();
         }
-        Spi::run_with_args(
+        crate::db::spi::run_with_args(
             "INSERT INTO tenancy.registry_cluster (system_identifier) VALUES ($1) \
              ON CONFLICT (one_row) DO UPDATE SET system_identifier = excluded.system_identifier",
             &[system_identifier().into()],
@@ -158,7 +158,7 @@ pub fn note_schema_changes(oids: &[pg_sys::Oid]) {
         crate::db::detached::forget_dropped_schemas(oids);
     }
     as_extension_owner(|| {
-        Spi::run_with_args(
+        crate::db::spi::run_with_args(
             "UPDATE tenancy.tenants t SET schema_oid = NULL, schema_renamed_to = NULL, \
                     schema_dropped_at = pg_catalog.now() \
              WHERE t.schema_oid OPERATOR(pg_catalog.=) ANY ($1) \
@@ -166,7 +166,7 @@ pub fn note_schema_changes(oids: &[pg_sys::Oid]) {
             &[oids.to_vec().into()],
         )
         .or_raise();
-        Spi::run_with_args(
+        crate::db::spi::run_with_args(
             "UPDATE tenancy.tenants t \
                 SET schema_renamed_to = CASE WHEN n.nspname OPERATOR(pg_catalog.=) t.schema_name THEN NULL ELSE n.nspname END \
              FROM pg_catalog.pg_namespace n \
@@ -213,7 +213,7 @@ pub fn relink_candidates() -> Vec<(String, Option<pg_sys::Oid>, pg_sys::Oid, Opt
 /// noted about its schema.
 pub fn link(name: &str, oid: pg_sys::Oid) {
     as_extension_owner(|| {
-        Spi::run_with_args(
+        crate::db::spi::run_with_args(
             "UPDATE tenancy.tenants SET schema_oid = $2, schema_dropped_at = NULL, schema_renamed_to = NULL \
              WHERE schema_name OPERATOR(pg_catalog.=) $1::pg_catalog.text",
             &[name.into(), oid.into()],
@@ -283,12 +283,12 @@ pub fn insert_managed(name: &str, key: &str, oid: pg_sys::Oid, managed_by: Optio
     relink_if_moved();
     let managed_by = managed_by.filter(|_| has_managed_ddl_catalog());
     as_extension_owner(|| match managed_by {
-        None => Spi::run_with_args(
+        None => crate::db::spi::run_with_args(
             "INSERT INTO tenancy.tenants (schema_name, name_key, schema_oid) VALUES ($1, $2, $3)",
             &[name.into(), key.into(), oid.into()],
         )
         .or_raise(),
-        Some(tbl) => Spi::run_with_args(
+        Some(tbl) => crate::db::spi::run_with_args(
             "INSERT INTO tenancy.tenants (schema_name, name_key, schema_oid, managed_by) \
              VALUES ($1, $2, $3, $4::pg_catalog.oid::pg_catalog.regclass)",
             &[name.into(), key.into(), oid.into(), tbl.into()],
@@ -301,7 +301,7 @@ pub fn insert_managed(name: &str, key: &str, oid: pg_sys::Oid, managed_by: Optio
 pub fn rename(old_name: &str, new_name: &str, new_key: &str) {
     relink_if_moved();
     as_extension_owner(|| {
-        Spi::run_with_args(
+        crate::db::spi::run_with_args(
             "UPDATE tenancy.tenants SET schema_name = $2, name_key = $3 WHERE schema_name OPERATOR(pg_catalog.=) $1::pg_catalog.text",
             &[old_name.into(), new_name.into(), new_key.into()],
         )
@@ -314,7 +314,7 @@ pub fn rename(old_name: &str, new_name: &str, new_key: &str) {
 pub fn delete(name: &str) {
     relink_if_moved();
     as_extension_owner(|| {
-        Spi::run_with_args(
+        crate::db::spi::run_with_args(
             "DELETE FROM tenancy.tenants WHERE schema_name OPERATOR(pg_catalog.=) $1::pg_catalog.text",
             &[name.into()],
         )
@@ -347,7 +347,7 @@ pub fn ledger(name: &str) -> Vec<(String, String)> {
 /// Writes one ledger row, in the same transaction as the migration's DDL.
 pub fn record(tenant: &str, m: &Migration, seconds: f64, baselined: bool) {
     as_extension_owner(|| {
-        Spi::run_with_args(
+        crate::db::spi::run_with_args(
             "INSERT INTO tenancy.ledger (schema_name, version, name, checksum, duration, baselined) \
              VALUES ($1, $2, $3, $4, pg_catalog.make_interval(secs => $5), $6)",
             &[
@@ -410,6 +410,8 @@ pub fn registered_migrations(with_sql: bool) -> Vec<Migration> {
 /// against its stored checksum. Their rows are locked `FOR KEY SHARE` until the transaction ends
 /// (see [`crate::db::known_set::load_text`]); a row deleted meanwhile is left out.
 pub fn registered_sql(versions: &[String]) -> Vec<(String, String)> {
+    // FOR KEY SHARE writes row locks: not on a standby.
+    crate::db::spi::writable();
     as_extension_owner(|| {
         Spi::connect_mut(|c| {
             c.update(
@@ -486,9 +488,9 @@ pub fn delete_registered(version: &str) -> Option<String> {
 /// them by name.
 pub fn tenants_with(version: &str, except: Option<&str>, limit: i64) -> (i64, Vec<String>) {
     as_extension_owner(|| {
-        Spi::connect_mut(|c| {
+        Spi::connect(|c| {
             let rows: Vec<(i64, String)> = c
-                .update(
+                .select(
                     "SELECT pg_catalog.count(*) OVER (), l.schema_name::pg_catalog.text FROM tenancy.ledger l \
                      WHERE l.version::pg_catalog.numeric OPERATOR(pg_catalog.=) $1::pg_catalog.numeric \
                        AND l.checksum IS DISTINCT FROM $3 \
@@ -530,7 +532,7 @@ pub fn clear_errors_naming(label: &str) -> i64 {
 
 pub fn insert_registered(m: &Migration) {
     as_extension_owner(|| {
-        Spi::run_with_args(
+        crate::db::spi::run_with_args(
             "INSERT INTO tenancy.registered_migrations (version, name, sql, checksum, added_by) \
              VALUES ($1, $2, $3, $4, $5::pg_catalog.text::pg_catalog.name)",
             &[
@@ -553,7 +555,7 @@ pub fn insert_registered(m: &Migration) {
 pub fn lock_tenant(oid: pg_sys::Oid) {
     relink_if_moved();
     as_extension_owner(|| {
-        Spi::run_with_args(
+        crate::db::spi::run_with_args(
             "SELECT pg_catalog.pg_advisory_xact_lock($1, $2)",
             &[TENANCY_LOCK_CLASS.into(), (oid.to_u32() as i32).into()],
         )
@@ -581,7 +583,7 @@ pub fn try_lock_tenant(oid: pg_sys::Oid) -> bool {
 pub fn lock_name(key: &str) {
     as_extension_owner(|| {
         const TENANCY_NAME_LOCK_CLASS: i32 = 0x7465_6e62;
-        Spi::run_with_args(
+        crate::db::spi::run_with_args(
             "SELECT pg_catalog.pg_advisory_xact_lock($1, pg_catalog.hashtext($2))",
             &[TENANCY_NAME_LOCK_CLASS.into(), key.into()],
         )
@@ -611,7 +613,7 @@ pub fn save_managed(
     as_extension_owner(|| {
         if !has_owner_column() {
             // A 0.1.x catalog (see api::compat), which cannot name an owner.
-            return Spi::run_with_args(
+            return crate::db::spi::run_with_args(
                 "INSERT INTO tenancy.managed_table_settings (tbl, template, on_create, on_update, on_delete) \
                  VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2, $3, $4, $5) \
                  ON CONFLICT (tbl) DO UPDATE SET template = excluded.template, on_create = excluded.on_create, \
@@ -620,7 +622,7 @@ pub fn save_managed(
             )
             .or_raise();
         }
-        Spi::run_with_args(
+        crate::db::spi::run_with_args(
             "INSERT INTO tenancy.managed_table_settings (tbl, template, on_create, on_update, on_delete, owner) \
              VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2, $3, $4, $5, $6::pg_catalog.oid::pg_catalog.regrole) \
              ON CONFLICT (tbl) DO UPDATE SET template = excluded.template, on_create = excluded.on_create, \
@@ -794,12 +796,12 @@ pub fn forget_dropped_tables(oids: &[pg_sys::Oid]) -> bool {
         if gone.is_empty() || !has_managed_ddl_catalog() {
             return !gone.is_empty();
         }
-        Spi::run_with_args(
+        crate::db::spi::run_with_args(
             "UPDATE tenancy.tenants SET managed_by = NULL WHERE managed_by::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1)",
             &[gone.clone().into()],
         )
         .or_raise();
-        Spi::run_with_args(
+        crate::db::spi::run_with_args(
             "DELETE FROM tenancy.detached_tenants WHERE managed_by::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1)",
             &[gone.into()],
         )
@@ -836,7 +838,7 @@ pub fn partitions_without_guard(oids: &[pg_sys::Oid]) -> Vec<String> {
 /// Clears a tenant's recorded fleet failure once it migrates successfully.
 pub fn clear_error(oid: pg_sys::Oid) {
     as_extension_owner(|| {
-        Spi::run_with_args(
+        crate::db::spi::run_with_args(
             "UPDATE tenancy.tenants SET last_error = NULL, failed_at = NULL \
              WHERE schema_oid OPERATOR(pg_catalog.=) $1 AND last_error IS NOT NULL",
             &[oid.into()],
@@ -848,7 +850,7 @@ pub fn clear_error(oid: pg_sys::Oid) {
 /// Records a tenant's fleet failure (shown by `tenancy.status` until it next migrates).
 pub fn record_error(name: &str, error: &str) {
     as_extension_owner(|| {
-        Spi::run_with_args(
+        crate::db::spi::run_with_args(
             "UPDATE tenancy.tenants SET last_error = $2, failed_at = pg_catalog.clock_timestamp() \
              WHERE schema_name OPERATOR(pg_catalog.=) $1::pg_catalog.text",
             &[name.into(), error.into()],
@@ -859,7 +861,7 @@ pub fn record_error(name: &str, error: &str) {
 
 pub fn save_attribute_table(tbl: pg_sys::Oid, col: &str) {
     as_extension_owner(|| {
-        Spi::run_with_args(
+        crate::db::spi::run_with_args(
             "INSERT INTO tenancy.attribute_tables (tbl, tenant_column) VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2) \
              ON CONFLICT (tbl) DO UPDATE SET tenant_column = excluded.tenant_column",
             &[tbl.into(), col.into()],
@@ -891,7 +893,7 @@ pub fn attribute_tenant_exists(tenant: &str) -> bool {
 
 pub fn insert_attribute_tenant(tenant: &str) {
     as_extension_owner(|| {
-        Spi::run_with_args(
+        crate::db::spi::run_with_args(
             "INSERT INTO tenancy.attribute_tenants (tenant) VALUES ($1) ON CONFLICT DO NOTHING",
             &[tenant.into()],
         )

@@ -28,6 +28,7 @@ fn sqlstate(state: SqlState) -> PgSqlErrorCode {
         SqlState::UndefinedColumn => ERRCODE_UNDEFINED_COLUMN,
         SqlState::FeatureNotSupported => ERRCODE_FEATURE_NOT_SUPPORTED,
         SqlState::LockNotAvailable => ERRCODE_LOCK_NOT_AVAILABLE,
+        SqlState::ReadOnlySqlTransaction => ERRCODE_READ_ONLY_SQL_TRANSACTION,
     }
 }
 

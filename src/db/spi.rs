@@ -14,7 +14,8 @@
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 
-use crate::db::report::OrRaise;
+use crate::db::report::{raise, OrRaise};
+use crate::rules::error::{SqlState, TenancyError};
 
 /// The first column of the first row, or `None` when there is no row (or it is NULL). A read
 /// (see the module's documentation).
@@ -29,8 +30,31 @@ pub fn get_one<T: FromDatum + IntoDatum>(query: &str, args: &[DatumWithOid]) -> 
     })
 }
 
+/// Refuses to go on when the server is a hot standby: pgrx asks for a transaction ID before every
+/// statement that writes, which fails there with a bare XX000; this says what and where instead.
+/// Every write path passes here first (its lock or its first write).
+pub fn writable() {
+    // SAFETY: reads shared memory state; callable in any backend.
+    if unsafe { pg_sys::RecoveryInProgress() } {
+        raise(
+            TenancyError::new(
+                SqlState::ReadOnlySqlTransaction,
+                "pg_tenancy cannot change anything on a hot standby: the server is in recovery",
+            )
+            .hint("Run it on the primary. all_tenants, current_tenant, set_tenant, verify() (not deep), relink(dry_run => true) and the views work on a standby."),
+        )
+    }
+}
+
+/// `Spi::run_with_args` for a statement that writes or locks (see [`writable`]).
+pub fn run_with_args(sql: &str, args: &[DatumWithOid]) -> Result<(), pgrx::spi::SpiError> {
+    writable();
+    Spi::run_with_args(sql, args)
+}
+
 /// [`get_one`] for a statement that writes (`WITH gone AS (DELETE … RETURNING …) SELECT …`).
 pub fn write_one<T: FromDatum + IntoDatum>(query: &str, args: &[DatumWithOid]) -> Option<T> {
+    writable();
     Spi::connect_mut(|c| {
         let t = c.update(query, Some(1), args).or_raise();
         if t.is_empty() {
@@ -42,6 +66,7 @@ pub fn write_one<T: FromDatum + IntoDatum>(query: &str, args: &[DatumWithOid]) -
 }
 
 pub fn run(sql: &str) {
+    writable();
     Spi::run(sql).or_raise()
 }
 

@@ -41,11 +41,13 @@ pub enum SqlState {
     FeatureNotSupported,
     /// 55P03 lock_not_available (drop_tenant could not take its locks within its lock timeout)
     LockNotAvailable,
+    /// 25006 read_only_sql_transaction (a write on a hot standby)
+    ReadOnlySqlTransaction,
 }
 
 impl SqlState {
     /// Every state, for tests that check each one.
-    pub const ALL: [SqlState; 16] = [
+    pub const ALL: [SqlState; 17] = [
         SqlState::InvalidName,
         SqlState::NameTooLong,
         SqlState::DuplicateSchema,
@@ -62,6 +64,7 @@ impl SqlState {
         SqlState::UndefinedColumn,
         SqlState::FeatureNotSupported,
         SqlState::LockNotAvailable,
+        SqlState::ReadOnlySqlTransaction,
     ];
 
     pub fn code(self) -> &'static str {
@@ -82,6 +85,7 @@ impl SqlState {
             SqlState::UndefinedTable => "42P01",
             SqlState::FeatureNotSupported => "0A000",
             SqlState::LockNotAvailable => "55P03",
+            SqlState::ReadOnlySqlTransaction => "25006",
         }
     }
 }

@@ -114,6 +114,8 @@ if as_pg "$new_bin/pg_basebackup" -h "$new/sock" -p "$NEW_PORT" -U postgres -D "
     "$(q -c "SET default_transaction_read_only = on" -c "$views" 2>&1)" "$(sb -c "$views")"
   check "standby: relink(dry_run) answers, naming only the hand-made replacement" "gone" \
     "$(sb -c "SELECT coalesce(string_agg(schema_name, ' '), 'nothing') FROM tenancy.relink(dry_run => true)")"
+  check "standby: a write says where to run it (25006, not XX000)" "25006 25006" \
+    "$(sb -v VERBOSITY=verbose -c "SELECT tenancy.create_tenant('nope')" | sed -n 's/^ERROR:  \([0-9A-Z]\{5\}\):.*/\1/p' | head -1) $(sb -v VERBOSITY=verbose -c "SELECT * FROM tenancy.verify(deep => true)" | sed -n 's/^ERROR:  \([0-9A-Z]\{5\}\):.*/\1/p' | head -1)"
   as_pg "$new_bin/pg_ctl" -D "$new/standby" -m fast stop >/dev/null
 else
   check "standby: pg_basebackup and start" "0" "1"; tail -5 "$new/basebackup.log" "$new/standby.log" 2>/dev/null
