@@ -406,4 +406,113 @@ mod tests {
             f.hint
         );
     }
+
+    // Review fixes -----------------------------------------------------------------------------
+
+    #[pg_test]
+    fn review_remove_migration_is_refused_while_a_kept_ledger_has_it() {
+        setup();
+        organizations("detach");
+        run("SELECT tenancy.add_migration('0100', 'notes', 'CREATE TABLE notes (id int)')");
+        run("INSERT INTO organizations (id) VALUES (1)");
+        assert!(ledger("org_1").contains(&"0100".to_string()));
+        run("DELETE FROM organizations");
+        assert_eq!(count("SELECT 1 FROM tenancy.detached_tenants"), 1);
+        let f = fails("SELECT tenancy.remove_migration('0100')", "55000");
+        assert!(
+            f.message.contains("0100_notes")
+                && f.message.contains("1 detached tenant")
+                && f.message.contains("org_1")
+                && f.hint.contains("DROP SCHEMA"),
+            "{} / {}",
+            f.message,
+            f.hint
+        );
+        // Following the hint: dropping the schema forgets the kept ledger.
+        run("DROP SCHEMA org_1 CASCADE");
+        assert_eq!(
+            one::<String>("SELECT tenancy.remove_migration('0100')").unwrap(),
+            "0100_notes"
+        );
+    }
+
+    #[pg_test]
+    fn review_a_partitioned_managed_table_is_what_its_tenants_name() {
+        setup();
+        run("CREATE TABLE public.dorgs (region text NOT NULL, id int NOT NULL, PRIMARY KEY (region, id)) PARTITION BY LIST (region)");
+        run("CREATE TABLE public.dorgs_eu PARTITION OF public.dorgs FOR VALUES IN ('eu')");
+        run("CREATE TABLE public.dorgs_us PARTITION OF public.dorgs FOR VALUES IN ('us')");
+        run(&format!(
+            "SELECT tenancy.manage_tenant('dorgs', ARRAY['d_', ':region', '_', ':id'], on_delete => 'detach', owner => {})",
+            lit(tenant_owner())
+        ));
+        run("INSERT INTO dorgs VALUES ('eu', 1), ('us', 2)");
+        assert_eq!(
+            count("SELECT 1 FROM tenancy.tenants WHERE managed_by::oid = 'public.dorgs'::regclass::oid"),
+            2
+        );
+        // A row whose tenant was never provisioned: the message names the managed table.
+        run("SET LOCAL session_replication_role = replica");
+        run("INSERT INTO dorgs VALUES ('eu', 3)");
+        run("RESET session_replication_role");
+        let f = fails("DELETE FROM dorgs WHERE id = 3", "42704");
+        assert!(
+            f.message.starts_with("public.dorgs: ") && !f.message.contains("dorgs_eu"),
+            "{}",
+            f.message
+        );
+        run("SET LOCAL session_replication_role = replica");
+        run("DELETE FROM dorgs WHERE id = 3");
+        run("RESET session_replication_role");
+        // Detached by a DELETE and re-adopted by the re-insert.
+        run("DELETE FROM dorgs WHERE id = 1");
+        assert!(!registered("d_eu_1") && schema_exists("d_eu_1"));
+        run("INSERT INTO dorgs VALUES ('eu', 1)");
+        assert!(registered("d_eu_1"));
+        // TRUNCATE of the parent: verify sees the tenants without a row.
+        run("TRUNCATE dorgs");
+        let p = problems();
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(
+            p.iter()
+                .all(|x| x.contains("public.dorgs") && !x.contains("dorgs_")),
+            "{p:?}"
+        );
+        // Dropping the parent unregisters it: no tenant keeps naming it.
+        run("DROP TABLE dorgs");
+        assert_eq!(
+            count("SELECT 1 FROM tenancy.tenants WHERE managed_by IS NOT NULL"),
+            0
+        );
+        assert_eq!(problems(), Vec::<String>::new());
+    }
+
+    #[pg_test]
+    fn review_temporary_tables_and_views_are_refused_by_name() {
+        setup();
+        run("CREATE TEMP TABLE tmp_orgs (id int)");
+        let f = fails(
+            "SELECT tenancy.manage_tenant('tmp_orgs', ARRAY['t_', ':id'])",
+            "0A000",
+        );
+        assert!(
+            f.message.contains("tmp_orgs")
+                && f.message.contains("temporary")
+                && f.hint.contains("permanent"),
+            "{} / {}",
+            f.message,
+            f.hint
+        );
+        assert_eq!(count("SELECT 1 FROM tenancy.managed_table_settings"), 0);
+        run("CREATE VIEW public.orgs_v AS SELECT 1 AS id");
+        let f = fails(
+            "SELECT tenancy.manage_tenant('orgs_v', ARRAY['v_', ':id'])",
+            "42P01",
+        );
+        assert!(
+            f.message.contains("orgs_v") && !f.message.contains("OID"),
+            "{}",
+            f.message
+        );
+    }
 }

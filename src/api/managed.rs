@@ -64,6 +64,7 @@ pub fn manage_tenant_owned(
     let template = Template::parse(&raw).or_raise();
     let table = catalog::table_info(tbl);
     refuse_extension_table(tbl, &table);
+    refuse_temporary_table(tbl, &table);
     let columns = catalog::table_columns(tbl);
     for c in template.columns() {
         if !columns.iter().any(|x| x == c) {
@@ -133,6 +134,20 @@ fn refuse_extension_table(tbl: pg_sys::Oid, table: &str) {
                 ),
             )
             .hint("A managed table is one of your application's tables whose rows are your tenants, e.g. CREATE TABLE organizations (id bigint PRIMARY KEY, name text) and tenancy.manage_tenant('organizations', ARRAY['org_', ':id'])."),
+        );
+    }
+}
+
+/// A temporary table goes away with its session, leaving its registration (and the tenants'
+/// `managed_by`) dangling: refused.
+fn refuse_temporary_table(tbl: pg_sys::Oid, table: &str) {
+    if catalog::is_temporary(tbl) {
+        raise(
+            TenancyError::new(
+                SqlState::FeatureNotSupported,
+                format!("table {table} is a temporary table and cannot be a managed table"),
+            )
+            .hint("A temporary table ends with its session, and its registration would dangle: manage a permanent (or UNLOGGED) table instead."),
         );
     }
 }
@@ -376,14 +391,33 @@ fn _managed_row<'a>(
     let raw: Vec<Option<String>> = raw.iter().cloned().map(Some).collect();
     let template = Template::parse(&raw).or_raise();
     let data = trigger.trigger_data();
-    // From the relation cache, not a query (this runs for every row), quoted as regclass prints it.
-    let table = format!(
-        "{}.{}",
-        pg_quote_identifier(&trigger.table_schema().unwrap_or_default()),
-        pg_quote_identifier(&trigger.table_name().unwrap_or_default())
-    );
     // SAFETY: PostgreSQL hands a trigger its relation and the tuples of the firing event.
     let tupdesc = unsafe { (*data.tg_relation).rd_att };
+    // SAFETY: the trigger's relation is valid while it fires.
+    let (relid, is_partition) = unsafe {
+        (
+            (*data.tg_relation).rd_id,
+            (*(*data.tg_relation).rd_rel).relispartition,
+        )
+    };
+    // Row triggers of a partitioned table fire on the leaf partition: the managed table is the
+    // ancestor registered in tenancy.managed_table_settings (its OID goes into managed_by, its
+    // name into messages, its settings apply). Otherwise, from the relation cache, not a query
+    // (this runs for every row), quoted as regclass prints it.
+    let (tbl, table) = match is_partition
+        .then(|| catalog::managed_ancestor(relid))
+        .flatten()
+    {
+        Some(managed) => managed,
+        None => (
+            relid,
+            format!(
+                "{}.{}",
+                pg_quote_identifier(&trigger.table_schema().unwrap_or_default()),
+                pg_quote_identifier(&trigger.table_name().unwrap_or_default())
+            ),
+        ),
+    };
     let name_of = |tuple: *mut pg_sys::HeapTupleData| {
         template
             .render(&table, |col| unsafe {
@@ -392,8 +426,6 @@ fn _managed_row<'a>(
             .or_raise()
     };
     let event = trigger.event();
-    // SAFETY: the trigger's relation is valid while it fires.
-    let tbl = unsafe { (*data.tg_relation).rd_id };
     if event.fired_by_insert() {
         let name = name_of(data.tg_trigtuple);
         let owner = registry::managed_owner(tbl);

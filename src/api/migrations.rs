@@ -8,7 +8,7 @@ use pgrx::prelude::*;
 use crate::api::args::required;
 use crate::db::known_set::{embedded, known_versions};
 use crate::db::report::{raise, OrRaise};
-use crate::db::{catalog, identity, registry};
+use crate::db::{catalog, detached, identity, registry};
 use crate::rules::error::{SqlState, TenancyError};
 use crate::rules::migration_set::{self, clash, cmp_versions, find, Migration};
 use crate::rules::names::quote_ident;
@@ -178,8 +178,37 @@ fn remove_migration(version: Option<&str>) -> String {
             .hint("A migration a tenant has applied stays: supersede it with a corrective migration of a later version instead (docs/migrations.md, \"Withdrawing or superseding a migration\")."),
         );
     }
+    refuse_kept_ledgers(m);
     registry::clear_errors_naming(&m.label());
     m.label()
+}
+
+/// A detached tenant of a managed table keeps its ledger (`tenancy.detached_tenants`) until its
+/// row is inserted again; while a kept ledger has the migration, removing it (and perhaps adding
+/// other text under its version) would make that re-insert fail with drift.
+fn refuse_kept_ledgers(m: &Migration) {
+    let (count, first) = detached::with_version(&m.version, LISTED);
+    if count == 0 {
+        return;
+    }
+    let names: Vec<String> = first.iter().map(|n| quote_ident(n)).collect();
+    raise(
+        TenancyError::new(
+            SqlState::ObjectNotInPrerequisiteState,
+            format!(
+                "migration {} cannot be removed: {count} detached tenant{} of managed tables applied it ({}{})",
+                m.label(),
+                if count == 1 { "" } else { "s" },
+                names.join(", "),
+                if count > LISTED { ", …" } else { "" }
+            ),
+        )
+        .detail(format!(
+            "Their ledgers are kept in tenancy.detached_tenants until their rows are inserted again: SELECT schema_name, managed_by FROM tenancy.detached_tenants WHERE ledger @> '[{{\"version\": \"{}\"}}]' lists them all.",
+            m.version
+        ))
+        .hint("Inserting a detached tenant's row again re-adopts its schema and ledger (then it is a tenant that has applied it, and the migration stays: supersede it with a later one); DROP SCHEMA of a detached tenant's schema forgets its kept ledger. Once no kept ledger has it, the migration can be removed."),
+    );
 }
 
 fn embedded_refusal(e: &Migration) -> TenancyError {

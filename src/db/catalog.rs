@@ -62,14 +62,49 @@ pub fn table_info(oid: pg_sys::Oid) -> String {
         &[oid.into()],
     )
     .unwrap_or_else(|| {
+        // Named as regclass prints it (the bare OID when no relation has it).
+        let name = get_one::<String>(
+            "SELECT $1::pg_catalog.regclass::pg_catalog.text",
+            &[oid.into()],
+        )
+        .unwrap_or_else(|| oid.to_u32().to_string());
         raise(
             TenancyError::new(
                 SqlState::UndefinedTable,
-                format!("relation with OID {} is not a table", oid.to_u32()),
+                format!("relation {name} is not a table"),
             )
             .hint("Managed tables must be ordinary or partitioned tables."),
         )
     })
+}
+
+/// Whether table `oid` is a temporary table (`relpersistence 't'`).
+pub fn is_temporary(oid: pg_sys::Oid) -> bool {
+    get_one::<bool>(
+        "SELECT c.relpersistence OPERATOR(pg_catalog.=) 't' FROM pg_catalog.pg_class c \
+         WHERE c.oid OPERATOR(pg_catalog.=) $1",
+        &[oid.into()],
+    )
+    .unwrap_or(false)
+}
+
+/// The managed table a row trigger fires for: `relid` itself, or, for a partition (row triggers
+/// fire on the leaf), its ancestor registered in `tenancy.managed_table_settings`.
+pub fn managed_ancestor(relid: pg_sys::Oid) -> Option<(pg_sys::Oid, String)> {
+    let oid = crate::db::identity::as_extension_owner(|| {
+        get_one::<pg_sys::Oid>(
+            "SELECT a.relid::pg_catalog.oid \
+             FROM pg_catalog.pg_partition_ancestors($1::pg_catalog.oid::pg_catalog.regclass) WITH ORDINALITY a(relid, n) \
+             WHERE EXISTS (SELECT FROM tenancy.managed_table_settings s WHERE s.tbl OPERATOR(pg_catalog.=) a.relid) \
+             ORDER BY a.n LIMIT 1",
+            &[relid.into()],
+        )
+    })?;
+    let name = get_one::<String>(
+        "SELECT $1::pg_catalog.regclass::pg_catalog.text",
+        &[oid.into()],
+    )?;
+    Some((oid, name))
 }
 
 /// Whether a relation with this OID exists.

@@ -116,3 +116,24 @@ pub fn relink_by_name() {
         .or_raise();
     })
 }
+
+/// The detached tenants whose kept ledger has migration `version`: how many, and the first
+/// `limit` names in order.
+pub fn with_version(version: &str, limit: i64) -> (i64, Vec<String>) {
+    as_extension_owner(|| {
+        let count = get_one::<i64>(
+            "SELECT pg_catalog.count(*) FROM tenancy.detached_tenants d \
+             WHERE d.ledger OPERATOR(pg_catalog.@>) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('version', $1::pg_catalog.text))",
+            &[version.into()],
+        )
+        .unwrap_or(0);
+        let names = get_one::<Vec<String>>(
+            "SELECT pg_catalog.array_agg(n::pg_catalog.text ORDER BY n) FROM (SELECT d.schema_name AS n FROM tenancy.detached_tenants d \
+             WHERE d.ledger OPERATOR(pg_catalog.@>) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('version', $1::pg_catalog.text)) \
+             ORDER BY d.schema_name LIMIT $2) s",
+            &[version.into(), limit.into()],
+        )
+        .unwrap_or_default();
+        (count, names)
+    })
+}

@@ -475,7 +475,7 @@ fn check_stored_text(version: &str, name: &str, sql: &str, stored: &str) {
 /// [`registered_sql`]); returns the role recorded as its author, `None` when there was no row.
 pub fn delete_registered(version: &str) -> Option<String> {
     as_extension_owner(|| {
-        get_one::<String>(
+        write_one::<String>(
             "DELETE FROM tenancy.registered_migrations WHERE version OPERATOR(pg_catalog.=) $1 \
              RETURNING added_by::pg_catalog.text",
             &[version.into()],
@@ -519,7 +519,7 @@ pub fn tenants_with(version: &str, except: Option<&str>, limit: i64) -> (i64, Ve
 /// Returns how many.
 pub fn clear_errors_naming(label: &str) -> i64 {
     as_extension_owner(|| {
-        get_one::<i64>(
+        write_one::<i64>(
             "WITH cleared AS (UPDATE tenancy.tenants SET last_error = NULL, failed_at = NULL \
                WHERE pg_catalog.strpos(last_error, 'migration ' OPERATOR(pg_catalog.||) $1 OPERATOR(pg_catalog.||) ' ') \
                      OPERATOR(pg_catalog.>) 0 RETURNING 1) \
