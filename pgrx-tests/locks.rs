@@ -167,4 +167,42 @@ mod tests {
         run("SELECT pg_temp.drop_tenant_0_1('org_1')");
         assert!(!schema_exists("org_1"));
     }
+
+    /// Found by review: `DROP SCHEMA … CASCADE` silently took a view in `public`, another tenant's
+    /// view and another schema's foreign key with it. Refused, each named; nothing dropped.
+    #[pg_test]
+    fn a_drop_never_takes_objects_of_other_schemas_with_it() {
+        setup();
+        for t in ["da", "db", "dc"] {
+            run(&format!("SELECT tenancy.create_tenant('{t}')"));
+        }
+        // The shipped migrations give each tenant a foreign key to public.plans: PostgreSQL's
+        // triggers for it on plans are internal to the tenant's constraint and do not block.
+        run("CREATE VIEW db.report AS SELECT count(*) AS n FROM da.users");
+        run("CREATE TABLE db.keep_me (da_user bigint REFERENCES da.users (id))");
+        run("CREATE VIEW public.all_users AS SELECT email FROM dc.users");
+        let f = fails("SELECT tenancy.drop_tenant('da')", "2BP01");
+        assert!(
+            f.message
+                .contains("tenant \"da\": 2 objects outside its schema"),
+            "{f:?}"
+        );
+        assert!(f.detail.contains("view db.report"), "{f:?}");
+        assert!(f.detail.contains("constraint"), "{f:?}");
+        assert!(schema_exists("da"));
+        let f = fails("SELECT tenancy.drop_tenant('dc')", "2BP01");
+        assert!(f.detail.contains("view public.all_users"), "{f:?}");
+        assert_eq!(
+            count("SELECT * FROM tenancy.all_tenants() t WHERE t IN ('da', 'dc')"),
+            2
+        );
+        // Once those are gone, each drops; a tenant with only its own objects always did.
+        run("DROP VIEW db.report");
+        run("DROP TABLE db.keep_me");
+        run("DROP VIEW public.all_users");
+        run("SELECT tenancy.drop_tenant('da')");
+        run("SELECT tenancy.drop_tenant('dc')");
+        assert!(!schema_exists("da") && !schema_exists("dc"));
+        assert!(schema_exists("db"));
+    }
 }

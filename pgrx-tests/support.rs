@@ -53,6 +53,7 @@ pub fn tenant_owner() -> &'static str {
     "tenancy_owner"
 }
 
+#[derive(Debug)]
 pub struct Failure {
     pub state: String,
     pub message: String,

@@ -558,6 +558,8 @@ fn drop_attempt(
             return Err(Busy::Relation { oid, in_tenant });
         }
     }
+    // Checked with the locks held, so no new dependent can appear before the DROP.
+    refuse_outside_dependents(&t);
     // Unregistered first: the DROP SCHEMA event trigger then finds no tenant to mark dropped.
     registry::delete(&t.name);
     // The cascade lists every object of the tenant as a NOTICE; that is noise here.
@@ -567,6 +569,38 @@ fn drop_attempt(
         || spi::run(&format!("DROP SCHEMA {} CASCADE", quote_ident(&t.name))),
     );
     Ok(())
+}
+
+/// `DROP SCHEMA … CASCADE` would also drop what other schemas built on the tenant (a view in
+/// `public` over its tables, another tenant's foreign key to it): refused (2BP01) with each named.
+fn refuse_outside_dependents(t: &registry::Tenant) {
+    let found = catalog::outside_dependents(t.oid);
+    if found.is_empty() {
+        return;
+    }
+    let mut detail = found
+        .iter()
+        .take(20)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("\n");
+    if found.len() > 20 {
+        detail.push_str(&format!("\nand {} more", found.len() - 20));
+    }
+    raise(
+        TenancyError::new(
+            SqlState::DependentObjectsStillExist,
+            format!(
+                "tenant {}: {} object{} outside its schema depend{} on it and would be dropped with it",
+                quote_ident(&t.name),
+                found.len(),
+                if found.len() == 1 { "" } else { "s" },
+                if found.len() == 1 { "s" } else { "" }
+            ),
+        )
+        .detail(detail)
+        .hint("Nothing was dropped. Drop or change those objects first (they belong to other schemas: a view over the tenant's tables, another table's foreign key to it, a default using its sequence), then drop the tenant."),
+    )
 }
 
 /// 55P03 for a drop that could not take its locks within its lock timeout.

@@ -551,3 +551,42 @@ pub fn relation_name(oid: pg_sys::Oid) -> String {
     )
     .unwrap_or_else(|| format!("relation with OID {}", oid.to_u32()))
 }
+
+/// Objects outside schema `nsp` that `DROP SCHEMA … CASCADE` would drop with it: those with a
+/// normal dependency on a relation, type or routine of the schema (or one of its columns) and
+/// placed elsewhere (a view or rule, a constraint, trigger, default or policy of a table, a
+/// routine or type of another schema; a view as itself, not as its `_RETURN` rule). Internal and automatic dependencies (the triggers
+/// PostgreSQL puts on a referenced shared table for a tenant's foreign key) go with their owner
+/// and are not listed. As `pg_describe_object` names them.
+pub fn outside_dependents(nsp: pg_sys::Oid) -> Vec<String> {
+    Spi::connect(|c| {
+        c.select(
+            "WITH inside AS ( \
+                 SELECT 'pg_catalog.pg_class'::pg_catalog.regclass::pg_catalog.oid AS classid, c.oid AS objid FROM pg_catalog.pg_class c WHERE c.relnamespace OPERATOR(pg_catalog.=) $1 \
+                 UNION ALL SELECT 'pg_catalog.pg_type'::pg_catalog.regclass::pg_catalog.oid, t.oid FROM pg_catalog.pg_type t WHERE t.typnamespace OPERATOR(pg_catalog.=) $1 \
+                 UNION ALL SELECT 'pg_catalog.pg_proc'::pg_catalog.regclass::pg_catalog.oid, p.oid FROM pg_catalog.pg_proc p WHERE p.pronamespace OPERATOR(pg_catalog.=) $1), \
+             dep AS ( \
+                 SELECT DISTINCT d.classid, d.objid, d.objsubid FROM pg_catalog.pg_depend d \
+                 JOIN inside i ON d.refclassid OPERATOR(pg_catalog.=) i.classid AND d.refobjid OPERATOR(pg_catalog.=) i.objid \
+                 WHERE d.deptype OPERATOR(pg_catalog.=) 'n'), \
+             placed AS ( \
+                 SELECT dep.classid, dep.objid, dep.objsubid, CASE dep.classid \
+                   WHEN 'pg_catalog.pg_class'::pg_catalog.regclass THEN (SELECT x.relnamespace FROM pg_catalog.pg_class x WHERE x.oid OPERATOR(pg_catalog.=) dep.objid) \
+                   WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN (SELECT x.relnamespace FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_class x ON x.oid OPERATOR(pg_catalog.=) r.ev_class WHERE r.oid OPERATOR(pg_catalog.=) dep.objid) \
+                   WHEN 'pg_catalog.pg_constraint'::pg_catalog.regclass THEN (SELECT coalesce(x.relnamespace, k.connamespace) FROM pg_catalog.pg_constraint k LEFT JOIN pg_catalog.pg_class x ON x.oid OPERATOR(pg_catalog.=) k.conrelid WHERE k.oid OPERATOR(pg_catalog.=) dep.objid) \
+                   WHEN 'pg_catalog.pg_trigger'::pg_catalog.regclass THEN (SELECT x.relnamespace FROM pg_catalog.pg_trigger g JOIN pg_catalog.pg_class x ON x.oid OPERATOR(pg_catalog.=) g.tgrelid WHERE g.oid OPERATOR(pg_catalog.=) dep.objid) \
+                   WHEN 'pg_catalog.pg_attrdef'::pg_catalog.regclass THEN (SELECT x.relnamespace FROM pg_catalog.pg_attrdef a JOIN pg_catalog.pg_class x ON x.oid OPERATOR(pg_catalog.=) a.adrelid WHERE a.oid OPERATOR(pg_catalog.=) dep.objid) \
+                   WHEN 'pg_catalog.pg_policy'::pg_catalog.regclass THEN (SELECT x.relnamespace FROM pg_catalog.pg_policy p JOIN pg_catalog.pg_class x ON x.oid OPERATOR(pg_catalog.=) p.polrelid WHERE p.oid OPERATOR(pg_catalog.=) dep.objid) \
+                   WHEN 'pg_catalog.pg_proc'::pg_catalog.regclass THEN (SELECT x.pronamespace FROM pg_catalog.pg_proc x WHERE x.oid OPERATOR(pg_catalog.=) dep.objid) \
+                   WHEN 'pg_catalog.pg_type'::pg_catalog.regclass THEN (SELECT x.typnamespace FROM pg_catalog.pg_type x WHERE x.oid OPERATOR(pg_catalog.=) dep.objid) \
+                 END AS nsp FROM dep) \
+             SELECT DISTINCT pg_catalog.regexp_replace(pg_catalog.pg_describe_object(classid, objid, objsubid), '^rule _RETURN on ', '') \
+             FROM placed WHERE nsp OPERATOR(pg_catalog.<>) $1 ORDER BY 1",
+            None,
+            &[nsp.into()],
+        )
+        .or_raise()
+        .map(|r| r.get::<String>(1).or_raise().unwrap_or_default())
+        .collect()
+    })
+}

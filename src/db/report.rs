@@ -29,6 +29,7 @@ fn sqlstate(state: SqlState) -> PgSqlErrorCode {
         SqlState::FeatureNotSupported => ERRCODE_FEATURE_NOT_SUPPORTED,
         SqlState::LockNotAvailable => ERRCODE_LOCK_NOT_AVAILABLE,
         SqlState::ReadOnlySqlTransaction => ERRCODE_READ_ONLY_SQL_TRANSACTION,
+        SqlState::DependentObjectsStillExist => ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
     }
 }
 

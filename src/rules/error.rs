@@ -43,11 +43,13 @@ pub enum SqlState {
     LockNotAvailable,
     /// 25006 read_only_sql_transaction (a write on a hot standby)
     ReadOnlySqlTransaction,
+    /// 2BP01 dependent_objects_still_exist (drop_tenant: objects of other schemas depend on it)
+    DependentObjectsStillExist,
 }
 
 impl SqlState {
     /// Every state, for tests that check each one.
-    pub const ALL: [SqlState; 17] = [
+    pub const ALL: [SqlState; 18] = [
         SqlState::InvalidName,
         SqlState::NameTooLong,
         SqlState::DuplicateSchema,
@@ -65,6 +67,7 @@ impl SqlState {
         SqlState::FeatureNotSupported,
         SqlState::LockNotAvailable,
         SqlState::ReadOnlySqlTransaction,
+        SqlState::DependentObjectsStillExist,
     ];
 
     pub fn code(self) -> &'static str {
@@ -86,6 +89,7 @@ impl SqlState {
             SqlState::FeatureNotSupported => "0A000",
             SqlState::LockNotAvailable => "55P03",
             SqlState::ReadOnlySqlTransaction => "25006",
+            SqlState::DependentObjectsStillExist => "2BP01",
         }
     }
 }
