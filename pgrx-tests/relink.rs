@@ -59,6 +59,26 @@ mod tests {
             count("SELECT 1 FROM tenancy.tenants WHERE schema_name = 'org_30' AND schema_renamed_to IS NULL AND schema_dropped_at IS NULL"),
             1
         );
+        // Found by review: set_tenant said "dropped … relink" and drop_tenant "does not exist"
+        // (hinting at detach_tenant) for a schema renamed by hand; both say what happened.
+        for call in [
+            "SELECT tenancy.set_tenant('org_1')",
+            "SELECT tenancy.drop_tenant('org_1')",
+        ] {
+            let f = fails(call, "55000");
+            assert!(
+                f.message
+                    .contains("renamed to \"org_1_moved\" behind pg_tenancy's back"),
+                "{call}: {}",
+                f.message
+            );
+            assert!(
+                f.hint
+                    .contains("ALTER SCHEMA \"org_1_moved\" RENAME TO \"org_1\""),
+                "{call}: {}",
+                f.hint
+            );
+        }
         let p = problems();
         assert_eq!(p.len(), 2, "{p:?}");
         assert!(

@@ -73,17 +73,7 @@ pub fn recheck(t: &Tenant) -> (Tenant, bool) {
     };
     match locked.schema_name {
         Some(actual) if actual == locked.tenant.name => (locked.tenant, locked.has_error),
-        Some(actual) => raise(
-            TenancyError::new(
-                SqlState::ObjectNotInPrerequisiteState,
-                format!(
-                    "schema of tenant {} was renamed to {} behind pg_tenancy's back",
-                    quote_ident(&locked.tenant.name),
-                    quote_ident(&actual)
-                ),
-            )
-            .hint("Rename it back with ALTER SCHEMA, or use tenancy.rename_tenant for renames."),
-        ),
+        Some(actual) => raise(renamed_error(&locked.tenant.name, &actual)),
         None => raise(no_schema_error(&locked.tenant.name)),
     }
 }
@@ -92,6 +82,9 @@ pub fn recheck(t: &Tenant) -> (Tenant, bool) {
 /// the registry was re-linked after a `pg_upgrade`). Never a bare pointer to `detach_tenant`,
 /// which deletes the tenant's ledger.
 pub fn no_schema_error(name: &str) -> TenancyError {
+    if let Some(now) = registry::renamed_to(name) {
+        return renamed_error(name, &now);
+    }
     let replaced = crate::db::catalog::schema_oid(name).is_some();
     TenancyError::new(
         SqlState::InvalidSchemaName,
@@ -110,6 +103,23 @@ pub fn no_schema_error(name: &str) -> TenancyError {
     } else {
         "It was dropped behind pg_tenancy's back: restore the schema and run SELECT * FROM tenancy.relink(dry_run => false), or remove the registration with tenancy.detach_tenant (it deletes the tenant's ledger)."
     })
+}
+
+/// A tenant whose schema was renamed by hand: it is still there, under another name.
+fn renamed_error(name: &str, now: &str) -> TenancyError {
+    TenancyError::new(
+        SqlState::ObjectNotInPrerequisiteState,
+        format!(
+            "schema of tenant {} was renamed to {} behind pg_tenancy's back",
+            quote_ident(name),
+            quote_ident(now)
+        ),
+    )
+    .hint(format!(
+        "Rename it back (ALTER SCHEMA {} RENAME TO {}), then use tenancy.rename_tenant for renames.",
+        quote_ident(now),
+        quote_ident(name)
+    ))
 }
 
 /// `search_path` for running a tenant's migrations or for `set_tenant`: the tenant, then the

@@ -431,6 +431,9 @@ fn detach_tenant(schema: Option<&str>) {
 /// up front within `lock_timeout_ms` (0: no limit; see [`drop_locked`]).
 pub fn drop(name: &str, lock_timeout_ms: u32) {
     let Some(oid) = catalog::schema_oid(name) else {
+        if registry::renamed_to(name).is_some() {
+            raise(apply::no_schema_error(name));
+        }
         let hint = if registry::tenant_by_name(name).is_some() {
             "The tenant is registered but its schema is gone; tenancy.detach_tenant removes the registration and deletes the tenant's ledger."
         } else {

@@ -230,6 +230,27 @@ pub struct Locked {
     pub has_error: bool,
 }
 
+/// The name a tenant's schema was renamed to behind pg_tenancy's back, if it was: as the event
+/// trigger noted it, or (in the cluster that wrote the registry) the name its registered OID has
+/// now.
+pub fn renamed_to(name: &str) -> Option<String> {
+    if !has_relink_catalog() {
+        return None;
+    }
+    let home = oids_are_home();
+    as_extension_owner(|| {
+        get_one::<String>(
+            "SELECT coalesce(t.schema_renamed_to::pg_catalog.text, \
+                             CASE WHEN $2 THEN n.nspname::pg_catalog.text END) \
+             FROM tenancy.tenants t LEFT JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) t.schema_oid \
+             WHERE t.schema_name OPERATOR(pg_catalog.=) $1::pg_catalog.text \
+               AND t.schema_dropped_at IS NULL \
+               AND coalesce(t.schema_renamed_to, CASE WHEN $2 THEN n.nspname END) OPERATOR(pg_catalog.<>) t.schema_name",
+            &[name.into(), home.into()],
+        )
+    })
+}
+
 pub fn locked_tenant(oid: pg_sys::Oid) -> Option<Locked> {
     as_extension_owner(|| {
         Spi::connect(|c| {
