@@ -972,25 +972,6 @@ BEGIN
 END
 $$;
 
--- Roles that could run the fleet or register migrations before this upgrade keep doing so.
-DO $$
-DECLARE
-    g record;
-BEGIN
-    FOR g IN SELECT DISTINCT a.grantee::regrole AS role, p.proname
-             FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) AS a
-             WHERE p.oid IN ('tenancy._fleet_step(bigint, boolean)'::regprocedure,
-                             'tenancy.add_migration(text, text, text)'::regprocedure)
-               AND a.grantee <> 0 AND a.grantee <> p.proowner AND a.privilege_type = 'EXECUTE'
-    LOOP
-        IF g.proname = '_fleet_step' THEN
-            EXECUTE format('GRANT EXECUTE ON FUNCTION tenancy._migrate_step(text) TO %s', g.role);
-        ELSE
-            EXECUTE format('GRANT EXECUTE ON FUNCTION tenancy.remove_migration(text) TO %s', g.role);
-        END IF;
-    END LOOP;
-END
-$$;
 
 
 -- ---------------------------------------------------------------------------------------------
@@ -1148,6 +1129,8 @@ $$;
 REVOKE ALL ON FUNCTION tenancy._relink_restored_detached() FROM PUBLIC;
 REVOKE ALL ON TABLE tenancy.detached_tenants FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION tenancy._managed_ddl(oid[]) TO PUBLIC;
+-- Every role granted a level before this upgrade gets that level again, so also what issue 13
+-- added to it (_migrate_step at the provision level, remove_migration at the author level).
 DO $$
 DECLARE
     g record;
