@@ -18,6 +18,7 @@ use std::time::Instant;
 use pgrx::pg_sys;
 
 use crate::db::catalog;
+use crate::db::citus::Distribution;
 use crate::db::identity;
 use crate::db::known_set;
 use crate::db::registry::{self, Tenant};
@@ -349,13 +350,15 @@ fn adders_up_to(run: &[Migration], adds: &[bool], i: usize) -> Vec<String> {
 }
 
 /// Runs one migration's planned statements in `schema` (with `@tenant@` = `schema`) as the
-/// schema's owner, in a security-restricted operation of its own: its settings end with it.
+/// schema's owner, in a security-restricted operation of its own: its settings end with it. On a
+/// Citus coordinator (`dist`), the tables each statement creates are distributed before the next.
 fn run_migration(
     schema: &str,
     owner: &catalog::Role,
     m: &Migration,
     steps: &[(usize, Step)],
     info: &RunInfo,
+    dist: Option<&Distribution>,
 ) {
     let path = tenant_search_path(schema);
     identity::as_tenant_owner(owner.oid, &path, || {
@@ -370,6 +373,9 @@ fn run_migration(
                 })
                 .or_raise();
             run_statement(schema, &owner.name, m, *number, &sql, info);
+            if let Some(d) = dist {
+                d.after_statement(schema, &m.label(), *number);
+            }
         }
     })
 }
@@ -438,7 +444,7 @@ pub fn build_schema(schema: &str, include: impl Fn(&Migration) -> bool) -> Vec<T
     let (steps, adds) = (plan(&stmts), adding(&stmts));
     for (i, m) in run.iter().enumerate() {
         let info = RunInfo::new(Where::Scratch, m, adders_up_to(&run, &adds, i));
-        run_migration(schema, &owner, m, &steps[i], &info);
+        run_migration(schema, &owner, m, &steps[i], &info, None);
     }
     left_out
 }
@@ -498,6 +504,7 @@ fn migrate_run(t: &Tenant, target: Option<&str>, stop_after_enum: bool) -> (Vec<
     }
     let owner = catalog::schema_owner(t.oid);
     check_authors(&t.name, &owner, &todo);
+    let dist = Distribution::for_run(t.oid);
     let mut stmts = statements(&todo);
     let mut adds = adding(&stmts);
     let mut more = false;
@@ -527,7 +534,7 @@ fn migrate_run(t: &Tenant, target: Option<&str>, stop_after_enum: bool) -> (Vec<
         };
         let info = RunInfo::new(place, m, adders);
         let started = Instant::now();
-        run_migration(&t.name, &owner, m, &steps[i], &info);
+        run_migration(&t.name, &owner, m, &steps[i], &info, dist.as_ref());
         registry::record(&t.name, m, started.elapsed().as_secs_f64(), false);
     }
     (todo, more)

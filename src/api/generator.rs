@@ -7,6 +7,7 @@ use pgrx::prelude::*;
 use crate::api::args::required;
 use crate::apply;
 use crate::db::catalog;
+use crate::db::citus;
 use crate::db::registry;
 use crate::db::report::{raise, OrRaise};
 use crate::db::spi;
@@ -82,14 +83,14 @@ fn describe_built(
         "DROP SCHEMA IF EXISTS {} CASCADE",
         quote_ident(&scratch)
     ));
-    match owner {
+    citus::creating_plain_schema(|| match owner {
         Some(o) => spi::run(&format!(
             "CREATE SCHEMA {} AUTHORIZATION {}",
             quote_ident(&scratch),
             quote_ident(&o.name)
         )),
         None => spi::run(&format!("CREATE SCHEMA {}", quote_ident(&scratch))),
-    }
+    });
     let left_out = apply::build_schema(&scratch, include);
     let built = describe(&scratch);
     spi::run(&format!("DROP SCHEMA {} CASCADE", quote_ident(&scratch)));
@@ -169,7 +170,7 @@ fn create_template(
             .hint("Drop it first (DROP SCHEMA … CASCADE) or pass another name."),
         );
     }
-    spi::run(&format!("CREATE SCHEMA {}", quote_ident(name)));
+    citus::creating_plain_schema(|| spi::run(&format!("CREATE SCHEMA {}", quote_ident(name))));
     warn_left_out(&apply::build_schema(name, apply::up_to(base_version)));
     name.to_string()
 }

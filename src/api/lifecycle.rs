@@ -14,6 +14,7 @@ use pgrx::prelude::*;
 use crate::api::args::required;
 use crate::apply;
 use crate::db::catalog;
+use crate::db::citus;
 use crate::db::identity;
 use crate::db::known_set;
 use crate::db::locks;
@@ -143,6 +144,7 @@ pub fn create(name: &str, owner: Option<pg_sys::Oid>) {
 /// `verify` then reports it if no row names it any more).
 pub fn create_for(name: &str, owner: Option<pg_sys::Oid>, managed_by: Option<pg_sys::Oid>) {
     refuse_inside_extension_script("create_tenant");
+    citus::refuse_on_worker("create_tenant");
     require_create_privilege("create_tenant");
     names::validate(name).or_raise();
     let owner = choose_owner(&format!("tenant {}", quote_ident(name)), owner);
@@ -153,16 +155,19 @@ pub fn create_for(name: &str, owner: Option<pg_sys::Oid>, managed_by: Option<pg_
     if catalog::schema_oid(name).is_some() {
         raise(schema_exists_error(name));
     }
-    // Created by the caller (its CREATE on the database), owned by the chosen owner.
-    if owner.oid == identity::current_user() {
-        spi::run(&format!("CREATE SCHEMA {}", quote_ident(name)));
-    } else {
-        spi::run(&format!(
-            "CREATE SCHEMA {} AUTHORIZATION {}",
-            quote_ident(name),
-            quote_ident(&owner.name)
-        ));
-    }
+    // Created by the caller (its CREATE on the database), owned by the chosen owner; on Citus a
+    // plain schema, distributed with its first table (db/citus.rs).
+    citus::creating_plain_schema(|| {
+        if owner.oid == identity::current_user() {
+            spi::run(&format!("CREATE SCHEMA {}", quote_ident(name)));
+        } else {
+            spi::run(&format!(
+                "CREATE SCHEMA {} AUTHORIZATION {}",
+                quote_ident(name),
+                quote_ident(&owner.name)
+            ));
+        }
+    });
     let oid = catalog::schema_oid(name).expect("schema just created");
     registry::insert_managed(name, &names::fold(name), oid, managed_by);
     let t = registry::Tenant {

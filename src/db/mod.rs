@@ -4,6 +4,7 @@
 //! into `ereport` (`report`).
 
 pub mod catalog;
+pub mod citus;
 pub mod detached;
 pub mod identity;
 pub mod known_set;

@@ -2,7 +2,7 @@
 
 use std::ffi::CString;
 
-use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting, PostgresGucEnum};
 use pgrx::pg_sys;
 
 use crate::db::spi;
@@ -25,7 +25,31 @@ pub static TENANT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::
 /// schema took its name); empty for an attribute tenant.
 pub static TENANT_OID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
+/// `tenancy.distribute`: whether tenants become Citus distributed schemas (docs/citus.md).
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Distribute {
+    /// When Citus is installed, on its coordinator, while `citus.enable_schema_based_sharding` is on.
+    #[name = c"auto"]
+    Auto,
+    /// On a Citus coordinator, always.
+    #[name = c"on"]
+    On,
+    /// Never: tenants stay local schemas of the coordinator.
+    #[name = c"off"]
+    Off,
+}
+
+pub static DISTRIBUTE: GucSetting<Distribute> = GucSetting::<Distribute>::new(Distribute::Auto);
+
 pub fn init() {
+    GucRegistry::define_enum_guc(
+        c"tenancy.distribute",
+        c"Whether tenants become Citus distributed schemas: auto, on or off.",
+        c"auto (default): on a Citus coordinator while citus.enable_schema_based_sharding is on. on: on a Citus coordinator, always. off: never. Without Citus it has no effect.",
+        &DISTRIBUTE,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
     GucRegistry::define_string_guc(
         c"tenancy.shared_schemas",
         c"Schemas that follow the tenant schema in search_path (comma-separated).",
@@ -67,6 +91,10 @@ pub fn shared_schemas() -> String {
         .get()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "public".to_string())
+}
+
+pub fn distribute() -> Distribute {
+    DISTRIBUTE.get()
 }
 
 /// `tenancy.drop_lock_timeout` in milliseconds (0: no limit).
