@@ -11,6 +11,7 @@ mod trust_support;
 
 mod adversarial;
 mod attribute;
+mod citus;
 mod fleet;
 mod generator;
 mod hardening;

@@ -145,7 +145,8 @@ DECLARE
         '_refuse_transaction_block', '_in_transaction_block', '_record_failure', '_migrate_step', 'verify',
         '_verify_registry', '_verify_managed', '_verify_deep', '_verify_trust', '_foreign_owned', 'reconcile',
         'add_attribute_tenant', 'remove_attribute_tenant', 'all_tenants', 'current_tenant',
-        'set_tenant', '_embedded_checksums', '_system_identifier', 'relink'];
+        'set_tenant', '_embedded_checksums', '_system_identifier', 'relink', 'move_tenant',
+        '_verify_citus', '_tenant_nodes'];
     author CONSTANT text[] := ARRAY[
         'add_migration', 'remove_migration', 'repair', 'create_template', 'generate_migration', 'compare_schemas',
         'describe_schema', '_describe_as_owner', '_split_statements', '_embedded_migrations'];

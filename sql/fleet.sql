@@ -272,8 +272,11 @@ CREATE VIEW tenancy.status AS
                 WHEN p.pending > 0 THEN 'pending'
                 ELSE 'up_to_date' END AS state,
            t.last_error,
-           (SELECT max(l.applied_at) FROM tenancy.ledger l WHERE l.schema_name = t.schema_name) AS migrated_at
+           (SELECT max(l.applied_at) FROM tenancy.ledger l WHERE l.schema_name = t.schema_name) AS migrated_at,
+           -- On Citus, the worker (host:port) holding a distributed tenant; NULL otherwise.
+           nd.node
     FROM tenancy.tenants AS t
+    LEFT JOIN tenancy._tenant_nodes() AS nd ON nd.schema_name = t.schema_name
     CROSS JOIN LATERAL (
         SELECT count(*)::integer AS pending FROM known k
         WHERE NOT EXISTS (SELECT FROM tenancy.ledger l WHERE l.schema_name = t.schema_name AND l.version = k.version)) AS p
@@ -481,6 +484,8 @@ BEGIN
         SELECT m.schema_name::name, m.problem FROM tenancy._verify_managed() m
         UNION ALL
         SELECT o.schema_name, o.problem FROM tenancy._verify_trust() o
+        UNION ALL
+        SELECT c.schema_name::name, c.problem FROM tenancy._verify_citus() c
         UNION ALL
         SELECT d.schema_name::name, d.problem FROM tenancy._verify_deep() d WHERE deep) v
     ORDER BY 1, 2;

@@ -557,6 +557,8 @@ BEGIN
         UNION ALL
         SELECT o.schema_name, o.problem FROM tenancy._verify_trust() o
         UNION ALL
+        SELECT c.schema_name::name, c.problem FROM tenancy._verify_citus() c
+        UNION ALL
         SELECT d.schema_name::name, d.problem FROM tenancy._verify_deep() d WHERE deep) v
     ORDER BY 1, 2;
 END
@@ -576,7 +578,8 @@ DECLARE
         '_refuse_transaction_block', '_in_transaction_block', '_record_failure', '_migrate_step', 'verify',
         '_verify_registry', '_verify_managed', '_verify_deep', '_verify_trust', '_foreign_owned', 'reconcile',
         'add_attribute_tenant', 'remove_attribute_tenant', 'all_tenants', 'current_tenant',
-        'set_tenant', '_embedded_checksums', '_system_identifier', 'relink'];
+        'set_tenant', '_embedded_checksums', '_system_identifier', 'relink', 'move_tenant',
+        '_verify_citus', '_tenant_nodes'];
     author CONSTANT text[] := ARRAY[
         'add_migration', 'remove_migration', 'repair', 'create_template', 'generate_migration', 'compare_schemas',
         'describe_schema', '_describe_as_owner', '_split_statements', '_embedded_migrations'];
@@ -1123,6 +1126,59 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- Citus (issue 14): where each distributed tenant lives (tenancy.status gets a last column,
+-- node), moving one, and what verify() reports there. Granted with the provision level below.
+CREATE FUNCTION tenancy."_tenant_nodes"() RETURNS TABLE (
+	"schema_name" TEXT,  /* String */
+	"node" TEXT  /* String */
+)
+STRICT STABLE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'tenant_nodes_wrapper';
+CREATE FUNCTION tenancy."_verify_citus"() RETURNS TABLE (
+	"schema_name" TEXT,  /* Option < String > */
+	"problem" TEXT  /* String */
+)
+STRICT VOLATILE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'verify_citus_wrapper';
+CREATE FUNCTION tenancy."move_tenant"(
+	"schema" TEXT, /* Option < & str > */
+	"node" TEXT, /* Option < & str > */
+	"port" INT, /* Option < i32 > */
+	"transfer_mode" TEXT DEFAULT 'auto' /* Option < & str > */
+) RETURNS void
+VOLATILE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'move_tenant_wrapper';
+REVOKE ALL ON FUNCTION tenancy._tenant_nodes(), tenancy._verify_citus(),
+    tenancy.move_tenant(text, text, integer, text) FROM PUBLIC;
+CREATE OR REPLACE VIEW tenancy.status AS
+    WITH known AS (SELECT m.version, m.checksum FROM tenancy.migrations AS m)
+    SELECT t.schema_name,
+           (SELECT l.version FROM tenancy.ledger l WHERE l.schema_name = t.schema_name
+            ORDER BY l.version::numeric DESC LIMIT 1) AS version,
+           p.pending,
+           CASE WHEN d.drifted THEN 'drifted'
+                WHEN t.last_error IS NOT NULL THEN 'failed'
+                WHEN p.pending > 0 THEN 'pending'
+                ELSE 'up_to_date' END AS state,
+           t.last_error,
+           (SELECT max(l.applied_at) FROM tenancy.ledger l WHERE l.schema_name = t.schema_name) AS migrated_at,
+           -- On Citus, the worker (host:port) holding a distributed tenant; NULL otherwise.
+           nd.node
+    FROM tenancy.tenants AS t
+    LEFT JOIN tenancy._tenant_nodes() AS nd ON nd.schema_name = t.schema_name
+    CROSS JOIN LATERAL (
+        SELECT count(*)::integer AS pending FROM known k
+        WHERE NOT EXISTS (SELECT FROM tenancy.ledger l WHERE l.schema_name = t.schema_name AND l.version = k.version)) AS p
+    CROSS JOIN LATERAL (
+        SELECT EXISTS (SELECT FROM tenancy.ledger l JOIN known k USING (version)
+                       WHERE l.schema_name = t.schema_name AND l.checksum <> k.checksum) AS drifted) AS d;
 
 -- Privileges as a fresh install has them (sql/privileges.sql), and the roles given a grant level
 -- before get it again, so that they reach the new table and functions.

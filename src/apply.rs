@@ -242,9 +242,11 @@ fn run_statement(
     number: usize,
     sql: &str,
     info: &RunInfo,
+    on_citus: bool,
 ) {
     use pgrx::pg_sys::errcodes::PgSqlErrorCode::{
-        ERRCODE_ACTIVE_SQL_TRANSACTION, ERRCODE_INSUFFICIENT_PRIVILEGE,
+        ERRCODE_ACTIVE_SQL_TRANSACTION, ERRCODE_FEATURE_NOT_SUPPORTED,
+        ERRCODE_INSUFFICIENT_PRIVILEGE, ERRCODE_INTERNAL_ERROR,
         ERRCODE_INVALID_TRANSACTION_TERMINATION, ERRCODE_LOCK_NOT_AVAILABLE,
         ERRCODE_T_R_DEADLOCK_DETECTED, ERRCODE_UNSAFE_NEW_ENUM_VALUE_USAGE,
     };
@@ -256,7 +258,17 @@ fn run_statement(
                 None => format!("statement {number}: {}", sqltext::excerpt(sql)),
             };
             let mut hint = c.hint;
-            if c.code == ERRCODE_UNSAFE_NEW_ENUM_VALUE_USAGE {
+            let mut code = c.code;
+            if on_citus && c.code == ERRCODE_INTERNAL_ERROR {
+                // Citus refuses what it cannot distribute with the internal-error code.
+                code = ERRCODE_FEATURE_NOT_SUPPORTED;
+                hint = Some(format!(
+                    "The tenant is a Citus distributed schema, and Citus refused this statement. Change migration {} so that Citus can run it (docs/citus.md, \"Limits\": no inheritance, no foreign tables, foreign keys only to tables of the tenant or to reference tables); tenant {} stays at its previous version.{}",
+                    m.label(),
+                    quote_ident(tenant),
+                    hint.map(|h| format!(" Citus: {h}")).unwrap_or_default()
+                ));
+            } else if c.code == ERRCODE_UNSAFE_NEW_ENUM_VALUE_USAGE {
                 if !info.adders.is_empty() {
                     detail.push_str(&format!(
                         "\nmigrations that add enum values earlier in this same transaction: {}; PostgreSQL lets a new enum value be used only once the transaction that added it has committed",
@@ -308,7 +320,7 @@ fn run_statement(
                     )
                 })
             }),
-            code: c.code,
+            code,
         }
         },
     )
@@ -372,7 +384,7 @@ fn run_migration(
                     ..e
                 })
                 .or_raise();
-            run_statement(schema, &owner.name, m, *number, &sql, info);
+            run_statement(schema, &owner.name, m, *number, &sql, info, dist.is_some());
             if let Some(d) = dist {
                 d.after_statement(schema, &m.label(), *number);
             }

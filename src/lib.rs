@@ -52,7 +52,9 @@ extension_sql_file!(
         api::fleet::record_failure,
         api::generator::verify_deep,
         api::relink::system_identifier,
-        api::relink::schema_ddl
+        api::relink::schema_ddl,
+        api::citus::tenant_nodes,
+        api::citus::verify_citus
     ]
 );
 extension_sql_file!(

@@ -185,6 +185,7 @@ pub fn reconcile_owners(
         };
         out.push((Some(r.name), action));
     }
+    out.extend(crate::db::citus::reconcile(dry_run));
     if fix_owners {
         out.extend(
             give_objects_to_owners(dry_run)

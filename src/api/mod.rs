@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod attribute;
+pub mod citus;
 pub mod compat;
 pub mod fleet;
 pub mod generator;

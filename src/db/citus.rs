@@ -33,7 +33,7 @@ pub fn present() -> bool {
 }
 
 /// Whether this server is the Citus coordinator (with Citus installed).
-fn is_coordinator() -> bool {
+pub fn is_coordinator() -> bool {
     spi::get_one::<bool>("SELECT pg_catalog.citus_is_coordinator()", &[]).unwrap_or(false)
 }
 
@@ -75,8 +75,10 @@ pub fn creating_plain_schema<R>(f: impl FnOnce() -> R) -> R {
     }
 }
 
-/// Local (not distributed) tables, partitioned tables and foreign tables of schema `nsp`, oldest
-/// first, leaving out Citus's shards (present in a schema when the coordinator holds shards).
+/// Local tables, partitioned tables and foreign tables of schema `nsp`, oldest first: in no Citus
+/// colocation group (plain tables, and Citus local tables, which Citus makes of a table with a
+/// foreign key to a reference table), leaving out Citus's shards (in a schema of a coordinator
+/// that holds shards).
 fn local_tables(nsp: pg_sys::Oid) -> Vec<(pg_sys::Oid, bool)> {
     Spi::connect(|c| {
         c.select(
@@ -84,7 +86,8 @@ fn local_tables(nsp: pg_sys::Oid) -> Vec<(pg_sys::Oid, bool)> {
              WHERE c.relnamespace OPERATOR(pg_catalog.=) $1 \
                AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,f}'::pg_catalog.\"char\"[]) \
                AND NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition d \
-                               WHERE d.logicalrelid OPERATOR(pg_catalog.=) c.oid) \
+                               WHERE d.logicalrelid OPERATOR(pg_catalog.=) c.oid \
+                                 AND d.colocationid OPERATOR(pg_catalog.<>) 0) \
                AND NOT pg_catalog.relation_is_a_known_shard(c.oid) \
              ORDER BY c.oid",
             None,
@@ -104,7 +107,7 @@ fn local_tables(nsp: pg_sys::Oid) -> Vec<(pg_sys::Oid, bool)> {
 }
 
 /// Whether schema `nsp` is a Citus distributed schema.
-fn is_distributed(nsp: pg_sys::Oid) -> bool {
+pub fn is_distributed(nsp: pg_sys::Oid) -> bool {
     spi::get_one::<bool>(
         "SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_schema s \
                         WHERE s.schemaid OPERATOR(pg_catalog.=) $1::pg_catalog.regnamespace)",
@@ -184,7 +187,14 @@ impl Distribution {
                 return; // a tenant that is not distributed stays so (verify reports it)
             }
             let nsp = self.nsp;
-            distribute_call(tenant, label, number, &first, move || {
+            let place = format!(
+                "tenant {}: migration {label}, statement {number}",
+                quote_ident(tenant)
+            );
+            let fix = format!(
+                "Change migration {label} accordingly; the tenant stays at its previous version."
+            );
+            distribute_call(&place, &format!("table {first}"), &fix, move || {
                 spi::run_with_args(
                     "SELECT pg_catalog.citus_schema_distribute($1::pg_catalog.regnamespace)",
                     &[DatumWithOid::from(nsp)],
@@ -214,7 +224,14 @@ impl Distribution {
             }
             let name = qualified(t);
             let anchor = anchor.clone();
-            distribute_call(tenant, label, number, &name, move || {
+            let place = format!(
+                "tenant {}: migration {label}, statement {number}",
+                quote_ident(tenant)
+            );
+            let fix = format!(
+                "Change migration {label} accordingly; the tenant stays at its previous version."
+            );
+            distribute_call(&place, &format!("table {name}"), &fix, move || {
                 spi::run_with_args(
                     "SELECT pg_catalog.create_distributed_table($1::pg_catalog.regclass, NULL, colocate_with => $2)",
                     &[DatumWithOid::from(t), anchor.as_str().into()],
@@ -224,39 +241,413 @@ impl Distribution {
     }
 }
 
-/// Runs one Citus distribution call for `table`, its notices silenced; an error names the
-/// tenant, migration, statement and table, with Citus's message as the detail.
+/// Runs one Citus distribution call for `table` (its notices silenced); an error says where
+/// (`place`: the tenant and, in a migration, the migration and statement) and what, with Citus's
+/// message as the detail and 0A000 for Citus's own internal-error code.
 fn distribute_call(
-    tenant: &str,
-    label: &str,
-    number: usize,
+    place: &str,
     table: &str,
+    fix: &str,
     call: impl FnOnce() -> Result<(), pgrx::spi::SpiError> + std::panic::UnwindSafe,
 ) {
-    use pgrx::pg_sys::errcodes::PgSqlErrorCode::ERRCODE_INTERNAL_ERROR;
+    use pgrx::pg_sys::errcodes::PgSqlErrorCode::{
+        ERRCODE_FEATURE_NOT_SUPPORTED, ERRCODE_INTERNAL_ERROR,
+    };
     report::with_context(
         || settings::with_local(&[("client_min_messages", "warning")], || call().or_raise()),
         |c| {
             Caught {
             code: if c.code == ERRCODE_INTERNAL_ERROR {
-                pgrx::pg_sys::errcodes::PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED
+                ERRCODE_FEATURE_NOT_SUPPORTED
             } else {
                 c.code
             },
-            message: format!(
-                "tenant {}: migration {label}, statement {number}: Citus cannot distribute table {table}",
-                quote_ident(tenant)
-            ),
+            message: format!("{place}: Citus cannot distribute {table}"),
             detail: Some(match c.detail {
                 Some(d) => format!("{}\n{d}", c.message),
                 None => c.message.clone(),
             }),
             hint: Some(c.hint.unwrap_or_else(|| {
                 format!(
-                    "On Citus every table of a tenant is a table of the tenant's distributed schema (docs/citus.md, \"Limits\"): change migration {label} so that Citus can distribute it (no inheritance, no foreign tables, foreign keys only to tables of the tenant or to reference tables: SELECT create_reference_table('<shared table>')). The tenant stays at its previous version."
+                    "On Citus every table of a tenant is a table of the tenant's distributed schema (docs/citus.md, \"Limits\"): no inheritance, no foreign tables, foreign keys only to tables of the tenant or to reference tables (SELECT create_reference_table('<shared table>')). {fix}"
                 )
             })),
         }
         },
     )
+}
+
+/// Each distributed tenant schema with the worker holding its shards (`host:port`); none without
+/// Citus.
+pub fn tenant_nodes() -> Vec<(String, String)> {
+    if !present() {
+        return Vec::new();
+    }
+    spi::rows_text_text(
+        "SELECT n.nspname::pg_catalog.text, \
+                d.nodename OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) d.nodeport::pg_catalog.text \
+         FROM pg_catalog.pg_dist_schema s \
+         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) s.schemaid::pg_catalog.oid \
+         CROSS JOIN LATERAL ( \
+             SELECT p.groupid FROM pg_catalog.pg_dist_partition t \
+             JOIN pg_catalog.pg_dist_shard sh ON sh.logicalrelid OPERATOR(pg_catalog.=) t.logicalrelid \
+             JOIN pg_catalog.pg_dist_placement p ON p.shardid OPERATOR(pg_catalog.=) sh.shardid \
+             WHERE t.colocationid OPERATOR(pg_catalog.=) s.colocationid LIMIT 1) g \
+         JOIN pg_catalog.pg_dist_node d ON d.groupid OPERATOR(pg_catalog.=) g.groupid \
+          AND d.noderole OPERATOR(pg_catalog.=) 'primary'",
+    )
+}
+
+/// The node (`host:port`) holding distributed tenant schema `name`'s shards, if any.
+pub fn node_of(name: &str) -> Option<String> {
+    tenant_nodes()
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, node)| node)
+}
+
+/// A local table of a distributed tenant schema: its tenant, the table, the schema's OID and
+/// whether it is a partition whose parent is local too (distributed with it).
+pub struct Stray {
+    pub tenant: String,
+    pub table: String,
+    pub nsp: pg_sys::Oid,
+    pub follows_parent: bool,
+}
+
+/// The local tables (as in [`local_tables`]) of each tenant schema.
+const TENANT_TABLES: &str = "FROM tenancy._tenant_schemas t \
+     JOIN pg_catalog.pg_class c ON c.relnamespace OPERATOR(pg_catalog.=) t.schema_oid \
+      AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,f}'::pg_catalog.\"char\"[]) \
+      AND NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition d \
+                      WHERE d.logicalrelid OPERATOR(pg_catalog.=) c.oid \
+                        AND d.colocationid OPERATOR(pg_catalog.<>) 0) \
+      AND NOT pg_catalog.relation_is_a_known_shard(c.oid)";
+
+/// Local tables in distributed tenant schemas (what `verify` reports and `reconcile` distributes).
+pub fn strays() -> Vec<Stray> {
+    if !present() {
+        return Vec::new();
+    }
+    Spi::connect(|c| {
+        c.select(
+            &format!(
+                "SELECT t.schema_name::pg_catalog.text, c.oid::pg_catalog.regclass::pg_catalog.text, \
+                        t.schema_oid, \
+                        c.relispartition AND EXISTS ( \
+                            SELECT FROM pg_catalog.pg_inherits i \
+                            WHERE i.inhrelid OPERATOR(pg_catalog.=) c.oid \
+                              AND NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition d \
+                                              WHERE d.logicalrelid OPERATOR(pg_catalog.=) i.inhparent \
+                                                AND d.colocationid OPERATOR(pg_catalog.<>) 0)) \
+                 {TENANT_TABLES} \
+                 WHERE EXISTS (SELECT FROM pg_catalog.pg_dist_schema s \
+                               WHERE s.schemaid::pg_catalog.oid OPERATOR(pg_catalog.=) t.schema_oid) \
+                 ORDER BY 1, c.oid"
+            ),
+            None,
+            &[],
+        )
+        .or_raise()
+        .map(|r| Stray {
+            tenant: r.get::<String>(1).or_raise().unwrap_or_default(),
+            table: r.get::<String>(2).or_raise().unwrap_or_default(),
+            nsp: r.get::<pg_sys::Oid>(3).or_raise().unwrap_or(pg_sys::InvalidOid),
+            follows_parent: r.get::<bool>(4).or_raise().unwrap_or(false),
+        })
+        .collect()
+    })
+}
+
+/// Tenants with tables whose schema is not distributed, while tenants are distributed here:
+/// each with its number of tables.
+pub fn undistributed() -> Vec<(String, i64)> {
+    if !distributing() {
+        return Vec::new();
+    }
+    Spi::connect(|c| {
+        c.select(
+            &format!(
+                "SELECT t.schema_name::pg_catalog.text, pg_catalog.count(*) {TENANT_TABLES} \
+                 WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_dist_schema s \
+                                   WHERE s.schemaid::pg_catalog.oid OPERATOR(pg_catalog.=) t.schema_oid) \
+                 GROUP BY 1 ORDER BY 1"
+            ),
+            None,
+            &[],
+        )
+        .or_raise()
+        .map(|r| {
+            (
+                r.get::<String>(1).or_raise().unwrap_or_default(),
+                r.get::<i64>(2).or_raise().unwrap_or(0),
+            )
+        })
+        .collect()
+    })
+}
+
+/// Shared tables (outside tenant schemas) that foreign keys of distributed tenants (of every
+/// tenant, while tenants are distributed here) reference and that are not reference tables: the
+/// table, how many tenants reference it, and the first of them.
+fn non_reference_targets() -> Vec<(String, i64, String)> {
+    Spi::connect(|c| {
+        c.select(
+            "SELECT k.confrelid::pg_catalog.regclass::pg_catalog.text, \
+                    pg_catalog.count(DISTINCT t.schema_name), pg_catalog.min(t.schema_name::pg_catalog.text) \
+             FROM tenancy._tenant_schemas t \
+             JOIN pg_catalog.pg_constraint k ON k.connamespace OPERATOR(pg_catalog.=) t.schema_oid \
+              AND k.contype OPERATOR(pg_catalog.=) 'f' \
+             JOIN pg_catalog.pg_class r ON r.oid OPERATOR(pg_catalog.=) k.confrelid \
+             WHERE NOT EXISTS (SELECT FROM tenancy._tenant_schemas o \
+                               WHERE o.schema_oid OPERATOR(pg_catalog.=) r.relnamespace) \
+               AND NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition d \
+                               WHERE d.logicalrelid OPERATOR(pg_catalog.=) k.confrelid \
+                                 AND d.partmethod OPERATOR(pg_catalog.=) 'n' \
+                                 AND d.repmodel OPERATOR(pg_catalog.=) 't') \
+               AND ($1 OR EXISTS (SELECT FROM pg_catalog.pg_dist_schema s \
+                                  WHERE s.schemaid::pg_catalog.oid OPERATOR(pg_catalog.=) t.schema_oid)) \
+             GROUP BY 1 ORDER BY 1",
+            None,
+            &[distributing().into()],
+        )
+        .or_raise()
+        .map(|r| {
+            (
+                r.get::<String>(1).or_raise().unwrap_or_default(),
+                r.get::<i64>(2).or_raise().unwrap_or(0),
+                r.get::<String>(3).or_raise().unwrap_or_default(),
+            )
+        })
+        .collect()
+    })
+}
+
+/// A table outside tenant schemas that a foreign key of tenant schema `nsp` references and that is
+/// not a reference table (Citus refuses to distribute the schema then).
+fn non_reference_target_of(nsp: pg_sys::Oid) -> Option<String> {
+    spi::get_one::<String>(
+        "SELECT k.confrelid::pg_catalog.regclass::pg_catalog.text \
+         FROM pg_catalog.pg_constraint k \
+         JOIN pg_catalog.pg_class r ON r.oid OPERATOR(pg_catalog.=) k.confrelid \
+         WHERE k.connamespace OPERATOR(pg_catalog.=) $1 AND k.contype OPERATOR(pg_catalog.=) 'f' \
+           AND r.relnamespace OPERATOR(pg_catalog.<>) $1 \
+           AND NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition d \
+                           WHERE d.logicalrelid OPERATOR(pg_catalog.=) k.confrelid \
+                             AND d.partmethod OPERATOR(pg_catalog.=) 'n' \
+                             AND d.repmodel OPERATOR(pg_catalog.=) 't') \
+         ORDER BY 1 LIMIT 1",
+        &[DatumWithOid::from(nsp)],
+    )
+}
+
+/// The owners of distributed tenants (of every tenant, while tenants are distributed here), with
+/// how many tenants each owns.
+fn tenant_owners() -> Vec<(String, i64)> {
+    Spi::connect(|c| {
+        c.select(
+            "SELECT pg_catalog.pg_get_userbyid(n.nspowner)::pg_catalog.text, pg_catalog.count(*) \
+             FROM tenancy._tenant_schemas t \
+             JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) t.schema_oid \
+             WHERE $1 OR EXISTS (SELECT FROM pg_catalog.pg_dist_schema s \
+                                 WHERE s.schemaid::pg_catalog.oid OPERATOR(pg_catalog.=) t.schema_oid) \
+             GROUP BY 1 ORDER BY 1",
+            None,
+            &[distributing().into()],
+        )
+        .or_raise()
+        .map(|r| {
+            (
+                r.get::<String>(1).or_raise().unwrap_or_default(),
+                r.get::<i64>(2).or_raise().unwrap_or(0),
+            )
+        })
+        .collect()
+    })
+}
+
+/// Tenant owners that do not exist, or cannot log in, on a worker (Citus runs a tenant's shard
+/// commands there as its owner): one problem per owner and worker, and one per worker that could
+/// not be asked.
+fn owner_problems() -> Vec<String> {
+    let owners = tenant_owners();
+    if owners.is_empty() {
+        return Vec::new();
+    }
+    let list = owners
+        .iter()
+        .map(|(o, _)| quote_literal(o))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let command = format!(
+        "SELECT coalesce(pg_catalog.string_agg(r.rolname OPERATOR(pg_catalog.||) '=' OPERATOR(pg_catalog.||) r.rolcanlogin::pg_catalog.text, ','), '') \
+         FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) ANY (ARRAY[{list}])"
+    );
+    let rows: Vec<(String, bool, String)> = Spi::connect(|c| {
+        c.select(
+            "SELECT w.nodename OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) w.nodeport::pg_catalog.text, \
+                    w.success, coalesce(w.result, '') \
+             FROM pg_catalog.run_command_on_workers($1) w ORDER BY 1",
+            None,
+            &[command.as_str().into()],
+        )
+        .or_raise()
+        .map(|r| {
+            (
+                r.get::<String>(1).or_raise().unwrap_or_default(),
+                r.get::<bool>(2).or_raise().unwrap_or(false),
+                r.get::<String>(3).or_raise().unwrap_or_default(),
+            )
+        })
+        .collect()
+    });
+    let mut out = Vec::new();
+    for (worker, ok, result) in rows {
+        if !ok {
+            out.push(format!(
+                "Citus: could not check the tenant owners on worker {worker}: {result}"
+            ));
+            continue;
+        }
+        for (owner, count) in &owners {
+            let found = result
+                .split(',')
+                .filter_map(|e| e.rsplit_once('='))
+                .find(|(name, _)| name == owner);
+            let (what, fix) = match found {
+                None => ("does not exist", format!("create the role there (CREATE ROLE {} LOGIN, run on the worker; Citus creates roles made on the coordinator while it propagates roles)", quote_ident(owner))),
+                Some((_, "false")) => ("cannot log in", format!("ALTER ROLE {} LOGIN", quote_ident(owner))),
+                Some(_) => continue,
+            };
+            out.push(format!(
+                "Citus: owner role {} of {count} tenant(s) {what} on worker {worker}: Citus runs their shard commands there as that role; {fix}",
+                quote_ident(owner)
+            ));
+        }
+    }
+    out
+}
+
+/// What `verify()` reports on a Citus coordinator: `(tenant, problem)`, the tenant `None` for a
+/// shared table or a worker.
+pub fn problems() -> Vec<(Option<String>, String)> {
+    if !present() || !is_coordinator() {
+        return Vec::new();
+    }
+    let mut out: Vec<(Option<String>, String)> = Vec::new();
+    for s in strays() {
+        out.push((
+            Some(s.tenant),
+            format!(
+                "Citus: table {} is a local table in the tenant's distributed schema (it stays on the coordinator); tenancy.reconcile(dry_run => false) distributes it",
+                s.table
+            ),
+        ));
+    }
+    for (tenant, tables) in undistributed() {
+        out.push((
+            Some(tenant),
+            format!(
+                "Citus: not a distributed schema although tenants are distributed here: its {tables} tables stay on the coordinator; tenancy.reconcile(dry_run => false) distributes it"
+            ),
+        ));
+    }
+    for (table, count, first) in non_reference_targets() {
+        out.push((
+            None,
+            format!(
+                "Citus: shared table {table}, referenced by foreign keys of {count} tenant(s) (first: {}), is not a reference table, so Citus cannot distribute them; SELECT create_reference_table({}) on the coordinator",
+                quote_ident(&first),
+                quote_literal(&table)
+            ),
+        ));
+    }
+    out.extend(owner_problems().into_iter().map(|p| (None, p)));
+    out
+}
+
+/// What `reconcile` does on a Citus coordinator: distributes local tables of distributed tenant
+/// schemas (colocated with the schema's tables) and, while tenants are distributed here, tenant
+/// schemas that are not. As the caller, who must have the privileges of the tenant's owner
+/// (Citus requires its tables' owner); other tenants are left alone and say why.
+pub fn reconcile(dry_run: bool) -> Vec<(Option<String>, String)> {
+    if !present() || !is_coordinator() {
+        return Vec::new();
+    }
+    let me = crate::db::identity::current_user();
+    let mut out: Vec<(Option<String>, String)> = Vec::new();
+    let allowed = |nsp: pg_sys::Oid| {
+        let owner = crate::db::catalog::schema_owner(nsp);
+        if crate::db::catalog::has_privileges_of(me, owner.oid) {
+            Ok(())
+        } else {
+            Err(format!(
+                "left alone: needs the privileges of the tenant's owner {} (Citus requires the owner of its tables)",
+                quote_ident(&owner.name)
+            ))
+        }
+    };
+    for s in strays() {
+        if s.follows_parent {
+            continue;
+        }
+        let action = if let Err(why) = allowed(s.nsp) {
+            why
+        } else if dry_run {
+            format!(
+                "would distribute table {} (a local table in the tenant's distributed schema)",
+                s.table
+            )
+        } else {
+            crate::db::registry::lock_tenant(s.nsp);
+            match anchor(s.nsp) {
+                Some(a) => {
+                    let table = s.table.clone();
+                    distribute_call(
+                        &format!("tenant {}", quote_ident(&s.tenant)),
+                        &format!("table {}", s.table),
+                        "Change or drop the table, then reconcile again.",
+                        move || {
+                            spi::run_with_args(
+                                "SELECT pg_catalog.create_distributed_table($1::pg_catalog.regclass, NULL, colocate_with => $2)",
+                                &[table.as_str().into(), a.as_str().into()],
+                            )
+                        },
+                    );
+                    format!("distributed table {} with the tenant's other tables", s.table)
+                }
+                None => format!("left alone: table {} cannot be colocated: the distributed schema has no distributed table (SELECT citus_schema_undistribute({}), then reconcile again)", s.table, quote_literal(&quote_ident(&s.tenant))),
+            }
+        };
+        out.push((Some(s.tenant), action));
+    }
+    for (tenant, tables) in undistributed() {
+        let Some(t) = crate::db::registry::tenant_by_name(&tenant) else {
+            continue;
+        };
+        let action = if let Err(why) = allowed(t.oid) {
+            why
+        } else if let Some(shared) = non_reference_target_of(t.oid) {
+            format!("left alone: its foreign keys reference {shared}, which is not a reference table (SELECT create_reference_table({}), then reconcile again)", quote_literal(&shared))
+        } else if dry_run {
+            format!("would distribute the tenant's schema ({tables} tables) to a worker")
+        } else {
+            crate::db::registry::lock_tenant(t.oid);
+            let nsp = t.oid;
+            distribute_call(
+                &format!("tenant {}", quote_ident(&tenant)),
+                "the tenant's schema",
+                "Change the tenant's tables, then reconcile again.",
+                move || {
+                    spi::run_with_args(
+                        "SELECT pg_catalog.citus_schema_distribute($1::pg_catalog.regnamespace)",
+                        &[DatumWithOid::from(nsp)],
+                    )
+                },
+            );
+            format!("distributed the tenant's schema ({tables} tables) to a worker")
+        };
+        out.push((Some(tenant), action));
+    }
+    out
 }
