@@ -118,11 +118,15 @@ pub fn is_distributed(nsp: pg_sys::Oid) -> bool {
 
 /// A table of distributed schema `nsp` in the schema's colocation group, to colocate new ones with.
 fn anchor(nsp: pg_sys::Oid) -> Option<String> {
+    // Schema-qualified and quoted whatever search_path is in effect (regclass's output is not):
+    // Citus resolves colocate_with by name.
     spi::get_one::<String>(
-        "SELECT d.logicalrelid::pg_catalog.regclass::pg_catalog.text \
+        "SELECT pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' \
+                OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname) \
          FROM pg_catalog.pg_dist_partition d \
          JOIN pg_catalog.pg_dist_schema s ON s.colocationid OPERATOR(pg_catalog.=) d.colocationid \
          JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) d.logicalrelid \
+         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
          WHERE s.schemaid OPERATOR(pg_catalog.=) $1::pg_catalog.regnamespace \
            AND c.relnamespace OPERATOR(pg_catalog.=) $1 \
          ORDER BY d.logicalrelid LIMIT 1",
@@ -474,14 +478,17 @@ fn owner_problems() -> Vec<String> {
     if owners.is_empty() {
         return Vec::new();
     }
+    // One character per owner, in the order asked ('y' can log in, 'n' cannot, '-' missing): role
+    // names may contain any character, so none is parsed out of the answer.
     let list = owners
         .iter()
         .map(|(o, _)| quote_literal(o))
         .collect::<Vec<_>>()
         .join(", ");
     let command = format!(
-        "SELECT coalesce(pg_catalog.string_agg(r.rolname OPERATOR(pg_catalog.||) '=' OPERATOR(pg_catalog.||) r.rolcanlogin::pg_catalog.text, ','), '') \
-         FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) ANY (ARRAY[{list}])"
+        "SELECT coalesce(pg_catalog.string_agg(CASE WHEN r.rolname IS NULL THEN '-' WHEN r.rolcanlogin THEN 'y' ELSE 'n' END, '' ORDER BY o.i), '') \
+         FROM pg_catalog.unnest(ARRAY[{list}]::pg_catalog.text[]) WITH ORDINALITY AS o(name, i) \
+         LEFT JOIN pg_catalog.pg_roles r ON r.rolname OPERATOR(pg_catalog.=) o.name"
     );
     let rows: Vec<(String, bool, String)> = Spi::connect(|c| {
         c.select(
@@ -509,15 +516,11 @@ fn owner_problems() -> Vec<String> {
             ));
             continue;
         }
-        for (owner, count) in &owners {
-            let found = result
-                .split(',')
-                .filter_map(|e| e.rsplit_once('='))
-                .find(|(name, _)| name == owner);
-            let (what, fix) = match found {
-                None => ("does not exist", format!("create the role there (CREATE ROLE {} LOGIN, run on the worker; Citus creates roles made on the coordinator while it propagates roles)", quote_ident(owner))),
-                Some((_, "false")) => ("cannot log in", format!("ALTER ROLE {} LOGIN", quote_ident(owner))),
-                Some(_) => continue,
+        for ((owner, count), state) in owners.iter().zip(result.chars()) {
+            let (what, fix) = match state {
+                '-' => ("does not exist", format!("create the role there (CREATE ROLE {} LOGIN, run on the worker; Citus creates roles made on the coordinator while it propagates roles)", quote_ident(owner))),
+                'n' => ("cannot log in", format!("ALTER ROLE {} LOGIN", quote_ident(owner))),
+                _ => continue,
             };
             out.push(format!(
                 "Citus: owner role {} of {count} tenant(s) {what} on worker {worker}: Citus runs their shard commands there as that role; {fix}",
