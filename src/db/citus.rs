@@ -66,10 +66,29 @@ pub fn refuse_on_worker(function: &str) {
 
 /// Runs `f` (a `CREATE SCHEMA` of pg_tenancy's) with Citus's schema-based sharding off, so that
 /// Citus does not register the new, empty schema as a distributed schema: pg_tenancy distributes
-/// a tenant's schema with its first table, and never a scratch schema.
+/// a tenant's schema with its first table.
 pub fn creating_plain_schema<R>(f: impl FnOnce() -> R) -> R {
     if present() {
         settings::with_local(&[("citus.enable_schema_based_sharding", "off")], f)
+    } else {
+        f()
+    }
+}
+
+/// Runs `f` (a scratch build: `create_template`, the generator, `verify(deep => true)`) as a
+/// coordinator-only affair: no distributed schema, no Citus local tables made of tables with a
+/// foreign key to a reference table, nothing propagated to the workers. A scratch schema is
+/// described and dropped, never used by Citus.
+pub fn local_only<R>(f: impl FnOnce() -> R) -> R {
+    if present() {
+        settings::with_local(
+            &[
+                ("citus.enable_schema_based_sharding", "off"),
+                ("citus.enable_local_reference_table_foreign_keys", "off"),
+                ("citus.enable_ddl_propagation", "off"),
+            ],
+            f,
+        )
     } else {
         f()
     }
