@@ -858,3 +858,16 @@ pub fn with_remote_lock_timeout<R>(
         r
     })
 }
+
+/// Sends this transaction's `lock_timeout` to the workers' connections of the transaction (Citus
+/// runs a distributed tenant's DDL there), where a local setting does not reach: a migration on a
+/// Citus coordinator waits for a lock on a worker no longer than it would here.
+pub fn send_lock_timeout() {
+    let value = spi::current_setting("lock_timeout").unwrap_or_else(|| "0".to_string());
+    settings::with_local(&[("citus.propagate_set_commands", "local")], || {
+        spi::run(&format!(
+            "SET LOCAL lock_timeout = {}",
+            quote_literal(&value)
+        ))
+    })
+}
