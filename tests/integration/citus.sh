@@ -162,6 +162,30 @@ check "the migration's INSERT and ADD COLUMN on the new table worked (org_1.labe
 check "the index on labels reached the shard (on its worker)" "1" \
   "$(on_worker "$(node org_1)" "SELECT count(*) FROM pg_indexes WHERE schemaname = 'org_1' AND tablename LIKE 'labels\_%' AND indexdef LIKE '%(task_id)%'")"
 
+# migrate_all's lock_timeout where the lock is held: on the coordinator (an application transaction
+# through it holds the shell table), and on the tenant's worker (a session connected there holds
+# the shard). Either way the tenant fails with 55P03 within about the timeout, the others migrate.
+holder() { # holder PORT TENANT SECONDS: a transaction of app reading TENANT.users on PORT, in the background
+  "$PGBIN/psql" -X -q -p "$1" -U app -c "BEGIN" -c "SELECT count(*) FROM $2.users" -c "SELECT pg_sleep($3)" -c "COMMIT" >/dev/null 2>&1 &
+  sleep 1
+}
+v=103
+for where in coordinator worker; do
+  port=$P0; [ "$where" = worker ] && port=$(node org_2)
+  su_q -c "SELECT tenancy.add_migration('0$v', 'col_$v', 'ALTER TABLE users ADD COLUMN col_$v text')" >/dev/null
+  v=$((v + 1))
+  holder "$port" org_2 6
+  t0=$(now)
+  su_q -c "CALL tenancy.migrate_all(jobs => 2, lock_timeout => '1s')" >/dev/null 2>&1
+  t1=$(now)
+  echo "timing: migrate_all(lock_timeout => '1s') with org_2 held on the $where: $(ms "$t0" "$t1") ms"
+  check "lock held on the $where: org_2 fails with 55P03 within the lock timeout (the run ends before the holder)" "failed 55P03 yes" \
+    "$(su_q -c "SELECT state || ' ' || left(last_error, 5) FROM tenancy.status WHERE schema_name = 'org_2'") $(awk -v a="$t0" -v b="$t1" 'BEGIN {print (b - a < 4) ? "yes" : "no: " b - a " s"}')"
+  wait
+  su_q -c "CALL tenancy.migrate_all()" >/dev/null 2>&1
+done
+check "after the holders, every tenant is up to date" "" "$(su_q -c "SELECT string_agg(schema_name, ',') FROM tenancy.status WHERE state <> 'up_to_date'")"
+
 # --- 3. data written through the coordinator lands on the tenant's worker ----------------------
 section "3. data written through the coordinator lands on the tenant's worker"
 app_q -c "SELECT tenancy.set_tenant('org_1', is_local => false)" -c "INSERT INTO users (email, full_name) VALUES ('ada@example.com', 'Ada')" >/dev/null
@@ -185,7 +209,7 @@ check "the foreign key is native (subscription -> public.plans, a reference tabl
 # --- 5. a migration Citus cannot distribute fails the tenant (0A000), which keeps its version ---
 section "5. a migration Citus cannot distribute fails the tenant (0A000), which keeps its version"
 before=$(su_q -c "SELECT version FROM tenancy.status WHERE schema_name = 't_1'")
-su_q -c "SELECT tenancy.add_migration('0101', 'kids', 'CREATE TABLE kids () INHERITS (users)')" >/dev/null
+su_q -c "SELECT tenancy.add_migration('0101', 'inheritance', 'CREATE TABLE kids () INHERITS (users)')" >/dev/null
 res=$(sqlstate postgres "SELECT tenancy.migrate_tenant('t_1')")
 check "an inheriting table: migrate_tenant fails with 0A000" "0A000" "${res%%|*}"
 msg=${res#*|}
@@ -195,7 +219,7 @@ check "t_1 stays at its version, no kids table" "$before 0" \
   "$(su_q -c "SELECT version FROM tenancy.status WHERE schema_name = 't_1'") $(su_q -c "SELECT count(*) FROM pg_class WHERE relname = 'kids'")"
 check "remove_migration('0101') withdraws it" "ok" "$(sqlstate postgres "SELECT tenancy.remove_migration('0101')")"
 su_q -c "CREATE TABLE public.regions (id bigint PRIMARY KEY)" -c "GRANT REFERENCES ON public.regions TO app" >/dev/null
-su_q -c "SELECT tenancy.add_migration('0102', 'places', 'CREATE TABLE places (id bigint PRIMARY KEY, region_id bigint REFERENCES public.regions (id))')" >/dev/null
+su_q -c "SELECT tenancy.add_migration('0102', 'shared_fk', 'CREATE TABLE places (id bigint PRIMARY KEY, region_id bigint REFERENCES public.regions (id))')" >/dev/null
 res=$(sqlstate postgres "SELECT tenancy.migrate_tenant('t_1')")
 check "a foreign key to a public table that is not a reference table: 0A000" "0A000" "${res%%|*}"
 msg=${res#*|}
