@@ -268,6 +268,18 @@ fn run_statement(
                     quote_ident(tenant),
                     hint.map(|h| format!(" Citus: {h}")).unwrap_or_default()
                 ));
+            } else if crate::db::citus::is_connection_error(c.code) {
+                // Citus could not reach a worker, or log in there as the tenant's owner.
+                hint = Some(
+                    crate::db::citus::citus_error(
+                        c.code,
+                        &format!(
+                            "Tenant {} stays at its previous version.",
+                            quote_ident(tenant)
+                        ),
+                    )
+                    .1,
+                );
             } else if c.code == ERRCODE_UNSAFE_NEW_ENUM_VALUE_USAGE {
                 if !info.adders.is_empty() {
                     detail.push_str(&format!(
@@ -499,6 +511,7 @@ pub fn migrate_step(t: &Tenant) -> (Vec<Migration>, bool) {
 }
 
 fn migrate_run(t: &Tenant, target: Option<&str>, stop_after_enum: bool) -> (Vec<Migration>, bool) {
+    crate::db::citus::refuse_on_worker("migrate_tenant");
     let (t, has_error) = lock_and_check(t);
     // Read after the lock: a migration added while we waited is part of this run.
     let known = known_set::known_versions();

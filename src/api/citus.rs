@@ -72,11 +72,22 @@ fn move_tenant(
                 SqlState::InvalidParameterValue,
                 format!("tenancy.move_tenant: transfer_mode {} is not one of auto, force_logical, block_writes", quote_literal(mode)),
             )
-            .hint("auto (default) copies with logical replication when every table has a replica identity, else blocks writes; block_writes blocks the tenant's writes while it is copied (Citus's shard_transfer_mode)."),
+            .hint("auto (default) copies with logical replication, and refuses a tenant with a table without a primary key or replica identity; block_writes blocks the tenant's writes while it is copied; force_logical replicates such tables anyway (Citus's shard_transfer_mode)."),
         )
     }
     spi::writable();
-    let t = apply::lock(&apply::require_tenant(schema));
+    let t = apply::require_tenant(schema);
+    let label = quote_ident(&t.name);
+    let t = report::with_context(
+        || apply::lock(&t),
+        move |c| {
+            Caught {
+            message: format!("tenant {label}: {}", c.message),
+            hint: Some(c.hint.unwrap_or_else(|| "Another session holds the tenant (a migration, rename, drop or move of it); pg_locks shows who. Nothing was moved; retry when it has finished.".to_string())),
+            ..c
+        }
+        },
+    );
     if !citus::is_distributed(t.oid) {
         raise(
             TenancyError::new(
@@ -98,6 +109,34 @@ fn move_tenant(
                 ),
             )
             .hint("Move it as its owner (or a member of it, or a superuser): Citus requires the schema's owner."),
+        )
+    }
+    // Citus locks the reference tables the tenant's foreign keys point at, which needs their
+    // owner; the move runs as the tenant's owner, so say so before Citus does.
+    let foreign = spi::get_one::<String>(
+        "SELECT pg_catalog.string_agg(DISTINCT k.confrelid::pg_catalog.regclass::pg_catalog.text, ', ') \
+         FROM pg_catalog.pg_constraint k \
+         JOIN pg_catalog.pg_class r ON r.oid OPERATOR(pg_catalog.=) k.confrelid \
+         WHERE k.connamespace OPERATOR(pg_catalog.=) $1 AND k.contype OPERATOR(pg_catalog.=) 'f' \
+           AND r.relnamespace OPERATOR(pg_catalog.<>) $1 \
+           AND NOT pg_catalog.pg_has_role($2, r.relowner, 'USAGE')",
+        &[DatumWithOid::from(t.oid), DatumWithOid::from(owner.oid)],
+    );
+    if let Some(tables) = foreign {
+        raise(
+            TenancyError::new(
+                SqlState::InsufficientPrivilege,
+                format!(
+                    "cannot move tenant {}: its owner {} does not own {tables}, which its foreign keys reference",
+                    quote_ident(&t.name),
+                    quote_ident(&owner.name)
+                ),
+            )
+            .detail("Citus locks the reference tables a tenant's foreign keys point at while it moves the tenant, which needs their owner. pg_tenancy moves a tenant as the tenant's owner, never with the caller's rights: Citus copies the rows as the role that moves them, so the owner's CHECK constraints, index expressions and generated columns would run on the target with the caller's rights.")
+            .hint(format!(
+                "Have the shared tables owned by the tenants' owner (ALTER TABLE … OWNER TO {}) or by a role it is a member of; docs/citus.md, \"Moving tenants\".",
+                quote_ident(&owner.name)
+            )),
         )
     }
     let known = spi::get_one::<bool>(
@@ -127,14 +166,20 @@ fn move_tenant(
         quote_literal(mode)
     );
     let nsp = t.oid;
+    let owner_oid = owner.oid;
     report::with_context(
         move || {
-            settings::with_local(&[("client_min_messages", "warning")], || {
-                spi::run_with_args(
-                    &sql,
-                    &[DatumWithOid::from(nsp), target.as_str().into(), port.into()],
-                )
-                .or_raise()
+            // As the tenant's owner, in a security-restricted operation, as its migrations run:
+            // Citus copies the rows as the role that moves them, so the owner's CHECK constraints,
+            // index expressions and generated columns run on the target with that role's rights.
+            identity::as_tenant_owner(owner_oid, "pg_catalog, pg_temp", || {
+                settings::with_local(&[("client_min_messages", "warning")], || {
+                    spi::run_with_args(
+                        &sql,
+                        &[DatumWithOid::from(nsp), target.as_str().into(), port.into()],
+                    )
+                    .or_raise()
+                })
             })
         },
         move |c| {
@@ -146,7 +191,7 @@ fn move_tenant(
                 message: format!("tenant {}: Citus could not move it to {node}:{port}", quote_ident(&name)),
                 detail: Some(match c.detail { Some(d) => format!("{}\n{d}", c.message), None => c.message.clone() }),
                 hint: Some(c.hint.unwrap_or_else(|| if c.code == pgrx::pg_sys::errcodes::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE {
-                    "Nothing was moved. Citus moves a tenant only for a role that owns its tables and every reference table (it makes sure those are on the target node): run tenancy.move_tenant as a superuser, or as a role with the privileges of both owners.".to_string()
+                    "Nothing was moved. pg_tenancy moves a tenant as its owner, and Citus requires that role to own the tenant's tables and the reference tables its foreign keys point at (docs/citus.md, \"Moving tenants\").".to_string()
                 } else { "Nothing was moved. transfer_mode => 'block_writes' needs no logical replication (wal_level = logical on every node for the others); SELECT * FROM citus_shards shows where the tenant's shards are.".to_string() })),
             }
         },

@@ -79,21 +79,24 @@ fn describe_built(
     let scratch = format!("tenancy_scratch_{}", unsafe { pg_sys::MyProcPid });
     let saved = spi::current_setting("client_min_messages").unwrap_or_default();
     spi::set_config("client_min_messages", "warning", true);
-    spi::run(&format!(
-        "DROP SCHEMA IF EXISTS {} CASCADE",
-        quote_ident(&scratch)
-    ));
-    citus::creating_plain_schema(|| match owner {
-        Some(o) => spi::run(&format!(
-            "CREATE SCHEMA {} AUTHORIZATION {}",
-            quote_ident(&scratch),
-            quote_ident(&o.name)
-        )),
-        None => spi::run(&format!("CREATE SCHEMA {}", quote_ident(&scratch))),
+    let (built, left_out) = citus::local_only(|| {
+        spi::run(&format!(
+            "DROP SCHEMA IF EXISTS {} CASCADE",
+            quote_ident(&scratch)
+        ));
+        match owner {
+            Some(o) => spi::run(&format!(
+                "CREATE SCHEMA {} AUTHORIZATION {}",
+                quote_ident(&scratch),
+                quote_ident(&o.name)
+            )),
+            None => spi::run(&format!("CREATE SCHEMA {}", quote_ident(&scratch))),
+        }
+        let left_out = apply::build_schema(&scratch, include);
+        let built = describe(&scratch);
+        spi::run(&format!("DROP SCHEMA {} CASCADE", quote_ident(&scratch)));
+        (built, left_out)
     });
-    let left_out = apply::build_schema(&scratch, include);
-    let built = describe(&scratch);
-    spi::run(&format!("DROP SCHEMA {} CASCADE", quote_ident(&scratch)));
     spi::set_config("client_min_messages", &saved, true);
     (built, left_out)
 }
@@ -170,8 +173,11 @@ fn create_template(
             .hint("Drop it first (DROP SCHEMA … CASCADE) or pass another name."),
         );
     }
-    citus::creating_plain_schema(|| spi::run(&format!("CREATE SCHEMA {}", quote_ident(name))));
-    warn_left_out(&apply::build_schema(name, apply::up_to(base_version)));
+    let left_out = citus::local_only(|| {
+        spi::run(&format!("CREATE SCHEMA {}", quote_ident(name)));
+        apply::build_schema(name, apply::up_to(base_version))
+    });
+    warn_left_out(&left_out);
     name.to_string()
 }
 

@@ -266,6 +266,7 @@ fn create_tenant_owned(schema: Option<&str>, owner: Option<pg_sys::Oid>) -> Stri
 fn register_tenant(schema: Option<&str>, baseline: Option<&str>) -> String {
     let name = tenant_arg(schema, "register_tenant", "schema");
     refuse_inside_extension_script("register_tenant");
+    citus::refuse_on_worker("register_tenant");
     names::validate(name).or_raise();
     let Some(oid) = catalog::schema_oid(name) else {
         raise(
@@ -368,6 +369,7 @@ fn refuse_text_references(old: &str, new: &str, oid: pg_sys::Oid) {
 /// Renames a tenant's schema; registry and ledger follow. Refused while anything in the tenant
 /// names the schema by text ([`refuse_text_references`]).
 pub fn rename(old: &str, new: &str) {
+    citus::refuse_on_worker("rename_tenant");
     require_create_privilege("rename_tenant");
     let t = apply::require_tenant(old);
     names::validate(new).or_raise();
@@ -403,6 +405,7 @@ fn rename_tenant(old: Option<&str>, new: Option<&str>) -> String {
 
 /// Unregisters a tenant; its schema stays.
 pub fn detach(name: &str) {
+    citus::refuse_on_worker("detach_tenant");
     let t = apply::require_tenant(name);
     // Detaching deletes the tenant's ledger: as for DROP and ALTER SCHEMA, only a role with the
     // privileges of the schema's owner may do it.
@@ -435,6 +438,7 @@ fn detach_tenant(schema: Option<&str>) {
 /// Drops a tenant's schema (matched by OID) and unregisters it, taking every lock the drop needs
 /// up front within `lock_timeout_ms` (0: no limit; see [`drop_locked`]).
 pub fn drop(name: &str, lock_timeout_ms: u32) {
+    citus::refuse_on_worker("drop_tenant");
     let Some(oid) = catalog::schema_oid(name) else {
         if registry::renamed_to(name).is_some() {
             raise(apply::no_schema_error(name));
@@ -574,7 +578,11 @@ fn drop_attempt(
     let ms = lock_wait::STATEMENT_WAIT_MS.to_string() + "ms";
     settings::with_local(
         &[("client_min_messages", "warning"), ("lock_timeout", &ms)],
-        || spi::run(&format!("DROP SCHEMA {} CASCADE", quote_ident(&t.name))),
+        || {
+            citus::with_remote_lock_timeout(t.oid, &ms, || {
+                spi::run(&format!("DROP SCHEMA {} CASCADE", quote_ident(&t.name)))
+            })
+        },
     );
     Ok(())
 }

@@ -65,6 +65,7 @@ pub fn manage_tenant_owned(
     let table = catalog::table_info(tbl);
     refuse_extension_table(tbl, &table);
     refuse_temporary_table(tbl, &table);
+    crate::db::citus::refuse_managed_citus_table(tbl, &table);
     let columns = catalog::table_columns(tbl);
     for c in template.columns() {
         if !columns.iter().any(|x| x == c) {
