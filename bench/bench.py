@@ -729,10 +729,7 @@ def phase_history():
 
 def history(n):
     """The shipped set followed by small steps, as (version, name, sql) — the same for both sides."""
-    conn = connect("postgres")
-    with psycopg.connect(host=ARGS.host, port=ARGS.port, user="postgres", dbname="bench_shipped", autocommit=True) as c:
-        shipped = q(c, "SELECT version, name, sql FROM tenancy._embedded_migrations() ORDER BY version::numeric")
-    conn.close()
+    shipped = shipped_set()
     out = list(shipped)
     first = len(out) + 1
     for i in range(first, n + 1):
@@ -810,7 +807,7 @@ def django_fleet(db, steps, runs):
 
 def ours_history(db, steps, tenants, runs):
     conn = create_db(db)
-    for version, name, sql in steps[5:]:
+    for version, name, sql in steps[len(shipped_set()):]:
         q(conn, "SELECT tenancy.add_migration(%s, %s, %s)", (version, name, sql))
     per = max(1, tenants // runs)
     creation = provision_runs(conn, runs, per, "create_tenant", 0)
@@ -897,6 +894,7 @@ def plot_scale(scale, path):
                   for p in pts]
             ax.plot(xs, ys, marker="o", label=label)
         ax.set_xscale("log")
+        ax.minorticks_off()
         ax.set_xticks(xs)
         ax.set_xticklabels([f"{x:,}".replace(",", " ") for x in xs])
         ax.set_xlabel("tenants in the database")
@@ -930,8 +928,8 @@ def plot_history(hist, path):
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title("History curve: provisioning cost as the history grows\n(a baseline is not built yet: no line for it)",
-                 fontsize=10)
+    nobase = "" if any(p.get("baseline") for p in pts) else "\n(no baseline built yet: no line for it)"
+    ax.set_title("History curve: provisioning cost as the history grows" + nobase, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
