@@ -18,7 +18,15 @@ mod tests {
         assert_eq!(ledger("org_1"), all_versions());
         assert_eq!(
             all_versions(),
-            vec!["0001", "0002", "0003", "0004", "0005", "20261126000000"]
+            vec![
+                "0001",
+                "0002",
+                "0003",
+                "0004",
+                "0005",
+                "20261126000000",
+                "20261127000000"
+            ]
         );
         // Checksums are the sha256 of the migration text.
         assert_eq!(
@@ -93,7 +101,7 @@ mod tests {
         );
         assert_eq!(
             strings("SELECT version FROM tenancy.migrate_tenant('legacy')"),
-            vec!["0003", "0004", "0005", "20261126000000"]
+            vec!["0003", "0004", "0005", "20261126000000", "20261127000000"]
         );
         assert_eq!(count("SELECT * FROM tenancy.migrate_tenant('legacy')"), 0);
         // Without a baseline nothing is recorded and nothing runs until migrate_tenant.
@@ -106,7 +114,7 @@ mod tests {
         );
         assert_eq!(
             strings("SELECT version FROM tenancy.migrate_tenant('legacy2')"),
-            vec!["0004", "0005", "20261126000000"]
+            vec!["0004", "0005", "20261126000000", "20261127000000"]
         );
     }
 
@@ -166,7 +174,7 @@ mod tests {
         assert!(ledger("org_1").is_empty());
         fails("SELECT tenancy.detach_tenant('org_1')", "42704");
         // It can be adopted again.
-        run("SELECT tenancy.register_tenant('org_1', '20261126000000')");
+        run("SELECT tenancy.register_tenant('org_1', '20261127000000')");
         assert_eq!(count("SELECT * FROM tenancy.migrate_tenant('org_1')"), 0);
     }
 

@@ -24,7 +24,8 @@ mod tests {
                 "0004:embedded",
                 "0005:embedded",
                 "0006:registered",
-                "20261126000000:embedded"
+                "20261126000000:embedded",
+                "20261127000000:embedded"
             ]
         );
         // Idempotent with the same text; a clash is refused; embedded versions too.
