@@ -46,10 +46,7 @@ pub fn query(sql: &str, params: &[Param], snap: Snap, limit: i64) -> Vec<Vec<Opt
         // SAFETY: an SPI connection is open (Spi::connect); the arrays outlive the calls; the
         // plan is freed before the connection ends; the result is copied out before that.
         unsafe {
-            let plan = pg_sys::SPI_prepare(text.as_ptr(), types.len() as i32, types.as_mut_ptr());
-            if plan.is_null() {
-                panic!("pg_tenancy: SPI_prepare failed for {sql}");
-            }
+            let plan = cached_plan(sql, &text, &mut types);
             let snapshot = match snap {
                 Snap::Current => std::ptr::null_mut(),
                 Snap::Latest => {
@@ -87,10 +84,48 @@ pub fn query(sql: &str, params: &[Param], snap: Snap, limit: i64) -> Vec<Vec<Opt
                     rows.push(row);
                 }
             }
-            pg_sys::SPI_freeplan(plan);
             rows
         }
     })
+}
+
+thread_local! {
+    /// Plans of the triggers' queries, kept across transactions (`SPI_keepplan`: PostgreSQL
+    /// re-plans them after DDL on what they read, and checks privileges at every execution).
+    /// Keyed by the query text, which names its tables, columns, operators and parameter count;
+    /// the parameter types follow from the columns.
+    static PLANS: std::cell::RefCell<std::collections::HashMap<String, usize>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// At most this many plans are kept; past it the cache starts over.
+const MAX_PLANS: usize = 512;
+
+/// The kept plan of `sql`, prepared on first use.
+///
+/// # Safety
+/// Inside an SPI connection.
+unsafe fn cached_plan(sql: &str, text: &CString, types: &mut [pg_sys::Oid]) -> pg_sys::SPIPlanPtr {
+    if let Some(p) = PLANS.with(|c| c.borrow().get(sql).copied()) {
+        return p as pg_sys::SPIPlanPtr;
+    }
+    let plan = pg_sys::SPI_prepare(text.as_ptr(), types.len() as i32, types.as_mut_ptr());
+    if plan.is_null() {
+        panic!("pg_tenancy: SPI_prepare failed for {sql}");
+    }
+    if pg_sys::SPI_keepplan(plan) != 0 {
+        panic!("pg_tenancy: SPI_keepplan failed for {sql}");
+    }
+    PLANS.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= MAX_PLANS {
+            for (_, p) in c.drain() {
+                pg_sys::SPI_freeplan(p as pg_sys::SPIPlanPtr);
+            }
+        }
+        c.insert(sql.to_string(), plan as usize);
+    });
+    plan
 }
 
 /// A prepared shared table: its key columns and their equality operators (as
