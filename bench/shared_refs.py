@@ -64,7 +64,7 @@ def grow(db, target):
     have = q(c, "SELECT count(*) FROM tenancy.tenants")[0][0]
     while have < target:
         n = min(100, target - have)
-        q(c, "SELECT tenancy.create_tenant('t' || g) FROM generate_series(%s, %s) g", (have + 1, have + n))
+        q(c, "SELECT tenancy.create_tenant('t' || g) FROM generate_series(%s::int, %s::int) g", (have + 1, have + n))
         q(c, "INSERT INTO public.plans VALUES (1000000 + %s, 'x') ON CONFLICT DO NOTHING", (have,))
         have += n
     c.close()

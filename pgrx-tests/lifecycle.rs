@@ -153,7 +153,7 @@ mod tests {
         );
         // A case-only rename of the same tenant is allowed.
         run("SELECT tenancy.rename_tenant('org_10', 'ORG_10')");
-        assert_eq!(ledger("ORG_10").len(), 6);
+        assert_eq!(ledger("ORG_10").len(), 7);
         // The target exists.
         run("CREATE SCHEMA taken");
         fails("SELECT tenancy.rename_tenant('ORG_10', 'taken')", "42P06");

@@ -11,17 +11,20 @@
 -- share_table ran is converted by the same text registered under a later version
 -- (docs/functions/reference_shared.md, "Converting existing tenants"): nothing is converted
 -- without someone asking for it.
+-- (Nested IFs: PL/pgSQL plans a condition as one query, so the registry is named only once it
+-- is known to exist, as between a package upgrade and ALTER EXTENSION UPDATE it does not.)
 DO $do$
 BEGIN
     IF pg_catalog.to_regclass('tenancy.shared_tables') IS NOT NULL
        AND pg_catalog.to_regclass('@tenant@.subscription') IS NOT NULL
-       AND EXISTS (SELECT FROM tenancy.shared_tables s
+       AND pg_catalog.to_regclass('public.plans') IS NOT NULL THEN
+        IF EXISTS (SELECT FROM tenancy.shared_tables s
                    WHERE s.table_name OPERATOR(pg_catalog.=) pg_catalog.to_regclass('public.plans'))
-       AND NOT EXISTS (SELECT FROM tenancy.shared_references r
-                       WHERE r.referencing OPERATOR(pg_catalog.=) pg_catalog.to_regclass('@tenant@.subscription')
-                         AND r.shared OPERATOR(pg_catalog.=) pg_catalog.to_regclass('public.plans'))
-    THEN
-        PERFORM tenancy.reference_shared('@tenant@.subscription', ARRAY['plan_id'], 'public.plans');
+           AND NOT EXISTS (SELECT FROM tenancy.shared_references r
+                           WHERE r.referencing OPERATOR(pg_catalog.=) pg_catalog.to_regclass('@tenant@.subscription')
+                             AND r.shared OPERATOR(pg_catalog.=) pg_catalog.to_regclass('public.plans')) THEN
+            PERFORM tenancy.reference_shared('@tenant@.subscription', ARRAY['plan_id'], 'public.plans');
+        END IF;
     END IF;
 END
 $do$;
