@@ -243,10 +243,8 @@ fn share_table(tbl: Option<pg_sys::Oid>, key: Option<Vec<Option<String>>>) {
             )),
         )
     });
-    if let Some(old) = shared::shared_settings(tbl) {
-        if old.key == key {
-            return;
-        }
+    // Again with the same key: the triggers are put back (dropped by hand, say), nothing else.
+    if let Some(old) = shared::shared_settings(tbl).filter(|old| old.key != key) {
         let (n, first) = shared::referencing_tables(tbl);
         if n > 0 {
             raise(
