@@ -34,7 +34,7 @@ mod tests {
                 "SELECT 1 FROM tenancy.ledger l JOIN tenancy.migrations m USING (version)
                  WHERE l.schema_name = 'org_1' AND l.checksum = m.checksum AND length(l.checksum) = 64"
             ),
-            6
+            7
         );
         assert_eq!(
             one::<String>("SELECT checksum FROM tenancy.migrations WHERE version = '0001'"),

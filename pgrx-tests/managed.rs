@@ -277,7 +277,7 @@ mod tests {
         organizations(true, "keep");
         run("INSERT INTO organizations (id) SELECT g FROM generate_series(1, 200) AS g");
         assert_eq!(count("SELECT * FROM tenancy.all_tenants()"), 200);
-        assert_eq!(count("SELECT 1 FROM tenancy.ledger"), 1200);
+        assert_eq!(count("SELECT 1 FROM tenancy.ledger"), 1400);
     }
 
     #[pg_test]
