@@ -559,6 +559,8 @@ BEGIN
         UNION ALL
         SELECT c.schema_name::name, c.problem FROM tenancy._verify_citus() c
         UNION ALL
+        SELECT s.schema_name, s.problem FROM tenancy._verify_shared() s
+        UNION ALL
         SELECT d.schema_name::name, d.problem FROM tenancy._verify_deep() d WHERE deep) v
     ORDER BY 1, 2;
 END
@@ -1392,31 +1394,6 @@ CREATE FUNCTION tenancy._verify_shared() RETURNS TABLE (schema_name name, proble
     -- 1 000 tenants on, where the fan-in costs provisioning about a quarter more and a delete
     -- from the table visits every tenant (issue 15's measurements).
     WHERE k.tenants > 1000 OR EXISTS (SELECT FROM tenancy.shared_table_settings s WHERE s.tbl = k.shared)
-$$;
-
-CREATE OR REPLACE FUNCTION tenancy.verify(deep boolean DEFAULT false) RETURNS TABLE (schema_name name, problem text)
-    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
-    AS $$
-BEGIN
-    IF deep IS NULL THEN
-        RAISE EXCEPTION 'tenancy.verify: deep must not be NULL'
-            USING ERRCODE = '22004', HINT = 'Pass a value for deep, e.g. SELECT * FROM tenancy.verify(deep => true).';
-    END IF;
-    RETURN QUERY
-    SELECT v.schema_name, v.problem FROM (
-        SELECT r.schema_name, r.problem FROM tenancy._verify_registry() r
-        UNION ALL
-        SELECT m.schema_name::name, m.problem FROM tenancy._verify_managed() m
-        UNION ALL
-        SELECT o.schema_name, o.problem FROM tenancy._verify_trust() o
-        UNION ALL
-        SELECT c.schema_name::name, c.problem FROM tenancy._verify_citus() c
-        UNION ALL
-        SELECT s.schema_name, s.problem FROM tenancy._verify_shared() s
-        UNION ALL
-        SELECT d.schema_name::name, d.problem FROM tenancy._verify_deep() d WHERE deep) v
-    ORDER BY 1, 2;
-END
 $$;
 
 REVOKE ALL ON FUNCTION tenancy._shared_ddl_trigger() FROM PUBLIC;

@@ -777,8 +777,7 @@ pub fn reconcile(dry_run: bool) -> Vec<(Option<String>, String)> {
         };
         let action = match owner_of(t.oid) {
             Err(why) => why,
-            Ok(_) if non_reference_target_of(t.oid).is_some() => {
-                let shared = non_reference_target_of(t.oid).unwrap_or_default();
+            Ok(_) if let Some(shared) = non_reference_target_of(t.oid) => {
                 format!("left alone: its foreign keys reference {shared}, which is not a reference table (SELECT create_reference_table({}), then reconcile again)", quote_literal(&shared))
             }
             Ok(_) if dry_run => {
