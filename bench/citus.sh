@@ -17,15 +17,7 @@
 set -uo pipefail
 source "$(dirname "$0")/../scripts/common.sh"
 cd "$ROOT"
-control="$("$PG_CONFIG" --sharedir)/extension/citus.control"
-library="$("$PG_CONFIG" --pkglibdir)/citus.so"
-missing=""
-[ -f "$control" ] || missing="no $control"
-[ -f "$library" ] || missing="${missing:+$missing, }no $library"
-if [ -n "$missing" ]; then
-  echo "bench-citus: skipped: Citus is not installed for PostgreSQL $PG ($missing)"
-  exit 77
-fi
+skip_without_citus bench-citus
 set -e
 
 ROUNDS=${ROUNDS:-5}    # provisioning rounds

@@ -15,15 +15,7 @@
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 
-control="$("$PG_CONFIG" --sharedir)/extension/citus.control"
-library="$("$PG_CONFIG" --pkglibdir)/citus.so"
-missing=""
-[ -f "$control" ] || missing="no $control"
-[ -f "$library" ] || missing="${missing:+$missing, }no $library"
-if [ -n "$missing" ]; then
-  echo "citus: skipped: Citus is not installed for PostgreSQL $PG ($missing)"
-  exit 77
-fi
+skip_without_citus citus
 
 P0=${CITUS_PORT:-28860}
 P1=$((P0 + 1)) P2=$((P0 + 2))
