@@ -316,4 +316,166 @@ mod tests {
         );
         fails_bare("SELECT 1/0", "22012");
     }
+    /// A hostile review (issue 15): pg_tenancy's trigger functions attached by hand as statement
+    /// triggers crashed the server (they read row pointers that statement triggers do not have).
+    /// Now refused with 39P01 before a tuple is read.
+    #[pg_test]
+    fn hand_made_triggers_with_pg_tenancys_functions_are_refused() {
+        let owner = shared_plans();
+        run("CREATE SCHEMA m");
+        run("CREATE TABLE m.own (id int PRIMARY KEY)");
+        run("SELECT tenancy.share_table('m.own')");
+        run("CREATE TRIGGER x BEFORE TRUNCATE ON m.own FOR EACH STATEMENT EXECUTE FUNCTION tenancy._shared_guard()");
+        fails("TRUNCATE m.own", "39P01");
+        // The tenant side: its reference trigger recreated by hand as a statement trigger.
+        run(&format!("SET LOCAL ROLE {owner}"));
+        run("DROP TRIGGER subscription_plan_id_shared_ref ON acme.subscription");
+        run("CREATE TRIGGER subscription_plan_id_shared_ref AFTER INSERT OR UPDATE ON acme.subscription \
+             FOR EACH STATEMENT EXECUTE FUNCTION tenancy._shared_ref_check()");
+        let f = fails(
+            "INSERT INTO acme.subscription (plan_id) VALUES (2)",
+            "39P01",
+        );
+        assert!(
+            f.message.contains("not created by pg_tenancy"),
+            "{}",
+            f.message
+        );
+        run("RESET ROLE");
+    }
+
+    /// A hostile review (issue 15): the referencing column's type changed behind the trigger's
+    /// back (drop trigger, ALTER COLUMN TYPE, same trigger again) was read as the key's type and
+    /// crashed the server. Now the types are checked at every firing: 42804 naming the column.
+    #[pg_test]
+    fn a_referencing_column_of_another_type_is_refused() {
+        let owner = shared_plans();
+        run("CREATE TABLE public.codes (code text PRIMARY KEY)");
+        run("INSERT INTO public.codes VALUES ('gold')");
+        run(&format!(
+            "GRANT SELECT, REFERENCES ON public.codes TO {owner}"
+        ));
+        run("SELECT tenancy.share_table('public.codes')");
+        run(&format!("SET LOCAL ROLE {owner}"));
+        run("CREATE TABLE acme.badge (id int PRIMARY KEY, code text)");
+        run("SELECT tenancy.reference_shared('acme.badge', ARRAY['code'], 'public.codes')");
+        run("INSERT INTO acme.badge VALUES (1, 'gold')");
+        run("DROP TRIGGER badge_code_shared_ref ON acme.badge");
+        run("ALTER TABLE acme.badge ALTER COLUMN code TYPE bigint USING NULL");
+        run(
+            "CREATE TRIGGER badge_code_shared_ref AFTER INSERT OR UPDATE OF code ON acme.badge \
+             FOR EACH ROW EXECUTE FUNCTION tenancy._shared_ref_check()",
+        );
+        let f = fails("INSERT INTO acme.badge VALUES (2, 12345)", "42804");
+        assert!(
+            f.message.contains("acme.badge.code is bigint"),
+            "{}",
+            f.message
+        );
+        run("RESET ROLE");
+    }
+
+    /// A hostile review (issue 15): the key a tenant noted and the key a delete looked up were
+    /// printed differently (a cast on one side, the output function under the session's settings
+    /// on the other), so deletes of referenced rows went through: char(n), inet, timestamptz under
+    /// another TimeZone, bytea under another bytea_output, numeric re-keyed to an equal value.
+    #[pg_test]
+    fn a_referenced_key_is_found_however_it_prints() {
+        let owner = shared_plans();
+        run(&format!("SET LOCAL ROLE {owner}"));
+        run("CREATE TABLE acme.uses (id serial PRIMARY KEY, c char(5), i inet, t timestamptz, b bytea, n numeric)");
+        run("RESET ROLE");
+        for (col, typ, value) in [
+            ("c", "char(5)", "'ab'"),
+            ("i", "inet", "'10.0.0.1/32'"),
+            ("t", "timestamptz", "'2026-01-01 12:00+00'"),
+            ("b", "bytea", "'\\x6869'"),
+            ("n", "numeric", "1.0"),
+        ] {
+            run(&format!(
+                "CREATE TABLE public.k_{col} (k {typ} PRIMARY KEY)"
+            ));
+            run(&format!("INSERT INTO public.k_{col} VALUES ({value})"));
+            run(&format!(
+                "GRANT SELECT, REFERENCES ON public.k_{col} TO {owner}"
+            ));
+            run(&format!("SELECT tenancy.share_table('public.k_{col}')"));
+            run(&format!("SET LOCAL ROLE {owner}"));
+            run(&format!(
+                "SELECT tenancy.reference_shared('acme.uses', ARRAY['{col}'], 'public.k_{col}')"
+            ));
+            run("SET LOCAL TimeZone = 'UTC'");
+            run("SET LOCAL bytea_output = 'hex'");
+            run(&format!("INSERT INTO acme.uses ({col}) VALUES ({value})"));
+            run("RESET ROLE");
+            run("SET LOCAL TimeZone = 'Asia/Tokyo'");
+            run("SET LOCAL bytea_output = 'escape'");
+            run("SET LOCAL extra_float_digits = 3");
+            if col == "n" {
+                // Re-keyed to an equal value that prints differently, then deleted.
+                run("UPDATE public.k_n SET k = 1.00");
+            }
+            fails(&format!("DELETE FROM public.k_{col}"), "23503");
+            run("RESET TimeZone");
+            run("RESET bytea_output");
+        }
+    }
+
+    /// A hostile review (issue 15): renaming or dropping a referencing column, renaming the shared
+    /// key, or a reference whose trigger is gone left registrations that broke every later delete
+    /// of the shared table (42703) or let references go unchecked without a word from verify().
+    #[pg_test]
+    fn renames_drops_and_disabled_triggers_are_followed_or_reported() {
+        let owner = shared_plans();
+        run("INSERT INTO acme.subscription (plan_id) VALUES (2)");
+        run(&format!("SET LOCAL ROLE {owner}"));
+        run("ALTER TABLE acme.subscription RENAME COLUMN plan_id TO plan");
+        run("RESET ROLE");
+        fails("DELETE FROM public.plans WHERE id = 2", "23503");
+        fails(
+            "INSERT INTO globex.subscription (plan_id) VALUES (99)",
+            "23503",
+        );
+        run("ALTER TABLE public.plans RENAME COLUMN id TO plan_no");
+        let f = fails("DELETE FROM public.plans WHERE plan_no = 2", "23503");
+        assert!(f.message.contains("(plan_no)=(2)"), "{}", f.message);
+        run("DELETE FROM public.plans WHERE plan_no = 3");
+        fails("UPDATE acme.subscription SET plan = 42", "23503");
+        // share_table again with the renamed key: the same key, so allowed while referenced.
+        run("SELECT tenancy.share_table('public.plans')");
+        // A disabled trigger on either side is reported with the fix.
+        run("ALTER TABLE public.plans DISABLE TRIGGER USER");
+        run(&format!("SET LOCAL ROLE {owner}"));
+        run("ALTER TABLE globex.subscription DISABLE TRIGGER subscription_plan_id_shared_ref");
+        run("RESET ROLE");
+        let problems = strings(
+            "SELECT coalesce(schema_name, '-') || ': ' || problem FROM tenancy.verify() ORDER BY 1",
+        );
+        assert!(
+            problems.iter().any(|p| p.starts_with("globex: ")
+                && p.contains("is not enforced: its trigger is disabled")),
+            "{problems:?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .filter(|p| p.contains("shared table public.plans: its trigger"))
+                .count()
+                == 2,
+            "{problems:?}"
+        );
+        run("ALTER TABLE public.plans ENABLE TRIGGER USER");
+        // Dropping the referencing column drops its trigger; the reference enforces nothing and
+        // deletes of the shared table work again (no 42703 from a stale registration).
+        run(&format!("SET LOCAL ROLE {owner}"));
+        run("ALTER TABLE acme.subscription DROP COLUMN plan CASCADE");
+        run("RESET ROLE");
+        run("DELETE FROM public.plans WHERE plan_no = 2");
+        // A reference whose trigger is gone can be declared again.
+        run(&format!("SET LOCAL ROLE {owner}"));
+        run("ALTER TABLE acme.subscription ADD COLUMN plan_id bigint");
+        run("SELECT tenancy.reference_shared('acme.subscription', ARRAY['plan_id'], 'public.plans')");
+        fails("UPDATE acme.subscription SET plan_id = 2", "23503");
+        run("RESET ROLE");
+    }
 }

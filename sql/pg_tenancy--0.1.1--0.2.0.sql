@@ -1394,6 +1394,30 @@ CREATE FUNCTION tenancy._verify_shared() RETURNS TABLE (schema_name name, proble
     -- 1 000 tenants on, where the fan-in costs provisioning about a quarter more and a delete
     -- from the table visits every tenant (issue 15's measurements).
     WHERE k.tenants > 1000 OR EXISTS (SELECT FROM tenancy.shared_table_settings s WHERE s.tbl = k.shared)
+    UNION ALL
+    -- A reference whose trigger a tenant owner dropped or disabled is not enforced.
+    SELECT n.nspname,
+           format('%s: its shared reference %I to %s is not enforced: its trigger is %s; %s',
+                  r.referencing, r.name, r.shared,
+                  CASE WHEN g.oid IS NULL THEN 'gone' ELSE 'disabled' END,
+                  format('%sdeclare it again in a tenant migration, SELECT tenancy.reference_shared(%L, ARRAY[%s], %L), which checks the rows written meanwhile',
+                         CASE WHEN g.oid IS NULL THEN '' ELSE format('DROP TRIGGER %I ON %s, then ', r.name, r.referencing) END,
+                         r.referencing::text, (SELECT string_agg(quote_literal(x), ', ') FROM unnest(r.columns) AS x), r.shared::text))
+    FROM tenancy.shared_references r
+    JOIN pg_class c ON c.oid = r.referencing
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    LEFT JOIN pg_trigger g ON g.tgrelid = r.referencing AND g.tgname = r.name
+    WHERE g.oid IS NULL OR g.tgenabled IN ('D', 'R')
+    UNION ALL
+    -- A shared table whose guard its owner dropped or disabled (a bulk load's habit) lets
+    -- referenced rows go.
+    SELECT NULL::name,
+           format('shared table %s: its trigger %I is %s, so %s are not checked against tenants'' references; its owner runs SELECT tenancy.share_table(%L), which puts it back',
+                  s.tbl, w.tg, CASE WHEN g.oid IS NULL THEN 'gone' ELSE 'disabled' END, w.what, s.tbl::text)
+    FROM tenancy.shared_table_settings s
+    CROSS JOIN (VALUES ('tenancy_shared_guard', 'deletes and key changes'), ('tenancy_shared_truncate', 'TRUNCATEs')) AS w(tg, what)
+    LEFT JOIN pg_trigger g ON g.tgrelid = s.tbl AND g.tgname = w.tg
+    WHERE g.oid IS NULL OR g.tgenabled IN ('D', 'R')
 $$;
 
 REVOKE ALL ON FUNCTION tenancy._shared_ddl_trigger() FROM PUBLIC;

@@ -244,7 +244,14 @@ fn share_table(tbl: Option<pg_sys::Oid>, key: Option<Vec<Option<String>>>) {
         )
     });
     // Again with the same key: the triggers are put back (dropped by hand, say), nothing else.
-    if let Some(old) = shared::shared_settings(tbl).filter(|old| old.key != key) {
+    // (A key renamed since keeps its identity: the guard trigger names its columns as they are.)
+    if let Some(old) = shared::shared_settings(tbl)
+        .map(|old| shared::Shared {
+            key: shared::guard_key(tbl).unwrap_or(old.key),
+            ops: old.ops,
+        })
+        .filter(|old| old.key != key)
+    {
         let (n, first) = shared::referencing_tables(tbl);
         if n > 0 {
             raise(
@@ -356,7 +363,7 @@ fn reference_shared(
     let shared_table = catalog::table_info(shared_tbl);
     let (owner, relkind, schema) = relation_facts(tbl);
     let (shared_owner, _, _) = relation_facts(shared_tbl);
-    let tenant = quote_ident(&schema);
+    let tenant = owner_word(&schema);
     if !catalog::has_privileges_of(identity::current_user(), owner) {
         raise(
             TenancyError::new(
@@ -370,6 +377,15 @@ fn reference_shared(
         );
     }
     require_columns(tbl, &table, &columns);
+    if catalog::is_temporary(tbl) {
+        raise(
+            TenancyError::new(
+                SqlState::FeatureNotSupported,
+                format!("tenancy.reference_shared: {table} is a temporary table"),
+            )
+            .hint("Declare references on tenant tables, in tenant migrations."),
+        );
+    }
     if crate::db::citus::present() {
         return native_foreign_key(tbl, &table, &columns, shared_tbl, &shared_table, key);
     }
@@ -377,11 +393,11 @@ fn reference_shared(
         raise(
             TenancyError::new(
                 SqlState::ObjectNotInPrerequisiteState,
-                format!("tenant {tenant}: {table} cannot reference {shared_table} through pg_tenancy: {shared_table} is not prepared as a shared table"),
+                format!("{tenant}: {table} cannot reference {shared_table} through pg_tenancy: {shared_table} is not prepared as a shared table"),
             )
             .detail("A shared table gets one trigger for all tenants, installed once by its owner.")
             .hint(format!(
-                "As {}, the owner of {shared_table}, run SELECT tenancy.share_table({}); then run this migration again. Or keep a native foreign key (REFERENCES {shared_table}), which adds two triggers per tenant to {shared_table}.",
+                "As {}, the owner of {shared_table}, run SELECT tenancy.share_table({}); then declare the reference again (run the tenant migration again). Or keep a native foreign key (REFERENCES {shared_table}), which adds two triggers per tenant to {shared_table}.",
                 role_name(shared_owner),
                 quote_literal(&shared_table)
             )),
@@ -396,7 +412,7 @@ fn reference_shared(
             TenancyError::new(
                 SqlState::InvalidForeignKey,
                 format!(
-                    "tenant {tenant}: {table} ({}) has {} columns but the key ({}) of {shared_table} has {}",
+                    "{tenant}: {table} ({}) has {} columns but the key ({}) of {shared_table} has {}",
                     list(&columns),
                     columns.len(),
                     list(&key),
@@ -415,7 +431,7 @@ fn reference_shared(
             TenancyError::new(
                 SqlState::InvalidForeignKey,
                 format!(
-                    "tenant {tenant}: ({}) is not the shared key of {shared_table}, which is ({})",
+                    "{tenant}: ({}) is not the shared key of {shared_table}, which is ({})",
                     list(&key),
                     list(&settings.key)
                 ),
@@ -440,7 +456,7 @@ fn reference_shared(
                 TenancyError::new(
                     SqlState::DatatypeMismatch,
                     format!(
-                        "tenant {tenant}: {table}.{} is {} but {shared_table}.{} is {}",
+                        "{tenant}: {table}.{} is {} but {shared_table}.{} is {}",
                         ident(c),
                         catalog::column_type(tbl, c),
                         ident(k),
@@ -468,7 +484,7 @@ fn reference_shared(
             raise(
                 TenancyError::new(
                     SqlState::InsufficientPrivilege,
-                    format!("tenant {tenant}: {me} may not reference {shared_table} ({})", ident(k)),
+                    format!("{tenant}: {me} may not reference {shared_table} ({})", ident(k)),
                 )
                 .detail("As for a native foreign key, referencing a table needs the REFERENCES privilege on it.")
                 .hint(format!("As the owner of {shared_table}: GRANT REFERENCES ON {shared_table} TO {me};")),
@@ -479,7 +495,7 @@ fn reference_shared(
         raise(
             TenancyError::new(
                 SqlState::FeatureNotSupported,
-                format!("tenant {tenant}: {table} is partitioned, which shared references do not support yet"),
+                format!("{tenant}: {table} is partitioned, which shared references do not support yet"),
             )
             .hint(format!("Keep a native foreign key on it: ALTER TABLE {table} ADD FOREIGN KEY ({}) REFERENCES {shared_table} ({}).", list(&columns), list(&settings.key))),
         );
@@ -489,11 +505,21 @@ fn reference_shared(
         catalog::relname(tbl),
         columns.join("_")
     ));
+    // What a dropped column, trigger or shared table left behind is cleared first: a registry row
+    // whose trigger is gone enforces nothing, and a trigger of ours whose registry row is gone
+    // (its shared table was dropped) only refuses writes.
+    let registered = shared::has_reference(tbl, &name);
+    let triggered = catalog::has_trigger(&table, &name);
+    if registered && !triggered {
+        shared::forget_reference(tbl, &name);
+    } else if triggered && !registered && shared::is_reference_trigger(tbl, &name) {
+        spi::run(&format!("DROP TRIGGER {} ON {table}", ident(&name)));
+    }
     if shared::has_reference(tbl, &name) || catalog::has_trigger(&table, &name) {
         raise(
             TenancyError::new(
                 SqlState::DuplicateObject,
-                format!("tenant {tenant}: {table} already has a reference or trigger named {}", ident(&name)),
+                format!("{tenant}: {table} already has a reference or trigger named {}", ident(&name)),
             )
             .hint("Each set of columns references a shared table once; SELECT * FROM tenancy.shared_references lists them."),
         );
@@ -506,7 +532,7 @@ fn reference_shared(
         ident(&name),
         list(&columns)
     ));
-    validate_existing(tbl, &table, &schema, &name);
+    validate_existing(tbl, &table, &schema, &columns, &name);
     name
 }
 
@@ -607,37 +633,49 @@ fn ensure_index(tbl: pg_sys::Oid, table: &str, columns: &[String]) {
 }
 
 /// Rows already in the tenant table are checked (and noted) as the trigger checks new ones.
-fn validate_existing(tbl: pg_sys::Oid, table: &str, schema: &str, name: &str) {
+fn validate_existing(tbl: pg_sys::Oid, table: &str, schema: &str, columns: &[String], name: &str) {
     let Some(r) = shared::reference(tbl, name) else {
         return;
     };
-    let not_null = r
-        .columns
+    let not_null = columns
         .iter()
         .map(|c| format!("x.{} IS NOT NULL", ident(c)))
         .collect::<Vec<_>>()
         .join(" AND ");
-    let texts = r
-        .columns
+    let cols = columns
         .iter()
-        .map(|c| format!("x.{}::pg_catalog.text", ident(c)))
+        .map(|c| format!("x.{}", ident(c)))
         .collect::<Vec<_>>()
         .join(", ");
     let rows = shared::query(
-        &format!("SELECT DISTINCT {texts} FROM ONLY {table} x WHERE {not_null}"),
+        &format!("SELECT DISTINCT {cols} FROM ONLY {table} x WHERE {not_null}"),
         &[],
         Snap::Current,
         0,
     );
-    let types: Vec<pg_sys::Oid> = r.columns.iter().map(|c| type_oid(tbl, c)).collect();
+    let types: Vec<pg_sys::Oid> = columns.iter().map(|c| type_oid(tbl, c)).collect();
     for row in rows {
         let values: Vec<String> = row.into_iter().map(Option::unwrap_or_default).collect();
-        let params: Vec<Param> = values
-            .iter()
-            .zip(&types)
-            .map(|(v, t)| (*t, input_datum(*t, v), false))
-            .collect();
-        check_key(&r, tbl, table, schema, name, &params, &values);
+        // Printed with fixed settings by shared::query, read back with the same.
+        let params: Vec<Param> = shared::canonical(|| {
+            values
+                .iter()
+                .zip(&types)
+                .map(|(v, t)| (*t, input_datum(*t, v), false))
+                .collect()
+        });
+        check_key(
+            &r,
+            &Site {
+                tbl,
+                table,
+                schema,
+                columns,
+                name,
+            },
+            &params,
+            &values,
+        );
     }
 }
 
@@ -665,15 +703,24 @@ fn key_display(cols: &[String], values: &[String]) -> String {
 /// statement's snapshot, as native RI does: at READ COMMITTED a concurrent delete that commits
 /// first makes it find nothing; at REPEATABLE READ and SERIALIZABLE it is a serialization
 /// failure), 23503 when there is none; then notes the key for the referencing table.
-fn check_key(
-    r: &shared::Reference,
+/// The referencing side of a check: the tenant table, its schema, the reference's columns (as
+/// named now) and trigger name.
+struct Site<'a> {
     tbl: pg_sys::Oid,
-    table: &str,
-    schema: &str,
-    name: &str,
-    params: &[Param],
-    shown: &[String],
-) {
+    table: &'a str,
+    schema: &'a str,
+    columns: &'a [String],
+    name: &'a str,
+}
+
+fn check_key(r: &shared::Reference, at: &Site<'_>, params: &[Param], shown: &[String]) {
+    let Site {
+        tbl,
+        table,
+        schema,
+        columns,
+        name,
+    } = *at;
     let cond = r
         .key
         .iter()
@@ -682,10 +729,12 @@ fn check_key(
         .map(|(i, (k, op))| format!("x.{} {op} ${}", ident(k), i + 1))
         .collect::<Vec<_>>()
         .join(" AND ");
+    // The key as the shared row prints it (shared::query prints with fixed settings): the text
+    // the note is kept under, the same the shared table's guard computes from that row.
     let texts = r
         .key
         .iter()
-        .map(|k| format!("x.{}::pg_catalog.text", ident(k)))
+        .map(|k| format!("x.{}", ident(k)))
         .collect::<Vec<_>>()
         .join(", ");
     let only = if r.shared_partitioned { "" } else { "ONLY " };
@@ -697,13 +746,13 @@ fn check_key(
         shared::query(&sql, params, Snap::Current, 1)
     });
     let Some(row) = found.into_iter().next() else {
-        let tenant = quote_ident(schema);
+        let tenant = owner_word(schema);
         raise(
             TenancyError::new(
                 SqlState::ForeignKeyViolation,
                 format!(
-                    "tenant {tenant}: {table} {} references no row of {}",
-                    key_display(&r.columns, shown),
+                    "{tenant}: {table} {} references no row of {}",
+                    key_display(columns, shown),
                     r.shared_sql
                 ),
             )
@@ -713,7 +762,7 @@ fn check_key(
                 r.shared_sql
             ))
             .hint(format!(
-                "Insert that row into {} first, or use a key it has (reference {} of tenant {tenant}, declared with tenancy.reference_shared).",
+                "Insert that row into {} first, or use a key it has (reference {} of {tenant}, declared with tenancy.reference_shared).",
                 r.shared_sql,
                 ident(name)
             )),
@@ -723,41 +772,81 @@ fn check_key(
     shared::note_presence(r.shared, &key, tbl);
 }
 
-/// The datum, type and text of each named column of a trigger tuple; `None` when one is NULL.
+/// The datum, type and text (printed with fixed settings, `shared::canonical`) of each column
+/// `attnums` names in a trigger tuple; `None` when one is NULL.
 ///
 /// # Safety
-/// `tuple` and `desc` must be the trigger's valid tuple and descriptor.
+/// `tuple` and `desc` must be the trigger's valid tuple and descriptor, `attnums` its columns.
 unsafe fn key_of(
     tuple: *mut pg_sys::HeapTupleData,
     desc: pg_sys::TupleDesc,
-    cols: &[String],
-    table: &str,
+    attnums: &[i16],
 ) -> Option<(Vec<Param>, Vec<String>)> {
-    let mut params = Vec::with_capacity(cols.len());
-    let mut texts = Vec::with_capacity(cols.len());
-    for c in cols {
-        let cname = CString::new(c.as_str()).unwrap_or_default();
-        let fnum = pg_sys::SPI_fnumber(desc, cname.as_ptr());
-        if fnum <= 0 {
-            raise(
-                TenancyError::new(
-                    SqlState::UndefinedColumn,
-                    format!("{table} has no column {} of its shared reference", ident(c)),
-                )
-                .hint("The column was renamed or dropped; declare the reference again with tenancy.reference_shared."),
-            );
-        }
+    let mut params = Vec::with_capacity(attnums.len());
+    let mut texts = Vec::with_capacity(attnums.len());
+    for &fnum in attnums {
         let mut isnull = false;
-        let datum = pg_sys::SPI_getbinval(tuple, desc, fnum, &mut isnull);
+        let datum = pg_sys::SPI_getbinval(tuple, desc, fnum as i32, &mut isnull);
         if isnull {
             return None;
         }
-        let typ = pg_sys::SPI_gettypeid(desc, fnum);
-        let v = pg_sys::SPI_getvalue(tuple, desc, fnum);
+        let typ = pg_sys::SPI_gettypeid(desc, fnum as i32);
+        let v = shared::canonical(|| pg_sys::SPI_getvalue(tuple, desc, fnum as i32));
         texts.push(std::ffi::CStr::from_ptr(v).to_string_lossy().into_owned());
         params.push((typ, datum, false));
     }
     Some((params, texts))
+}
+
+/// The columns of the firing trigger's `UPDATE OF` list, by number, in order (a rename keeps
+/// them).
+fn trigger_columns(trigger: &PgTrigger<'_>) -> Vec<i16> {
+    let t = trigger.trigger();
+    if t.tgattr.is_null() || t.tgnattr <= 0 {
+        return Vec::new();
+    }
+    // SAFETY: PostgreSQL's trigger descriptor: tgnattr column numbers at tgattr.
+    unsafe { std::slice::from_raw_parts(t.tgattr, t.tgnattr as usize) }.to_vec()
+}
+
+/// The name of column `attnum` in `desc`.
+fn column_name(desc: pg_sys::TupleDesc, attnum: i16) -> String {
+    // SAFETY: a valid descriptor; SPI_fname returns a palloc'd copy or NULL.
+    unsafe {
+        let p = pg_sys::SPI_fname(desc, attnum as i32);
+        if p.is_null() {
+            return String::new();
+        }
+        std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+    }
+}
+
+/// pg_tenancy's triggers do their work only where `share_table` / `reference_shared` put them:
+/// anything else (a trigger created by hand with another timing, level or event) is refused
+/// before a tuple is read.
+fn require_protocol(
+    trigger: &PgTrigger<'_>,
+    function: &str,
+    row_events: &str,
+    ok: bool,
+    ncols: usize,
+    want: usize,
+) {
+    let event = trigger.event();
+    if !event.fired_for_row() || !event.fired_after() || !ok || ncols != want || want == 0 {
+        let (table, _) = qualified(trigger);
+        raise(
+            TenancyError::new(
+                SqlState::TriggerProtocolViolated,
+                format!(
+                    "trigger {} on {table} calls tenancy.{function}() but was not created by pg_tenancy",
+                    ident(trigger.name().unwrap_or_default())
+                ),
+            )
+            .detail(format!("tenancy.{function}() runs only as an AFTER {row_events} FOR EACH ROW trigger on the columns of the reference."))
+            .hint("Drop that trigger; declare references with tenancy.reference_shared and prepare shared tables with tenancy.share_table."),
+        );
+    }
 }
 
 fn qualified(trigger: &PgTrigger<'_>) -> (String, String) {
@@ -766,48 +855,125 @@ fn qualified(trigger: &PgTrigger<'_>) -> (String, String) {
     (format!("{}.{}", ident(&schema), ident(&name)), schema)
 }
 
-/// The tenant table's trigger (`AFTER INSERT OR UPDATE OF <columns>`), one per reference.
+/// The tenant table's trigger (`AFTER INSERT OR UPDATE OF <columns>`), one per reference. Its
+/// columns are its own `UPDATE OF` list (by number: renames follow), the shared key's those of the
+/// shared table's guard.
 #[pg_trigger]
 fn _shared_ref_check<'a>(
     trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, TenancyError> {
+    let event = trigger.event();
     let data = trigger.trigger_data();
+    let (table, schema) = qualified(trigger);
+    let attnums = trigger_columns(trigger);
+    let name = trigger.name().unwrap_or_default().to_string();
     // SAFETY: PostgreSQL hands a trigger its relation while it fires.
     let (relid, desc) = unsafe { ((*data.tg_relation).rd_id, (*data.tg_relation).rd_att) };
-    let name = trigger.name().unwrap_or_default().to_string();
-    let (table, schema) = qualified(trigger);
     let Some(r) = shared::reference(relid, &name) else {
         raise(
             TenancyError::new(
                 SqlState::ObjectNotInPrerequisiteState,
                 format!(
-                    "tenant {}: trigger {} on {table} enforces no registered shared reference (or its shared table is gone)",
-                    quote_ident(&schema),
+                    "{}: trigger {} on {table} enforces no registered shared reference (or its shared table is gone)",
+                    owner_word(&schema),
                     ident(&name)
                 ),
             )
             .hint("Declare references with tenancy.reference_shared; SELECT * FROM tenancy.shared_references lists them. A trigger created by hand, or left after its shared table was dropped, can be dropped."),
         )
     };
-    let event = trigger.event();
+    if r.key.is_empty() {
+        raise(
+            TenancyError::new(
+                SqlState::ObjectNotInPrerequisiteState,
+                format!(
+                    "{}: {table} references {} through pg_tenancy, but {} is no longer prepared (its guard trigger is gone)",
+                    owner_word(&schema),
+                    r.shared_sql,
+                    r.shared_sql
+                ),
+            )
+            .detail("Without the guard, deleting a referenced row would not be checked; new references are refused until it is back.")
+            .hint(format!(
+                "The owner of {} runs SELECT tenancy.share_table({}) again.",
+                r.shared_sql,
+                quote_literal(&r.shared_sql)
+            )),
+        );
+    }
+    require_protocol(
+        trigger,
+        "_shared_ref_check",
+        "INSERT OR UPDATE",
+        event.fired_by_insert() || event.fired_by_update(),
+        attnums.len(),
+        r.key.len(),
+    );
+    let columns: Vec<String> = attnums.iter().map(|&a| column_name(desc, a)).collect();
+    for (i, &a) in attnums.iter().enumerate() {
+        // SAFETY: the trigger's own descriptor.
+        let typ = unsafe { pg_sys::SPI_gettypeid(desc, a as i32) };
+        if Some(&typ) != r.key_types.get(i) {
+            raise(
+                TenancyError::new(
+                    SqlState::DatatypeMismatch,
+                    format!(
+                        "{}: {table}.{} is {} but the key {}.{} it references is {}",
+                        owner_word(&schema),
+                        ident(&columns[i]),
+                        catalog::column_type(relid, &columns[i]),
+                        r.shared_sql,
+                        ident(&r.key[i]),
+                        catalog::column_type(r.shared, &r.key[i])
+                    ),
+                )
+                .hint(format!(
+                    "Give the referencing column the key's type again: ALTER TABLE {table} ALTER COLUMN {} TYPE {}.",
+                    ident(&columns[i]),
+                    catalog::column_type(r.shared, &r.key[i])
+                )),
+            );
+        }
+    }
     let tuple = if event.fired_by_update() {
         data.tg_newtuple
     } else {
         data.tg_trigtuple
     };
-    // SAFETY: the trigger's own tuples and descriptor.
-    let Some((params, shown)) = (unsafe { key_of(tuple, desc, &r.columns, &table) }) else {
+    // SAFETY: the trigger's own tuples, descriptor and columns.
+    let Some((params, shown)) = (unsafe { key_of(tuple, desc, &attnums) }) else {
         return Ok(None); // MATCH SIMPLE: a NULL in the key references nothing
     };
     if event.fired_by_update() {
         // SAFETY: as above.
-        let old = unsafe { key_of(data.tg_trigtuple, desc, &r.columns, &table) };
+        let old = unsafe { key_of(data.tg_trigtuple, desc, &attnums) };
         if old.map(|(_, t)| t) == Some(shown.clone()) {
             return Ok(None); // key unchanged: checked when it was set
         }
     }
-    check_key(&r, relid, &table, &schema, &name, &params, &shown);
+    check_key(
+        &r,
+        &Site {
+            tbl: relid,
+            table: &table,
+            schema: &schema,
+            columns: &columns,
+            name: &name,
+        },
+        &params,
+        &shown,
+    );
     Ok(None)
+}
+
+/// "tenant x" when the schema is a tenant's, "table's schema x" otherwise (a reference from a
+/// table outside tenants works the same).
+fn owner_word(schema: &str) -> String {
+    if crate::db::registry::tenant_by_name(schema).is_some() {
+        format!("tenant {}", quote_ident(schema))
+    } else {
+        format!("schema {}", quote_ident(schema))
+    }
 }
 
 /// The shared table's row trigger (`AFTER DELETE OR UPDATE OF <key>`), one for all tenants.
@@ -827,16 +993,26 @@ fn _shared_guard<'a>(
     let Some(settings) = shared::shared_settings(relid) else {
         return Ok(None);
     };
+    let event = trigger.event();
+    let attnums = trigger_columns(trigger);
+    require_protocol(
+        trigger,
+        "_shared_guard",
+        "DELETE OR UPDATE",
+        event.fired_by_delete() || event.fired_by_update(),
+        attnums.len(),
+        settings.key.len(),
+    );
     let (table, _) = qualified(trigger);
-    // SAFETY: the trigger's own tuples and descriptor.
-    let Some((params, key)) = (unsafe { key_of(data.tg_trigtuple, desc, &settings.key, &table) })
-    else {
+    // The key's columns as named now (the guard's UPDATE OF list follows renames).
+    let key_names: Vec<String> = attnums.iter().map(|&a| column_name(desc, a)).collect();
+    // SAFETY: the trigger's own tuples, descriptor and columns.
+    let Some((params, key)) = (unsafe { key_of(data.tg_trigtuple, desc, &attnums) }) else {
         return Ok(None);
     };
-    let event = trigger.event();
     if event.fired_by_update() {
         // SAFETY: as above.
-        let new = unsafe { key_of(data.tg_newtuple, desc, &settings.key, &table) };
+        let new = unsafe { key_of(data.tg_newtuple, desc, &attnums) };
         if new.map(|(_, t)| t) == Some(key.clone()) {
             return Ok(None);
         }
@@ -845,14 +1021,18 @@ fn _shared_guard<'a>(
     if holders.is_empty() {
         return Ok(None); // nothing references the key: one index probe, whatever the tenants
     }
-    let cond = settings
-        .key
+    let cond = key_names
         .iter()
         .zip(&settings.ops)
         .enumerate()
         .map(|(i, (k, op))| format!("x.{} {op} ${}", ident(k), i + 1))
         .collect::<Vec<_>>()
         .join(" AND ");
+    let cols = key_names
+        .iter()
+        .map(|k| format!("x.{}", ident(k)))
+        .collect::<Vec<_>>()
+        .join(", ");
     let only = if partitioned { "" } else { "ONLY " };
     // NO ACTION: another row with the same key now (a key swapped within the statement) keeps
     // the references valid, as native RI's ri_Check_Pk_Match.
@@ -860,13 +1040,19 @@ fn _shared_guard<'a>(
     let owner = unsafe { (*(*data.tg_relation).rd_rel).relowner };
     let still = identity::as_table_owner(owner, || {
         shared::query(
-            &format!("SELECT 1 FROM {only}{table} x WHERE {cond} FOR KEY SHARE OF x"),
+            &format!("SELECT {cols} FROM {only}{table} x WHERE {cond} FOR KEY SHARE OF x"),
             &params,
             Snap::Current,
             1,
         )
     });
-    if !still.is_empty() {
+    if let Some(row) = still.into_iter().next() {
+        // The row holding the key now may print it differently (an equal value: 1.0 and 1.00,
+        // 'ABC' and 'abc' under a case-insensitive collation): the notes follow it.
+        let now: Vec<String> = row.into_iter().map(Option::unwrap_or_default).collect();
+        if now != key {
+            shared::move_presence(relid, &key, &now);
+        }
         return Ok(None);
     }
     let action = if event.fired_by_update() {
@@ -904,7 +1090,7 @@ fn _shared_guard<'a>(
             continue;
         }
         let tenant = quote_ident(&t.schema);
-        let shown = key_display(&settings.key, &key);
+        let shown = key_display(&key_names, &key);
         if snapshot_level && !probe(Snap::Transaction, "") {
             raise(
                 TenancyError::new(

@@ -73,7 +73,7 @@ pub fn table_info(oid: pg_sys::Oid) -> String {
                 SqlState::UndefinedTable,
                 format!("relation {name} is not a table"),
             )
-            .hint("Managed tables must be ordinary or partitioned tables."),
+            .hint("Pass an ordinary or partitioned table (not a view, sequence, index or foreign table)."),
         )
     })
 }

@@ -34,6 +34,7 @@ fn sqlstate(state: SqlState) -> PgSqlErrorCode {
         SqlState::SerializationFailure => ERRCODE_T_R_SERIALIZATION_FAILURE,
         SqlState::DatatypeMismatch => ERRCODE_DATATYPE_MISMATCH,
         SqlState::InvalidForeignKey => ERRCODE_INVALID_FOREIGN_KEY,
+        SqlState::TriggerProtocolViolated => ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
     }
 }
 

@@ -30,9 +30,49 @@ pub enum Snap {
 /// A typed parameter: its type, its datum, whether it is NULL.
 pub type Param = (pg_sys::Oid, pg_sys::Datum, bool);
 
+/// The settings that change how a value prints, fixed while pg_tenancy turns a shared key into
+/// the text it notes and looks up (`tenancy.shared_presence.key`): the same key gives the same text
+/// whichever session computes it (a `timestamptz` under another `TimeZone`, a `bytea` under
+/// another `bytea_output`, `money` under another `lc_monetary` would otherwise not be found).
+const CANONICAL: [(&str, &str); 6] = [
+    ("TimeZone", "UTC"),
+    ("DateStyle", "ISO, YMD"),
+    ("IntervalStyle", "postgres"),
+    ("extra_float_digits", "1"),
+    ("bytea_output", "hex"),
+    ("lc_monetary", "C"),
+];
+
+/// Runs `f` with [`CANONICAL`]'s settings, restored afterwards (on error, by the (sub)transaction's
+/// abort, as PostgreSQL restores a function's `SET` clauses).
+pub fn canonical<T>(f: impl FnOnce() -> T) -> T {
+    // SAFETY: PostgreSQL's GUC nesting, as fmgr_security_definer uses it for a function's SET.
+    unsafe {
+        let level = pg_sys::NewGUCNestLevel();
+        for (name, value) in CANONICAL {
+            let n = CString::new(name).expect("setting name");
+            let v = CString::new(value).expect("setting value");
+            pg_sys::set_config_option(
+                n.as_ptr(),
+                v.as_ptr(),
+                pg_sys::GucContext::PGC_USERSET,
+                pg_sys::GucSource::PGC_S_SESSION,
+                pg_sys::GucAction::GUC_ACTION_SAVE,
+                true,
+                pgrx::PgLogLevel::ERROR as i32,
+                false,
+            );
+        }
+        let out = f();
+        pg_sys::AtEOXact_GUC(true, level);
+        out
+    }
+}
+
 /// Runs fixed, fully qualified `sql` with `params` under `snap`, at most `limit` rows (0: all);
-/// returns each row's columns as text (`None` for NULL). Its own SPI connection; no triggers fire
-/// (the caller's statements are pg_tenancy's own bookkeeping or reads).
+/// returns each row's columns as text (`None` for NULL), printed with [`CANONICAL`]'s settings.
+/// Its own SPI connection; no triggers fire (the caller's statements are pg_tenancy's own
+/// bookkeeping or reads).
 pub fn query(sql: &str, params: &[Param], snap: Snap, limit: i64) -> Vec<Vec<Option<String>>> {
     spi::writable();
     Spi::connect(|_| {
@@ -70,19 +110,22 @@ pub fn query(sql: &str, params: &[Param], snap: Snap, limit: i64) -> Vec<Vec<Opt
             }
             let mut rows = Vec::new();
             let table = pg_sys::SPI_tuptable;
-            if !table.is_null() {
-                let desc = (*table).tupdesc;
-                let natts = (*desc).natts;
-                for i in 0..pg_sys::SPI_processed as usize {
-                    let tuple = *(*table).vals.add(i);
-                    let row = (1..=natts)
-                        .map(|n| {
-                            let v = pg_sys::SPI_getvalue(tuple, desc, n);
-                            (!v.is_null()).then(|| CStr::from_ptr(v).to_string_lossy().into_owned())
-                        })
-                        .collect();
-                    rows.push(row);
-                }
+            if !table.is_null() && pg_sys::SPI_processed > 0 {
+                canonical(|| {
+                    let desc = (*table).tupdesc;
+                    let natts = (*desc).natts;
+                    for i in 0..pg_sys::SPI_processed as usize {
+                        let tuple = *(*table).vals.add(i);
+                        let row = (1..=natts)
+                            .map(|n| {
+                                let v = pg_sys::SPI_getvalue(tuple, desc, n);
+                                (!v.is_null())
+                                    .then(|| CStr::from_ptr(v).to_string_lossy().into_owned())
+                            })
+                            .collect();
+                        rows.push(row);
+                    }
+                });
             }
             rows
         }
@@ -92,9 +135,9 @@ pub fn query(sql: &str, params: &[Param], snap: Snap, limit: i64) -> Vec<Vec<Opt
 thread_local! {
     /// Plans of the triggers' queries, kept across transactions (`SPI_keepplan`: PostgreSQL
     /// re-plans them after DDL on what they read, and checks privileges at every execution).
-    /// Keyed by the query text, which names its tables, columns, operators and parameter count;
-    /// the parameter types follow from the columns.
-    static PLANS: std::cell::RefCell<std::collections::HashMap<String, usize>> =
+    /// Keyed by the query text and the parameter types: a plan prepared for one type must never
+    /// be handed a datum of another (a column whose type changed since, say).
+    static PLANS: std::cell::RefCell<std::collections::HashMap<(String, Vec<u32>), usize>> =
         std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
@@ -106,7 +149,11 @@ const MAX_PLANS: usize = 512;
 /// # Safety
 /// Inside an SPI connection.
 unsafe fn cached_plan(sql: &str, text: &CString, types: &mut [pg_sys::Oid]) -> pg_sys::SPIPlanPtr {
-    if let Some(p) = PLANS.with(|c| c.borrow().get(sql).copied()) {
+    let cache_key = (
+        sql.to_string(),
+        types.iter().map(|t| t.to_u32()).collect::<Vec<_>>(),
+    );
+    if let Some(p) = PLANS.with(|c| c.borrow().get(&cache_key).copied()) {
         return p as pg_sys::SPIPlanPtr;
     }
     let plan = pg_sys::SPI_prepare(text.as_ptr(), types.len() as i32, types.as_mut_ptr());
@@ -123,7 +170,7 @@ unsafe fn cached_plan(sql: &str, text: &CString, types: &mut [pg_sys::Oid]) -> p
                 pg_sys::SPI_freeplan(p as pg_sys::SPIPlanPtr);
             }
         }
-        c.insert(sql.to_string(), plan as usize);
+        c.insert(cache_key, plan as usize);
     });
     plan
 }
@@ -199,10 +246,18 @@ pub struct Reference {
     pub shared_sql: String,
     pub shared_owner: pg_sys::Oid,
     pub shared_partitioned: bool,
-    pub columns: Vec<String>,
+    /// The shared key's columns as they are named now, in the key's order, read from the shared
+    /// table's guard trigger (`UPDATE OF <key>`, which follows renames); empty when the guard is
+    /// gone (the table is no longer prepared).
     pub key: Vec<String>,
+    /// Their types, in the same order.
+    pub key_types: Vec<pg_sys::Oid>,
     pub ops: Vec<String>,
 }
+
+/// The guard trigger's key columns, named as they are now, and their types (`tgattr` keeps the
+/// order `share_table` gave, by column number: a rename does not change it).
+const GUARD_KEY: &str = "SELECT pg_catalog.array_agg(a.attname::pg_catalog.text ORDER BY u.n),         pg_catalog.array_agg(a.atttypid ORDER BY u.n)      FROM pg_catalog.pg_trigger g      CROSS JOIN LATERAL pg_catalog.unnest(g.tgattr::pg_catalog.int2[]) WITH ORDINALITY AS u(attnum, n)      JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) g.tgrelid AND a.attnum OPERATOR(pg_catalog.=) u.attnum      WHERE g.tgrelid OPERATOR(pg_catalog.=) r.shared::pg_catalog.oid AND g.tgname OPERATOR(pg_catalog.=) 'tenancy_shared_guard'";
 
 /// The reference a tenant table's trigger of this name enforces.
 pub fn reference(referencing: pg_sys::Oid, name: &str) -> Option<Reference> {
@@ -210,13 +265,16 @@ pub fn reference(referencing: pg_sys::Oid, name: &str) -> Option<Reference> {
         Spi::connect(|c| {
             let t = c
                 .select(
-                    "SELECT r.shared::pg_catalog.oid, pg_catalog.format('%I.%I', n.nspname, c.relname), c.relowner, \
-                            c.relkind OPERATOR(pg_catalog.=) 'p', r.columns, r.key, s.eq_ops \
-                     FROM tenancy.shared_references r \
-                     JOIN tenancy.shared_table_settings s ON s.tbl OPERATOR(pg_catalog.=) r.shared \
-                     JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) r.shared::pg_catalog.oid \
-                     JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
-                     WHERE r.referencing::pg_catalog.oid OPERATOR(pg_catalog.=) $1 AND r.name OPERATOR(pg_catalog.=) $2::pg_catalog.name",
+                    &format!(
+                        "SELECT r.shared::pg_catalog.oid, pg_catalog.format('%I.%I', n.nspname, c.relname), c.relowner, \
+                                c.relkind OPERATOR(pg_catalog.=) 'p', k.names, k.types, s.eq_ops \
+                         FROM tenancy.shared_references r \
+                         JOIN tenancy.shared_table_settings s ON s.tbl OPERATOR(pg_catalog.=) r.shared \
+                         JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) r.shared::pg_catalog.oid \
+                         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+                         CROSS JOIN LATERAL ({GUARD_KEY}) AS k(names, types) \
+                         WHERE r.referencing::pg_catalog.oid OPERATOR(pg_catalog.=) $1 AND r.name OPERATOR(pg_catalog.=) $2::pg_catalog.name"
+                    ),
                     Some(1),
                     &[referencing.into(), name.into()],
                 )
@@ -225,10 +283,6 @@ pub fn reference(referencing: pg_sys::Oid, name: &str) -> Option<Reference> {
                 return None;
             }
             let r = t.first();
-            let shared_key: Vec<String> = r.get::<Vec<String>>(6).or_raise().unwrap_or_default();
-            let all_ops: Vec<String> = r.get::<Vec<String>>(7).or_raise().unwrap_or_default();
-            // The reference's key in its own column order; the operators follow the table's key.
-            let key: Vec<String> = shared_key.clone();
             Some(Reference {
                 shared: r
                     .get::<pg_sys::Oid>(1)
@@ -240,9 +294,9 @@ pub fn reference(referencing: pg_sys::Oid, name: &str) -> Option<Reference> {
                     .or_raise()
                     .unwrap_or(pg_sys::InvalidOid),
                 shared_partitioned: r.get::<bool>(4).or_raise().unwrap_or(false),
-                columns: r.get::<Vec<String>>(5).or_raise().unwrap_or_default(),
-                key,
-                ops: all_ops,
+                key: r.get::<Vec<String>>(5).or_raise().unwrap_or_default(),
+                key_types: r.get::<Vec<pg_sys::Oid>>(6).or_raise().unwrap_or_default(),
+                ops: r.get::<Vec<String>>(7).or_raise().unwrap_or_default(),
             })
         })
     })
@@ -322,7 +376,10 @@ pub struct HolderTable {
     pub partitioned: bool,
     /// For each of its references to the shared table, the condition that finds its rows
     /// holding the key: `x."col" OPERATOR(pg_catalog.=) $1 AND …` (built here from the catalog
-    /// and the registry, quoted, never from the caller's text).
+    /// and the registry, quoted, never from the caller's text; the columns are those of the
+    /// reference's trigger, `UPDATE OF <columns>`, named as they are now: a reference whose
+    /// trigger is gone, dropped with its column or by hand, holds nothing, as a dropped foreign
+    /// key).
     pub conditions: Vec<String>,
 }
 
@@ -332,8 +389,11 @@ pub fn holders(shared: pg_sys::Oid, key: &[String]) -> Vec<Holder> {
         query(
             "SELECT p.referencing::pg_catalog.oid, pg_catalog.format('%I.%I', n.nspname, c.relname), n.nspname::pg_catalog.text, \
                     c.relowner, c.relkind OPERATOR(pg_catalog.=) 'p', \
-                    (SELECT pg_catalog.string_agg(pg_catalog.format('x.%I %s $%s', u.col, u.op, u.n), ' AND ' ORDER BY u.n) \
-                     FROM ROWS FROM (pg_catalog.unnest(r.columns), pg_catalog.unnest(s.eq_ops)) WITH ORDINALITY AS u(col, op, n)) \
+                    (SELECT pg_catalog.string_agg(pg_catalog.format('x.%I %s $%s', a.attname, u.op, u.n), ' AND ' ORDER BY u.n) \
+                     FROM pg_catalog.pg_trigger g \
+                     CROSS JOIN LATERAL ROWS FROM (pg_catalog.unnest(g.tgattr::pg_catalog.int2[]), pg_catalog.unnest(s.eq_ops)) WITH ORDINALITY AS u(attnum, op, n) \
+                     JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) g.tgrelid AND a.attnum OPERATOR(pg_catalog.=) u.attnum \
+                     WHERE g.tgrelid OPERATOR(pg_catalog.=) p.referencing::pg_catalog.oid AND g.tgname OPERATOR(pg_catalog.=) r.name) \
              FROM tenancy.shared_presence p \
              JOIN tenancy.shared_table_settings s ON s.tbl OPERATOR(pg_catalog.=) p.shared \
              LEFT JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.referencing::pg_catalog.oid \
@@ -350,6 +410,8 @@ pub fn holders(shared: pg_sys::Oid, key: &[String]) -> Vec<Holder> {
             0,
         )
     });
+    // One holder per referencing table (rows come ordered by it): the conditions of its live
+    // references; none (a stale note) when the table, or every trigger of its references, is gone.
     let mut out: Vec<Holder> = Vec::new();
     for r in rows {
         let referencing = pg_sys::Oid::from(
@@ -357,25 +419,60 @@ pub fn holders(shared: pg_sys::Oid, key: &[String]) -> Vec<Holder> {
                 .and_then(|s| s.parse::<u32>().ok())
                 .unwrap_or(0),
         );
-        let table = match (&r[1], &r[2], &r[3], &r[5]) {
-            (Some(sql), Some(schema), Some(owner), Some(cond)) => Some(HolderTable {
-                sql: sql.clone(),
-                schema: schema.clone(),
-                owner: pg_sys::Oid::from(owner.parse::<u32>().unwrap_or(0)),
-                partitioned: r[4].as_deref() == Some("t"),
-                conditions: vec![cond.clone()],
-            }),
-            _ => None,
-        };
-        match (out.last_mut(), table) {
-            (Some(last), Some(t)) if last.referencing == referencing => match &mut last.table {
-                Some(lt) => lt.conditions.extend(t.conditions),
-                None => last.table = Some(t),
-            },
-            (_, table) => out.push(Holder { referencing, table }),
+        if out.last().map(|h| h.referencing) != Some(referencing) {
+            out.push(Holder {
+                referencing,
+                table: None,
+            });
+        }
+        let last = out.last_mut().expect("just pushed");
+        if let (Some(sql), Some(schema), Some(owner), Some(cond)) = (&r[1], &r[2], &r[3], &r[5]) {
+            match &mut last.table {
+                Some(t) => t.conditions.push(cond.clone()),
+                None => {
+                    last.table = Some(HolderTable {
+                        sql: sql.clone(),
+                        schema: schema.clone(),
+                        owner: pg_sys::Oid::from(owner.parse::<u32>().unwrap_or(0)),
+                        partitioned: r[4].as_deref() == Some("t"),
+                        conditions: vec![cond.clone()],
+                    })
+                }
+            }
         }
     }
     out
+}
+
+/// Moves the notes of key `from` to key `to`: the shared row holding the key now prints it
+/// differently (re-keyed to an equal value, `1.0` to `1.00` or `'ABC'` to `'abc'` under a
+/// case-insensitive collation), and notes follow the text the row prints.
+pub fn move_presence(shared: pg_sys::Oid, from: &[String], to: &[String]) {
+    let from = from.to_vec().into_datum().expect("a text[] datum");
+    let to = to.to_vec().into_datum().expect("a text[] datum");
+    let shared = shared.into_datum().expect("oid");
+    as_extension_owner(|| {
+        for sql in [
+            "INSERT INTO tenancy.shared_presence (shared, key, referencing) \
+             SELECT p.shared, $3, p.referencing FROM tenancy.shared_presence p \
+             WHERE p.shared OPERATOR(pg_catalog.=) $1::pg_catalog.regclass AND p.key OPERATOR(pg_catalog.=) $2 \
+             ON CONFLICT DO NOTHING",
+            "DELETE FROM tenancy.shared_presence p \
+             WHERE p.shared OPERATOR(pg_catalog.=) $1::pg_catalog.regclass AND p.key OPERATOR(pg_catalog.=) $2 \
+               AND $2 OPERATOR(pg_catalog.<>) $3",
+        ] {
+            query(
+                sql,
+                &[
+                    (pg_sys::OIDOID, shared, false),
+                    (pg_sys::TEXTARRAYOID, from, false),
+                    (pg_sys::TEXTARRAYOID, to, false),
+                ],
+                Snap::Latest,
+                0,
+            );
+        }
+    });
 }
 
 /// Removes a note whose table no longer holds the key (or is gone).
@@ -402,10 +499,44 @@ pub fn forget_dropped(oids: &[pg_sys::Oid]) {
                AND NOT EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) p.shared::pg_catalog.oid)",
             "DELETE FROM tenancy.shared_references r WHERE r.referencing::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1) \
                AND NOT EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) r.referencing::pg_catalog.oid)",
+            "DELETE FROM tenancy.shared_references r WHERE r.shared::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1) \
+               AND NOT EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) r.shared::pg_catalog.oid)",
             "DELETE FROM tenancy.shared_table_settings s WHERE s.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1) \
                AND NOT EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) s.tbl::pg_catalog.oid)",
         ] {
             spi::run_with_args(sql, &[oids.to_vec().into()]).or_raise();
         }
     })
+}
+
+/// Removes a reference's registry row (its trigger is gone: it enforces nothing).
+pub fn forget_reference(referencing: pg_sys::Oid, name: &str) {
+    as_extension_owner(|| {
+        spi::run_with_args(
+            "DELETE FROM tenancy.shared_references r \
+             WHERE r.referencing::pg_catalog.oid OPERATOR(pg_catalog.=) $1 AND r.name OPERATOR(pg_catalog.=) $2::pg_catalog.name",
+            &[referencing.into(), name.into()],
+        )
+        .or_raise()
+    })
+}
+
+/// Whether trigger `name` on `tbl` calls pg_tenancy's tenant-side check.
+pub fn is_reference_trigger(tbl: pg_sys::Oid, name: &str) -> bool {
+    spi::get_one::<bool>(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_trigger g WHERE g.tgrelid OPERATOR(pg_catalog.=) $1 \
+           AND g.tgname OPERATOR(pg_catalog.=) $2::pg_catalog.name \
+           AND g.tgfoid OPERATOR(pg_catalog.=) 'tenancy._shared_ref_check()'::pg_catalog.regprocedure)",
+        &[tbl.into(), name.into()],
+    )
+    .unwrap_or(false)
+}
+
+/// The key of shared table `tbl` as its guard trigger names it now (renames follow), `None`
+/// without the guard.
+pub fn guard_key(tbl: pg_sys::Oid) -> Option<Vec<String>> {
+    spi::get_one::<Vec<String>>(
+        &GUARD_KEY.replace("r.shared::pg_catalog.oid", "$1"),
+        &[tbl.into()],
+    )
 }

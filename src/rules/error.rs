@@ -55,11 +55,13 @@ pub enum SqlState {
     DatatypeMismatch,
     /// 42830 invalid_foreign_key (the referenced columns are not the shared table's key)
     InvalidForeignKey,
+    /// 39P01 trigger_protocol_violated
+    TriggerProtocolViolated,
 }
 
 impl SqlState {
     /// Every state, for tests that check each one.
-    pub const ALL: [SqlState; 22] = [
+    pub const ALL: [SqlState; 23] = [
         SqlState::InvalidName,
         SqlState::NameTooLong,
         SqlState::DuplicateSchema,
@@ -82,6 +84,7 @@ impl SqlState {
         SqlState::SerializationFailure,
         SqlState::DatatypeMismatch,
         SqlState::InvalidForeignKey,
+        SqlState::TriggerProtocolViolated,
     ];
 
     pub fn code(self) -> &'static str {
@@ -108,6 +111,7 @@ impl SqlState {
             SqlState::SerializationFailure => "40001",
             SqlState::DatatypeMismatch => "42804",
             SqlState::InvalidForeignKey => "42830",
+            SqlState::TriggerProtocolViolated => "39P01",
         }
     }
 }
