@@ -428,29 +428,81 @@ pub fn registered_migrations(with_sql: bool) -> Vec<Migration> {
 }
 
 /// The text of the registered migrations with these versions: (version, sql), each checked
-/// against its stored checksum. Their rows are locked `FOR KEY SHARE` until the transaction ends
-/// (see [`crate::db::known_set::load_text`]); a row deleted meanwhile is left out.
+/// against its stored checksum, and held until the transaction ends so that
+/// `tenancy.remove_migration` waits for this run and then sees it in the ledger (see
+/// [`crate::db::known_set::load_text`]); a row deleted meanwhile is left out.
+///
+/// How they are held: at READ COMMITTED and for up to [`FEW_REGISTERED`] versions (a fleet step,
+/// `migrate_tenant` after a release), by a shared advisory lock per version
+/// ([`lock_registered_shared`]), which writes no WAL, then read with a fresh snapshot, so a
+/// removal that committed while this waited is seen. Otherwise by `FOR KEY SHARE` row locks: one
+/// WAL record per row and transaction, and a multixact when two transactions hold one, but no
+/// entry in the shared lock table per version (a new tenant applying hundreds of registered
+/// migrations), and under REPEATABLE READ a concurrent removal fails with a serialization error
+/// instead of going unseen by the transaction's snapshot. `remove_migration` takes both.
 pub fn registered_sql(versions: &[String]) -> Vec<(String, String)> {
-    // FOR KEY SHARE writes row locks: not on a standby.
+    // Row locks write: not on a standby.
     crate::db::spi::writable();
+    // SAFETY: reads this transaction's isolation level.
+    let snapshot_per_statement =
+        unsafe { pg_sys::XactIsoLevel } < pg_sys::XACT_REPEATABLE_READ as i32;
+    let advisory = snapshot_per_statement && versions.len() <= FEW_REGISTERED;
+    if advisory {
+        for v in versions {
+            lock_registered_shared(v);
+        }
+    }
+    let query = if advisory {
+        "SELECT version, sql, name, checksum FROM tenancy.registered_migrations WHERE version OPERATOR(pg_catalog.=) ANY ($1)"
+    } else {
+        "SELECT version, sql, name, checksum FROM tenancy.registered_migrations WHERE version OPERATOR(pg_catalog.=) ANY ($1) FOR KEY SHARE"
+    };
     as_extension_owner(|| {
+        // Spi's update(): a fresh snapshot for this statement, taken after the locks above.
         Spi::connect_mut(|c| {
-            c.update(
-                "SELECT version, sql, name, checksum FROM tenancy.registered_migrations WHERE version OPERATOR(pg_catalog.=) ANY ($1) FOR KEY SHARE",
-                None,
-                &[versions.to_vec().into()],
-            )
-            .or_raise()
-            .map(|r| {
-                let version = r.get::<String>(1).or_raise().unwrap_or_default();
-                let sql = r.get::<String>(2).or_raise().unwrap_or_default();
-                let name = r.get::<String>(3).or_raise().unwrap_or_default();
-                let checksum = r.get::<String>(4).or_raise().unwrap_or_default();
-                check_stored_text(&version, &name, &sql, &checksum);
-                (version, sql)
-            })
-            .collect()
+            c.update(query, None, &[versions.to_vec().into()])
+                .or_raise()
+                .map(|r| {
+                    let version = r.get::<String>(1).or_raise().unwrap_or_default();
+                    let sql = r.get::<String>(2).or_raise().unwrap_or_default();
+                    let name = r.get::<String>(3).or_raise().unwrap_or_default();
+                    let checksum = r.get::<String>(4).or_raise().unwrap_or_default();
+                    check_stored_text(&version, &name, &sql, &checksum);
+                    (version, sql)
+                })
+                .collect()
         })
+    })
+}
+
+/// Up to how many registered migrations [`registered_sql`] holds by advisory locks (each takes
+/// an entry of the shared lock table until the transaction ends) rather than by row locks.
+pub const FEW_REGISTERED: usize = 8;
+
+/// The class (first key) of the advisory lock on a registered migration's version: "tenm".
+pub const REGISTERED_LOCK_CLASS: i32 = 0x7465_6e6d;
+
+/// A shared advisory lock on a registered migration's version until the transaction ends: held
+/// by every transaction applying it ([`registered_sql`]); `remove_migration` takes it exclusively.
+fn lock_registered_shared(version: &str) {
+    as_extension_owner(|| {
+        crate::db::spi::run_with_args(
+            "SELECT pg_catalog.pg_advisory_xact_lock_shared($1, pg_catalog.hashtext($2))",
+            &[REGISTERED_LOCK_CLASS.into(), version.into()],
+        )
+        .or_raise()
+    })
+}
+
+/// Waits for every transaction applying registered migration `version` (they hold its advisory
+/// lock shared, see [`registered_sql`]) and keeps new ones waiting until this transaction ends.
+pub fn lock_registered_exclusive(version: &str) {
+    as_extension_owner(|| {
+        crate::db::spi::run_with_args(
+            "SELECT pg_catalog.pg_advisory_xact_lock($1, pg_catalog.hashtext($2))",
+            &[REGISTERED_LOCK_CLASS.into(), version.into()],
+        )
+        .or_raise()
     })
 }
 
