@@ -103,8 +103,8 @@ $$;
 -- one transaction per call.
 --
 -- What it writes per tenant is the tenant's migration and ledger rows, nothing else that is
--- WAL-logged: the queue is UNLOGGED, and the run's counters are counted from it at most once a
--- second (_fleet_count). The outcome is written by this transaction itself, after the block's
+-- WAL-logged: the queue is UNLOGGED, and the run's counters are counted from it at most ten times
+-- a second (_fleet_count). The outcome is written by this transaction itself, after the block's
 -- subtransaction: a queue row locked by the one and updated by the other would need a multixact,
 -- which is WAL-logged even for an UNLOGGED table.
 CREATE FUNCTION tenancy._fleet_step(p_run bigint, p_report boolean DEFAULT false) RETURNS boolean
@@ -159,8 +159,8 @@ END
 $$;
 
 -- The run's counters in tenancy.fleet_runs (what tenancy.progress shows), counted from its queue
--- in the transaction of a step, so they never run ahead of what committed: at most once a second
--- (whichever job comes first), or at once with p_now. Then, for the coordinator (p_report),
+-- in the transaction of a step, so they never run ahead of what committed: at most ten times a
+-- second (whichever job comes first), or at once with p_now. Then, for the coordinator (p_report),
 -- progress NOTICEs: every tenth of the run or every 10 seconds.
 CREATE FUNCTION tenancy._fleet_count(p_run bigint, p_report boolean, p_now boolean) RETURNS void
     LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
@@ -169,7 +169,7 @@ DECLARE
     r record;
 BEGIN
     IF NOT p_now AND EXISTS (SELECT FROM tenancy.fleet_runs f
-                             WHERE f.run_id = p_run AND f.counted_at > clock_timestamp() - interval '1 second') THEN
+                             WHERE f.run_id = p_run AND f.counted_at > clock_timestamp() - interval '100 milliseconds') THEN
         RETURN;
     END IF;
     UPDATE tenancy.fleet_runs AS f
@@ -178,7 +178,7 @@ BEGIN
                  count(*) FILTER (WHERE i.state = 'failed')::integer AS failed
           FROM tenancy.fleet_items AS i WHERE i.run_id = p_run) AS c
     -- Checked again on the row as it is once locked: another job may just have counted.
-    WHERE f.run_id = p_run AND (p_now OR f.counted_at <= clock_timestamp() - interval '1 second')
+    WHERE f.run_id = p_run AND (p_now OR f.counted_at <= clock_timestamp() - interval '100 milliseconds')
     RETURNING f.total, f.migrated, f.failed, f.started_at, f.notified_count, f.notified_at INTO r;
     IF p_report AND r.total IS NOT NULL
        AND (r.migrated + r.failed - r.notified_count >= greatest(1, r.total / 10)
@@ -220,7 +220,7 @@ DECLARE
     r tenancy.fleet_runs;
     v_failures text;
 BEGIN
-    -- The counters exactly, from the queue (while the run went they lagged by up to a second).
+    -- The counters exactly, from the queue (while the run went they lagged by up to 0.1 s).
     UPDATE tenancy.fleet_runs AS f
     SET finished_at = clock_timestamp(), state = CASE WHEN f.state = 'running' THEN 'finished' ELSE 'stopped' END,
         migrated = c.migrated, failed = c.failed, counted_at = clock_timestamp()

@@ -1236,7 +1236,7 @@ DROP FUNCTION tenancy.drop_tenant(text);
 
 -- Issue 15, lean fleet steps: a tenant's step in migrate_all writes nothing WAL-logged but its
 -- migration and its ledger rows (docs/fleet.md, "What a tenant costs"). The queue is UNLOGGED;
--- the run's counters are counted from it at most once a second (_fleet_count) and exactly when
+-- the run's counters are counted from it at most ten times a second (_fleet_count) and exactly when
 -- the run ends; a step's outcome is written outside its subtransaction (no multixact).
 ALTER TABLE tenancy.fleet_runs ADD COLUMN counted_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp();
 ALTER TABLE tenancy.fleet_items SET UNLOGGED;
@@ -1298,7 +1298,7 @@ DECLARE
     r record;
 BEGIN
     IF NOT p_now AND EXISTS (SELECT FROM tenancy.fleet_runs f
-                             WHERE f.run_id = p_run AND f.counted_at > clock_timestamp() - interval '1 second') THEN
+                             WHERE f.run_id = p_run AND f.counted_at > clock_timestamp() - interval '100 milliseconds') THEN
         RETURN;
     END IF;
     UPDATE tenancy.fleet_runs AS f
@@ -1307,7 +1307,7 @@ BEGIN
                  count(*) FILTER (WHERE i.state = 'failed')::integer AS failed
           FROM tenancy.fleet_items AS i WHERE i.run_id = p_run) AS c
     -- Checked again on the row as it is once locked: another job may just have counted.
-    WHERE f.run_id = p_run AND (p_now OR f.counted_at <= clock_timestamp() - interval '1 second')
+    WHERE f.run_id = p_run AND (p_now OR f.counted_at <= clock_timestamp() - interval '100 milliseconds')
     RETURNING f.total, f.migrated, f.failed, f.started_at, f.notified_count, f.notified_at INTO r;
     IF p_report AND r.total IS NOT NULL
        AND (r.migrated + r.failed - r.notified_count >= greatest(1, r.total / 10)
@@ -1328,7 +1328,7 @@ DECLARE
     r tenancy.fleet_runs;
     v_failures text;
 BEGIN
-    -- The counters exactly, from the queue (while the run went they lagged by up to a second).
+    -- The counters exactly, from the queue (while the run went they lagged by up to 0.1 s).
     UPDATE tenancy.fleet_runs AS f
     SET finished_at = clock_timestamp(), state = CASE WHEN f.state = 'running' THEN 'finished' ELSE 'stopped' END,
         migrated = c.migrated, failed = c.failed, counted_at = clock_timestamp()

@@ -115,7 +115,7 @@ CREATE TABLE tenancy.fleet_runs (
                     CHECK (state IN ('running', 'stopping', 'finished', 'stopped')),
     notified_count  integer     NOT NULL DEFAULT 0,
     notified_at     timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
-    -- when migrated and failed were last counted from the queue (at most once a second while the
+    -- when migrated and failed were last counted from the queue (at most ten times a second while the
     -- run goes, and when it ends: sql/fleet.sql, _fleet_count)
     counted_at      timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp()
 );
