@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # `make bench` / `make bench-quick` (QUICK=1): builds, starts a private cluster as postgres, runs
-# bench/bench.py's phases and writes the report. Full: release build, BENCHMARKS.md. Quick: the
-# debug build, tiny N, target/bench/BENCHMARKS-quick.md.
+# bench/bench.py's phases and writes the report and its plots. Full: release build, BENCHMARKS.md and
+# bench/plots/*.png. Quick: the debug build, tiny N, target/bench/BENCHMARKS-quick.md and target/bench/plots.
+# The cluster runs with fsync on (cluster_start's fsync=off is for tests). BENCH_SCALE=100,1000,5000
+# shortens the scale curve of a full run.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/common.sh"
 cd "$ROOT"
 QUICK=${QUICK:-0}
 PORT=${BENCH_PORT:-28822}
 work="$ROOT/target/bench"
-if [ "$QUICK" = 1 ]; then export PROFILE=debug; flag=--quick; out="$work/BENCHMARKS-quick.md"; results="$work/results-quick"
-else export PROFILE=release; flag=""; out="$ROOT/BENCHMARKS.md"; results="$work/results"; fi
+if [ "$QUICK" = 1 ]; then export PROFILE=debug; flag=--quick; out="$work/BENCHMARKS-quick.md"; results="$work/results-quick"; plots="$work/plots"
+else export PROFILE=release; flag=""; out="$ROOT/BENCHMARKS.md"; results="$work/results"; plots="$ROOT/bench/plots"; fi
 mkdir -p "$results"
 
-# The peer's client and Django, pinned, in a virtualenv under target/.
+# The peer's client, Django and matplotlib, pinned, in a virtualenv under target/.
 if [ ! -x "$work/venv/bin/python" ]; then
   python3 -m venv "$work/venv" || { apt-get install -y -qq python3-venv && python3 -m venv "$work/venv"; }
 fi
@@ -28,22 +30,27 @@ if [ ! -s "$zdir/schema.sql" ]; then
   dpkg-deb -x "$zdir"/zabbix-server-pgsql_*.deb "$zdir/x"
   zcat "$zdir/x/usr/share/zabbix-server-pgsql/schema.sql.gz" > "$zdir/schema.sql"
 fi
-mkdir -p "$work/zabbix-set"
-cp "$zdir/schema.sql" "$work/zabbix-set/0001_zabbix.sql"
+# The zabbix, scale and history phases register their migration sets in the database: a build
+# that embeds none.
+mkdir -p "$work/empty-set"
 
 export PGBIN  # bench.py reports the server's version from it
-dir=$(cluster_start bench "$PORT")
+dir=$(cluster_start bench "$PORT" "-c fsync=on")
 trap 'cluster_stop bench >/dev/null 2>&1 || true' EXIT
-args=(--host "$dir/sock" --port "$PORT" --results "$results" --django-dir "$work/django" $flag)
+args=(--host "$dir/sock" --port "$PORT" --results "$results" --django-dir "$work/django" --zabbix "$zdir/schema.sql" $flag)
 
 echo "== bench: shipped migration set ($PROFILE build)"
 install_extension
 "$py" bench/bench.py shipped "${args[@]}"
-echo "== bench: zabbix schema as the one migration"
-TENANCY_MIGRATIONS_DIR="$work/zabbix-set" install_extension
-"$py" bench/bench.py zabbix "${args[@]}"
 echo "== bench: django-tenants"
-install_extension
 "$py" bench/bench.py peer "${args[@]}"
-"$py" bench/bench.py report "${args[@]}" --out "$out" --discussion bench/discussion.md
-echo "== bench: report written to $out"
+echo "== bench: a build embedding no migrations (zabbix, scale curve, history curve)"
+TENANCY_MIGRATIONS_DIR="$work/empty-set" install_extension
+echo "== bench: zabbix schema as the one migration"
+"$py" bench/bench.py zabbix "${args[@]}"
+echo "== bench: scale curve"
+"$py" bench/bench.py scale "${args[@]}"
+echo "== bench: history curve"
+"$py" bench/bench.py history "${args[@]}"
+"$py" bench/bench.py report "${args[@]}" --out "$out" --plots "$plots" --discussion bench/discussion.md
+echo "== bench: report written to $out, plots in $plots"

@@ -40,7 +40,7 @@ mod tests {
         assert!(err.starts_with("42P07:") && err.contains("0006_x"), "{err}");
         assert_eq!(
             one::<String>("SELECT version FROM tenancy.status WHERE schema_name = 'a'").unwrap(),
-            "20261126000000"
+            "20261127000000"
         );
         assert_eq!(
             strings(&format!("SELECT migrated || '/' || failed || '/' || total FROM tenancy.fleet_runs WHERE run_id = {run_id}")),

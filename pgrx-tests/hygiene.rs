@@ -29,6 +29,9 @@ mod tests {
                 "tenancy.ledger",
                 "tenancy.managed_table_settings",
                 "tenancy.registered_migrations",
+                "tenancy.shared_presence",
+                "tenancy.shared_references",
+                "tenancy.shared_table_settings",
                 "tenancy.tenants"
             ]
         );
@@ -40,7 +43,11 @@ mod tests {
         let ddl = strings(
             "SELECT p.oid::regprocedure::text FROM pg_proc p WHERE p.pronamespace = 'tenancy'::regnamespace
              AND p.proname NOT IN ('all_tenants', 'current_tenant', 'set_tenant', '_embedded_checksums', '_describe_schema', '_tenantize', '_schema_ddl',
-                                 '_managed_ddl') ORDER BY 1",
+                                 '_managed_ddl',
+                                 -- shared references: each checks the caller's rights itself (sql/privileges.sql)
+                                 'share_table', '_share_table', 'reference_shared', '_reference_shared',
+                                 '_shared_ref_check', '_shared_guard', '_shared_truncate', '_shared_ddl',
+                                 '_verify_shared') ORDER BY 1",
         );
         assert!(ddl.len() >= 12, "{ddl:?}");
         run("CREATE ROLE tenancy_nobody");

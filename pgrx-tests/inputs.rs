@@ -32,7 +32,7 @@ mod tests {
     /// Parameters where NULL has a documented meaning (their function's page says which).
     /// Internal helpers (`_` names: the fleet's steps, the wrappers' targets, event trigger
     /// helpers) are called by pg_tenancy's own SQL, never with NULL; for them only XX000 counts.
-    const NULL_MEANS_SOMETHING: [(&str, usize); 10] = [
+    const NULL_MEANS_SOMETHING: [(&str, usize); 14] = [
         ("create_template", 1),    // base_version: all migrations
         ("generate_migration", 1), // base_version: all migrations
         ("create_tenant", 1),      // owner: the calling role
@@ -43,6 +43,10 @@ mod tests {
         ("manage_tenant", 5),      // owner: the role inserting the row
         ("add_foreign_key", 3),    // to_cols: the primary key
         ("drop_tenant", 1),        // lock_timeout: the setting tenancy.drop_lock_timeout
+        ("share_table", 1),        // key: the primary key
+        ("reference_shared", 3),   // key: the shared table's key
+        ("_share_table", 1),       // key
+        ("_reference_shared", 3),  // key
     ];
 
     /// Every routine of the extension, each parameter NULL in turn (the others a plausible

@@ -18,7 +18,15 @@ mod tests {
         assert_eq!(ledger("org_1"), all_versions());
         assert_eq!(
             all_versions(),
-            vec!["0001", "0002", "0003", "0004", "0005", "20261126000000"]
+            vec![
+                "0001",
+                "0002",
+                "0003",
+                "0004",
+                "0005",
+                "20261126000000",
+                "20261127000000"
+            ]
         );
         // Checksums are the sha256 of the migration text.
         assert_eq!(
@@ -26,7 +34,7 @@ mod tests {
                 "SELECT 1 FROM tenancy.ledger l JOIN tenancy.migrations m USING (version)
                  WHERE l.schema_name = 'org_1' AND l.checksum = m.checksum AND length(l.checksum) = 64"
             ),
-            6
+            7
         );
         assert_eq!(
             one::<String>("SELECT checksum FROM tenancy.migrations WHERE version = '0001'"),
@@ -93,7 +101,7 @@ mod tests {
         );
         assert_eq!(
             strings("SELECT version FROM tenancy.migrate_tenant('legacy')"),
-            vec!["0003", "0004", "0005", "20261126000000"]
+            vec!["0003", "0004", "0005", "20261126000000", "20261127000000"]
         );
         assert_eq!(count("SELECT * FROM tenancy.migrate_tenant('legacy')"), 0);
         // Without a baseline nothing is recorded and nothing runs until migrate_tenant.
@@ -106,7 +114,7 @@ mod tests {
         );
         assert_eq!(
             strings("SELECT version FROM tenancy.migrate_tenant('legacy2')"),
-            vec!["0004", "0005", "20261126000000"]
+            vec!["0004", "0005", "20261126000000", "20261127000000"]
         );
     }
 
@@ -145,7 +153,7 @@ mod tests {
         );
         // A case-only rename of the same tenant is allowed.
         run("SELECT tenancy.rename_tenant('org_10', 'ORG_10')");
-        assert_eq!(ledger("ORG_10").len(), 6);
+        assert_eq!(ledger("ORG_10").len(), 7);
         // The target exists.
         run("CREATE SCHEMA taken");
         fails("SELECT tenancy.rename_tenant('ORG_10', 'taken')", "42P06");
@@ -166,7 +174,7 @@ mod tests {
         assert!(ledger("org_1").is_empty());
         fails("SELECT tenancy.detach_tenant('org_1')", "42704");
         // It can be adopted again.
-        run("SELECT tenancy.register_tenant('org_1', '20261126000000')");
+        run("SELECT tenancy.register_tenant('org_1', '20261127000000')");
         assert_eq!(count("SELECT * FROM tenancy.migrate_tenant('org_1')"), 0);
     }
 

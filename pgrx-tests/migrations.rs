@@ -24,7 +24,8 @@ mod tests {
                 "0004:embedded",
                 "0005:embedded",
                 "0006:registered",
-                "20261126000000:embedded"
+                "20261126000000:embedded",
+                "20261127000000:embedded"
             ]
         );
         // Idempotent with the same text; a clash is refused; embedded versions too.
@@ -67,7 +68,7 @@ mod tests {
         assert_eq!(count("SELECT 1 FROM org_1.invoices"), 0);
         // New tenants get registered migrations too.
         run("SELECT tenancy.create_tenant('org_2')");
-        assert_eq!(ledger("org_2").len(), 7);
+        assert_eq!(ledger("org_2").len(), 8);
     }
 
     #[pg_test]
@@ -151,7 +152,7 @@ mod tests {
             "{}",
             f.detail
         );
-        assert_eq!(ledger("org_1").len(), 6);
+        assert_eq!(ledger("org_1").len(), 7);
         assert_eq!(
             count("SELECT 1 FROM pg_tables WHERE schemaname = 'org_1' AND tablename = 'ok_table'"),
             0

@@ -25,6 +25,7 @@ mod migrations;
 mod names;
 mod relink;
 mod renames;
+mod shared;
 mod transactions;
 mod trust;
 mod withdraw;

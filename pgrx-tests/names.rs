@@ -14,7 +14,7 @@ mod tests {
         let schemas_before = count("SELECT 1 FROM pg_namespace");
         run(&format!("SELECT tenancy.create_tenant({})", lit(name)));
         assert!(schema_exists(name), "{name}");
-        assert_eq!(ledger(name).len(), 6);
+        assert_eq!(ledger(name).len(), 7);
         // The @tenant@ function works from anywhere.
         run(&format!(
             "INSERT INTO {}.users (email) VALUES ('u@example.com')",
@@ -58,7 +58,7 @@ mod tests {
             lit(&renamed)
         ));
         assert!(schema_exists(&renamed) && !schema_exists(name));
-        assert_eq!(ledger(&renamed).len(), 7);
+        assert_eq!(ledger(&renamed).len(), 8);
         run(&format!("SELECT tenancy.drop_tenant({})", lit(&renamed)));
         assert!(!schema_exists(&renamed));
         assert_eq!(

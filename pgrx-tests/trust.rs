@@ -403,7 +403,7 @@ mod tests {
         );
         assert_eq!(
             count("SELECT version, name, checksum, source FROM tenancy.migrations"),
-            6
+            7
         );
         assert_eq!(count("SELECT * FROM tenancy.all_tenants()"), 1);
         run("RESET ROLE");

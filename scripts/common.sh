@@ -76,3 +76,17 @@ cluster_restart() {
   dir="$(cluster_base)/$1"
   as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 120 -o "$(cat "$dir/opts")" start >/dev/null
 }
+
+# skip_without_citus NAME: exits 77 after "NAME: skipped: <why>" when the PostgreSQL under test has
+# no Citus installed (detected only: nothing here builds or fetches Citus).
+skip_without_citus() {
+  local control library missing=""
+  control="$("$PG_CONFIG" --sharedir)/extension/citus.control"
+  library="$("$PG_CONFIG" --pkglibdir)/citus.so"
+  [ -f "$control" ] || missing="no $control"
+  [ -f "$library" ] || missing="${missing:+$missing, }no $library"
+  if [ -n "$missing" ]; then
+    echo "$1: skipped: Citus is not installed for PostgreSQL $PG ($missing)"
+    exit 77
+  fi
+}

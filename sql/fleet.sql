@@ -523,6 +523,8 @@ BEGIN
         UNION ALL
         SELECT c.schema_name::name, c.problem FROM tenancy._verify_citus() c
         UNION ALL
+        SELECT s.schema_name, s.problem FROM tenancy._verify_shared() s
+        UNION ALL
         SELECT d.schema_name::name, d.problem FROM tenancy._verify_deep() d WHERE deep) v
     ORDER BY 1, 2;
 END

@@ -559,6 +559,8 @@ BEGIN
         UNION ALL
         SELECT c.schema_name::name, c.problem FROM tenancy._verify_citus() c
         UNION ALL
+        SELECT s.schema_name, s.problem FROM tenancy._verify_shared() s
+        UNION ALL
         SELECT d.schema_name::name, d.problem FROM tenancy._verify_deep() d WHERE deep) v
     ORDER BY 1, 2;
 END
@@ -1232,6 +1234,197 @@ BEGIN
 END
 $$;
 DROP FUNCTION tenancy.drop_tenant(text);
+
+
+-- Issue 15, shared references (branch sharedref): tenant references to shared tables without
+-- fan-in. tenancy.share_table (run by the shared table's owner), tenancy.reference_shared (in
+-- tenant migrations), their registry tables and triggers, verify() reporting native foreign keys
+-- from tenants to shared tables. Existing native foreign keys stay until a tenant migration
+-- replaces them (docs/functions/reference_shared.md, "Converting existing tenants").
+CREATE FUNCTION tenancy."_share_table"(
+	"tbl" oid, /* Option < pg_sys :: Oid > */
+	"key" TEXT[] /* :: std :: option :: Option < Vec < Option < String > > > */
+) RETURNS void
+VOLATILE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'share_table_wrapper';
+CREATE FUNCTION tenancy."_reference_shared"(
+	"tbl" oid, /* Option < pg_sys :: Oid > */
+	"columns" TEXT[], /* :: std :: option :: Option < Vec < Option < String > > > */
+	"shared_tbl" oid, /* Option < pg_sys :: Oid > */
+	"key" TEXT[], /* :: std :: option :: Option < Vec < Option < String > > > */
+	"on_delete" TEXT /* Option < & str > */
+) RETURNS TEXT /* String */
+VOLATILE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'reference_shared_wrapper';
+CREATE FUNCTION tenancy."_shared_ddl"(
+	"oids" oid[] /* :: std :: option :: Option < Vec < Option < pg_sys :: Oid > > > */
+) RETURNS void
+VOLATILE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'shared_ddl_wrapper';
+CREATE FUNCTION tenancy."_shared_ref_check"()
+	RETURNS TRIGGER
+	LANGUAGE c
+	AS 'MODULE_PATHNAME', '_shared_ref_check_wrapper';
+CREATE FUNCTION tenancy."_shared_guard"()
+	RETURNS TRIGGER
+	LANGUAGE c
+	AS 'MODULE_PATHNAME', '_shared_guard_wrapper';
+CREATE FUNCTION tenancy."_shared_truncate"()
+	RETURNS TRIGGER
+	LANGUAGE c
+	AS 'MODULE_PATHNAME', '_shared_truncate_wrapper';
+
+-- Tenant references to shared tables without fan-in (issue 15; src/api/shared.rs,
+-- docs/functions/share_table.md, docs/functions/reference_shared.md).
+
+-- Shared tables prepared by their owner with tenancy.share_table: the key tenant tables
+-- reference, and its equality operators (from its unique index).
+CREATE TABLE tenancy.shared_table_settings (
+    tbl        regclass    PRIMARY KEY,
+    key        text[]      NOT NULL,
+    eq_ops     text[]      NOT NULL,
+    shared_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    shared_by  name        NOT NULL DEFAULT CURRENT_USER
+);
+COMMENT ON TABLE tenancy.shared_table_settings IS 'pg_tenancy: shared tables prepared for tenant references (tenancy.share_table)';
+
+-- One row per reference declared with tenancy.reference_shared; name is the tenant table's
+-- trigger. columns follow the order of key (the shared table's key).
+CREATE TABLE tenancy.shared_references (
+    referencing  regclass    NOT NULL,
+    name         name        NOT NULL,
+    columns      text[]      NOT NULL,
+    shared       regclass    NOT NULL,
+    key          text[]      NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (referencing, name)
+);
+CREATE INDEX shared_references_shared ON tenancy.shared_references (shared);
+COMMENT ON TABLE tenancy.shared_references IS 'pg_tenancy: tenant tables referencing shared tables (tenancy.reference_shared)';
+
+-- Which keys of a shared table each tenant table has referenced: written once per key and table
+-- (INSERT … ON CONFLICT DO NOTHING, no counters, so no hot rows), looked up when a shared row is
+-- deleted or re-keyed, removed there when the table no longer holds the key.
+CREATE TABLE tenancy.shared_presence (
+    shared       regclass NOT NULL,
+    key          text[]   NOT NULL,
+    referencing  regclass NOT NULL,
+    PRIMARY KEY (shared, key, referencing)
+);
+CREATE INDEX shared_presence_referencing ON tenancy.shared_presence (referencing);
+COMMENT ON TABLE tenancy.shared_presence IS 'pg_tenancy: keys of shared tables that tenant tables reference';
+
+SELECT pg_catalog.pg_extension_config_dump('tenancy.shared_table_settings', '');
+SELECT pg_catalog.pg_extension_config_dump('tenancy.shared_references', '');
+SELECT pg_catalog.pg_extension_config_dump('tenancy.shared_presence', '');
+
+-- key: the shared table's key tenant tables reference; NULL: its primary key.
+CREATE FUNCTION tenancy.share_table(tbl regclass, key name[] DEFAULT NULL) RETURNS void
+    LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT tenancy._share_table(tbl::pg_catalog.oid, key::pg_catalog.text[]) $$;
+
+-- key: NULL for the shared table's key; on_delete: only 'no action'.
+CREATE FUNCTION tenancy.reference_shared(tbl regclass, columns name[], shared regclass,
+                                         key name[] DEFAULT NULL, on_delete text DEFAULT 'no action')
+    RETURNS name
+    LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT tenancy._reference_shared(tbl::pg_catalog.oid, columns::pg_catalog.text[],
+                                           shared::pg_catalog.oid, key::pg_catalog.text[], on_delete)::pg_catalog.name $$;
+
+ALTER FUNCTION tenancy._shared_ref_check() SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION tenancy._shared_guard() SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION tenancy._shared_truncate() SET search_path = pg_catalog, pg_temp;
+
+CREATE VIEW tenancy.shared_tables AS
+    SELECT s.tbl AS table_name, s.key, s.shared_at, s.shared_by
+    FROM tenancy.shared_table_settings AS s
+    ORDER BY s.tbl::pg_catalog.text;
+
+-- A dropped tenant table (DROP TABLE, or with its schema or owner) takes its references and
+-- notes with it, a dropped shared table its settings. As the role running the DDL; the function
+-- removes only rows of tables the catalog no longer has.
+CREATE FUNCTION tenancy._shared_ddl_trigger() RETURNS event_trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    v_tables oid[];
+BEGIN
+    SELECT coalesce(array_agg(d.objid), '{}') INTO v_tables
+    FROM pg_event_trigger_dropped_objects() AS d
+    WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND d.object_type = 'table';
+    IF cardinality(v_tables) > 0 THEN
+        PERFORM tenancy._shared_ddl(v_tables);
+    END IF;
+END
+$$;
+CREATE EVENT TRIGGER pg_tenancy_shared_dropped ON sql_drop
+    WHEN TAG IN ('DROP SCHEMA', 'DROP OWNED', 'DROP TABLE') EXECUTE FUNCTION tenancy._shared_ddl_trigger();
+
+-- verify(): native foreign keys from tenant tables to shared tables, one line per shared table,
+-- with the number of triggers they put on it and the fix (once shared, or past 1 000 tenants).
+CREATE FUNCTION tenancy._verify_shared() RETURNS TABLE (schema_name name, problem text)
+    LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT NULL::name,
+           format('%s native foreign keys from %s tenants (first: %I) reference shared table %s, which carries %s triggers: each tenant adds two, and provisioning, every connection''s next query on %s and deleting its rows grow with them; %s',
+                  k.fks, k.tenants, k.first_tenant, k.shared, (SELECT count(*) FROM pg_trigger g WHERE g.tgrelid = k.shared),
+                  k.shared,
+                  CASE WHEN EXISTS (SELECT FROM tenancy.shared_table_settings s WHERE s.tbl = k.shared)
+                       THEN format('%s is shared: replace each by tenancy.reference_shared in a tenant migration (it drops the native foreign key it replaces; docs/functions/reference_shared.md)', k.shared)
+                       ELSE format('its owner %I runs SELECT tenancy.share_table(%L), then a tenant migration replaces each by tenancy.reference_shared (docs/functions/reference_shared.md)',
+                                   (SELECT r.rolname FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE c.oid = k.shared),
+                                   k.shared::text)
+                  END)
+    FROM (SELECT c.confrelid::regclass AS shared, count(*) AS fks, count(DISTINCT t.schema_name) AS tenants,
+                 min(t.schema_name) AS first_tenant
+          FROM pg_constraint c
+          JOIN pg_class f ON f.oid = c.conrelid
+          JOIN tenancy._tenant_schemas t ON t.schema_oid = f.relnamespace
+          JOIN pg_class s ON s.oid = c.confrelid
+          WHERE c.contype = 'f'
+            AND NOT EXISTS (SELECT FROM tenancy._tenant_schemas tt WHERE tt.schema_oid = s.relnamespace)
+          GROUP BY c.confrelid) AS k
+    -- Always once the table is shared (these keys are left to convert); otherwise from more than
+    -- 1 000 tenants on, where the fan-in costs provisioning about a quarter more and a delete
+    -- from the table visits every tenant (issue 15's measurements).
+    WHERE k.tenants > 1000 OR EXISTS (SELECT FROM tenancy.shared_table_settings s WHERE s.tbl = k.shared)
+$$;
+
+REVOKE ALL ON FUNCTION tenancy._shared_ddl_trigger() FROM PUBLIC;
+-- Shared references (sql/shared.sql). share_table checks that the caller has the shared table's
+-- owner's rights, reference_shared that it owns the referencing table and has REFERENCES on the
+-- shared key (as for a native foreign key): tenant migrations, which run as the tenant's owner,
+-- call it. The trigger functions are only ever called as triggers (creating one needs them); each
+-- checks its registration. _verify_shared reads catalogs PUBLIC can read; verify calls it.
+GRANT EXECUTE ON FUNCTION tenancy.share_table(regclass, name[]), tenancy._share_table(oid, text[]),
+    tenancy.reference_shared(regclass, name[], regclass, name[], text),
+    tenancy._reference_shared(oid, text[], oid, text[], text),
+    tenancy._shared_ref_check(), tenancy._shared_guard(), tenancy._shared_truncate(),
+    tenancy._shared_ddl(oid[]), tenancy._verify_shared() TO PUBLIC;
+GRANT SELECT ON tenancy.shared_tables, tenancy.shared_references TO PUBLIC;
+-- Roles given a level before this upgrade reach the new objects as roles given it afterwards do.
+DO $$
+DECLARE
+    g record;
+BEGIN
+    FOR g IN SELECT a.grantee::regrole AS role,
+                    max(CASE p.proname WHEN '_manage_tenant' THEN 3 WHEN 'add_migration' THEN 2 ELSE 1 END) AS level
+             FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) AS a
+             WHERE p.pronamespace = 'tenancy'::regnamespace
+               AND p.proname IN ('_manage_tenant', 'add_migration', 'verify')
+               AND a.privilege_type = 'EXECUTE' AND a.grantee <> 0 AND a.grantee <> p.proowner
+             GROUP BY a.grantee
+    LOOP
+        PERFORM tenancy._grant(g.role, g.level, 'grant_admin');
+    END LOOP;
+END
+$$;
 
 
 -- Issue 15, lean fleet steps: a tenant's step in migrate_all writes nothing WAL-logged but its

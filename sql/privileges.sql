@@ -23,3 +23,14 @@ GRANT EXECUTE ON FUNCTION tenancy._schema_ddl(oid[]) TO PUBLIC;
 -- on_delete => 'drop' (as the caller, who owns them and, to have created or attached them, could
 -- run tenancy._managed_row, so also tenancy._managed_truncate).
 GRANT EXECUTE ON FUNCTION tenancy._managed_ddl(oid[]) TO PUBLIC;
+-- Shared references (sql/shared.sql). share_table checks that the caller has the shared table's
+-- owner's rights, reference_shared that it owns the referencing table and has REFERENCES on the
+-- shared key (as for a native foreign key): tenant migrations, which run as the tenant's owner,
+-- call it. The trigger functions are only ever called as triggers (creating one needs them); each
+-- checks its registration. _verify_shared reads catalogs PUBLIC can read; verify calls it.
+GRANT EXECUTE ON FUNCTION tenancy.share_table(regclass, name[]), tenancy._share_table(oid, text[]),
+    tenancy.reference_shared(regclass, name[], regclass, name[], text),
+    tenancy._reference_shared(oid, text[], oid, text[], text),
+    tenancy._shared_ref_check(), tenancy._shared_guard(), tenancy._shared_truncate(),
+    tenancy._shared_ddl(oid[]), tenancy._verify_shared() TO PUBLIC;
+GRANT SELECT ON tenancy.shared_tables, tenancy.shared_references TO PUBLIC;

@@ -259,7 +259,13 @@ fn run_statement(
             };
             let mut hint = c.hint;
             let mut code = c.code;
+            let mut message = c.message.clone();
             if on_citus && c.code == ERRCODE_INTERNAL_ERROR {
+                if let Some(table) = sqltext::created_table(sql) {
+                    message = format!(
+                        "Citus cannot create table {table} in the distributed tenant: {message}"
+                    );
+                }
                 // Citus refuses what it cannot distribute with the internal-error code.
                 code = ERRCODE_FEATURE_NOT_SUPPORTED;
                 hint = Some(format!(
@@ -308,7 +314,7 @@ fn run_statement(
                 ));
             }
             Caught {
-            message: format!("tenant {}: migration {} failed: {}", quote_ident(tenant), m.label(), c.message),
+            message: format!("tenant {}: migration {} failed: {}", quote_ident(tenant), m.label(), message),
             detail: Some(detail),
             hint: hint.or_else(|| {
                 Some(if c.code == ERRCODE_INSUFFICIENT_PRIVILEGE
@@ -530,6 +536,11 @@ fn migrate_run(t: &Tenant, target: Option<&str>, stop_after_enum: bool) -> (Vec<
     let owner = catalog::schema_owner(t.oid);
     check_authors(&t.name, &owner, &todo);
     let dist = Distribution::for_run(t.oid);
+    if dist.is_some() {
+        // The statements' shard commands run on the tenant's worker over Citus's connections,
+        // which a local lock_timeout (migrate_all's, say) does not reach.
+        crate::db::citus::send_lock_timeout();
+    }
     let mut stmts = statements(&todo);
     let mut adds = adding(&stmts);
     let mut more = false;

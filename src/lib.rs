@@ -58,6 +58,19 @@ extension_sql_file!(
     ]
 );
 extension_sql_file!(
+    "../sql/shared.sql",
+    name = "shared",
+    requires = [
+        "fleet",
+        api::shared::share_table,
+        api::shared::reference_shared,
+        api::shared::_shared_ref_check,
+        api::shared::_shared_guard,
+        api::shared::_shared_truncate,
+        api::shared::shared_ddl
+    ]
+);
+extension_sql_file!(
     "../sql/generator.sql",
     name = "generator",
     requires = ["schema", api::generator::describe_as_owner]

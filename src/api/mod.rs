@@ -11,3 +11,4 @@ pub mod lifecycle;
 pub mod managed;
 pub mod migrations;
 pub mod relink;
+pub mod shared;

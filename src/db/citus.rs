@@ -777,8 +777,7 @@ pub fn reconcile(dry_run: bool) -> Vec<(Option<String>, String)> {
         };
         let action = match owner_of(t.oid) {
             Err(why) => why,
-            Ok(_) if non_reference_target_of(t.oid).is_some() => {
-                let shared = non_reference_target_of(t.oid).unwrap_or_default();
+            Ok(_) if let Some(shared) = non_reference_target_of(t.oid) => {
                 format!("left alone: its foreign keys reference {shared}, which is not a reference table (SELECT create_reference_table({}), then reconcile again)", quote_literal(&shared))
             }
             Ok(_) if dry_run => {
@@ -856,5 +855,18 @@ pub fn with_remote_lock_timeout<R>(
         // nest level's end restores the caller's value.
         spi::run("SET LOCAL lock_timeout TO DEFAULT");
         r
+    })
+}
+
+/// Sends this transaction's `lock_timeout` to the workers' connections of the transaction (Citus
+/// runs a distributed tenant's DDL there), where a local setting does not reach: a migration on a
+/// Citus coordinator waits for a lock on a worker no longer than it would here.
+pub fn send_lock_timeout() {
+    let value = spi::current_setting("lock_timeout").unwrap_or_else(|| "0".to_string());
+    settings::with_local(&[("citus.propagate_set_commands", "local")], || {
+        spi::run(&format!(
+            "SET LOCAL lock_timeout = {}",
+            quote_literal(&value)
+        ))
     })
 }

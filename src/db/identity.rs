@@ -130,3 +130,26 @@ impl OrRaiseMissing for Option<pg_sys::Oid> {
         .or_raise()
     }
 }
+
+/// Runs `f` (pg_tenancy's own fixed, fully qualified SQL) as `owner`, the owner of the table it
+/// reads, the way PostgreSQL's own referential-integrity checks do (`ri_PerformCheck`: the
+/// table's owner, row-level security not forced), inside a security-restricted operation as well:
+/// whatever of the owner's code such a query could reach runs as the owner and cannot change the
+/// session. Used by the shared-reference triggers (src/api/shared.rs), which fire as whoever
+/// writes a row and must read tables that role may not read.
+pub fn as_table_owner<R>(owner: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
+    let saved = current();
+    // SAFETY: as in as_tenant_owner; the flags are PostgreSQL's own (miscadmin.h).
+    unsafe {
+        pg_sys::SetUserIdAndSecContext(
+            owner,
+            saved.context
+                | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
+                | pg_sys::SECURITY_RESTRICTED_OPERATION as i32
+                | pg_sys::SECURITY_NOFORCE_RLS as i32,
+        )
+    };
+    let r = f();
+    drop(saved);
+    r
+}

@@ -12,4 +12,5 @@ pub mod locks;
 pub mod registry;
 pub mod report;
 pub mod settings;
+pub mod shared;
 pub mod spi;

@@ -30,6 +30,10 @@ fn sqlstate(state: SqlState) -> PgSqlErrorCode {
         SqlState::LockNotAvailable => ERRCODE_LOCK_NOT_AVAILABLE,
         SqlState::ReadOnlySqlTransaction => ERRCODE_READ_ONLY_SQL_TRANSACTION,
         SqlState::DependentObjectsStillExist => ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
+        SqlState::ForeignKeyViolation => ERRCODE_FOREIGN_KEY_VIOLATION,
+        SqlState::SerializationFailure => ERRCODE_T_R_SERIALIZATION_FAILURE,
+        SqlState::DatatypeMismatch => ERRCODE_DATATYPE_MISMATCH,
+        SqlState::InvalidForeignKey => ERRCODE_INVALID_FOREIGN_KEY,
     }
 }
 

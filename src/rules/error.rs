@@ -45,11 +45,21 @@ pub enum SqlState {
     ReadOnlySqlTransaction,
     /// 2BP01 dependent_objects_still_exist (drop_tenant: objects of other schemas depend on it)
     DependentObjectsStillExist,
+    /// 23503 foreign_key_violation (a tenant row referencing a missing shared row, or a shared
+    /// row deleted or re-keyed while tenant rows reference it)
+    ForeignKeyViolation,
+    /// 40001 serialization_failure (a shared row deleted at REPEATABLE READ or SERIALIZABLE while
+    /// a concurrent transaction, invisible to its snapshot, made a tenant row reference it)
+    SerializationFailure,
+    /// 42804 datatype_mismatch (referencing and referenced columns of different types)
+    DatatypeMismatch,
+    /// 42830 invalid_foreign_key (the referenced columns are not the shared table's key)
+    InvalidForeignKey,
 }
 
 impl SqlState {
     /// Every state, for tests that check each one.
-    pub const ALL: [SqlState; 18] = [
+    pub const ALL: [SqlState; 22] = [
         SqlState::InvalidName,
         SqlState::NameTooLong,
         SqlState::DuplicateSchema,
@@ -68,6 +78,10 @@ impl SqlState {
         SqlState::LockNotAvailable,
         SqlState::ReadOnlySqlTransaction,
         SqlState::DependentObjectsStillExist,
+        SqlState::ForeignKeyViolation,
+        SqlState::SerializationFailure,
+        SqlState::DatatypeMismatch,
+        SqlState::InvalidForeignKey,
     ];
 
     pub fn code(self) -> &'static str {
@@ -90,6 +104,10 @@ impl SqlState {
             SqlState::LockNotAvailable => "55P03",
             SqlState::ReadOnlySqlTransaction => "25006",
             SqlState::DependentObjectsStillExist => "2BP01",
+            SqlState::ForeignKeyViolation => "23503",
+            SqlState::SerializationFailure => "40001",
+            SqlState::DatatypeMismatch => "42804",
+            SqlState::InvalidForeignKey => "42830",
         }
     }
 }

@@ -448,6 +448,46 @@ pub struct Spanned {
     pub end: usize,
 }
 
+/// The table a `CREATE [UNLOGGED | TEMP …] TABLE [IF NOT EXISTS] name` statement creates, as
+/// written (`labels`, `"Odd".t`), for error messages; `None` for any other statement.
+pub fn created_table(text: &str) -> Option<String> {
+    let toks = spanned_tokens(text, 16);
+    let mut i = 0;
+    if !toks.first()?.tok.is_word("CREATE") {
+        return None;
+    }
+    i += 1;
+    while toks.get(i).is_some_and(|t| {
+        ["GLOBAL", "LOCAL", "TEMP", "TEMPORARY", "UNLOGGED"]
+            .iter()
+            .any(|w| t.tok.is_word(w))
+    }) {
+        i += 1;
+    }
+    if !toks.get(i)?.tok.is_word("TABLE") {
+        return None;
+    }
+    i += 1;
+    if toks.get(i).is_some_and(|t| t.tok.is_word("IF")) {
+        i += 3; // IF NOT EXISTS
+    }
+    let start = toks.get(i)?;
+    if !matches!(start.tok, Tok::Word(_) | Tok::Quoted(_)) {
+        return None;
+    }
+    let mut end = start.end;
+    let mut j = i + 1;
+    while toks.get(j).is_some_and(|t| t.tok == Tok::Punct(b'.'))
+        && toks
+            .get(j + 1)
+            .is_some_and(|t| matches!(t.tok, Tok::Word(_) | Tok::Quoted(_)))
+    {
+        end = toks[j + 1].end;
+        j += 2;
+    }
+    Some(text[start.start..end].to_string())
+}
+
 /// [`tokens`] with each token's place in `text`, for rules that rewrite a statement.
 pub fn spanned_tokens(text: &str, limit: usize) -> Vec<Spanned> {
     let Ok(regions) = scan(text) else {
@@ -1006,6 +1046,25 @@ fn tenantize_code(code: &str, name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn created_table_names_the_table_of_create_table() {
+        assert_eq!(
+            created_table("CREATE TABLE kids (x int) INHERITS (users)").as_deref(),
+            Some("kids")
+        );
+        assert_eq!(
+            created_table("create unlogged table if not exists \"Odd\".t2 (x int)").as_deref(),
+            Some("\"Odd\".t2")
+        );
+        assert_eq!(
+            created_table("CREATE TEMP TABLE t AS SELECT 1").as_deref(),
+            Some("t")
+        );
+        assert_eq!(created_table("CREATE INDEX ON t (x)"), None);
+        assert_eq!(created_table("ALTER TABLE t ADD c int"), None);
+    }
+
     use super::*;
 
     #[test]
