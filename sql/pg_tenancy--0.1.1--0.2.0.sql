@@ -1443,8 +1443,9 @@ DECLARE
     v_more boolean;
     v_state text;
     v_message text;
+    v_counted_at timestamptz;
 BEGIN
-    SELECT i.schema_name, f.lock_timeout INTO v_tenant, v_lock_timeout
+    SELECT i.schema_name, f.lock_timeout, f.counted_at INTO v_tenant, v_lock_timeout, v_counted_at
     FROM tenancy.fleet_items AS i JOIN tenancy.fleet_runs AS f USING (run_id)
     WHERE i.run_id = p_run AND i.state = 'queued' AND f.state = 'running'
     ORDER BY i.schema_name
@@ -1478,8 +1479,12 @@ BEGIN
         SET state = 'done', applied = coalesce(applied, 0) + v_applied, finished_at = clock_timestamp()
         WHERE run_id = p_run AND schema_name = v_tenant;
     END IF;
-    -- A failure is counted at once (it is rare, and stop_on_error reads it).
-    PERFORM tenancy._fleet_count(p_run, p_report, v_state IS NOT NULL);
+    -- A failure is counted at once (it is rare, and stop_on_error reads it); otherwise only when
+    -- the counters are older than a tenth of a second as the claim saw them (_fleet_count checks
+    -- again on the locked row), so that most steps skip the call.
+    IF v_state IS NOT NULL OR v_counted_at <= clock_timestamp() - interval '100 milliseconds' THEN
+        PERFORM tenancy._fleet_count(p_run, p_report, v_state IS NOT NULL);
+    END IF;
     RETURN true;
 END
 $$;

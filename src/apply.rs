@@ -482,8 +482,8 @@ pub fn build_schema(schema: &str, include: impl Fn(&Migration) -> bool) -> Vec<T
 /// Refuses (55000) to migrate while a registered migration's text does not match its checksum:
 /// the text was edited behind `tenancy.add_migration`, so what the ledger says was applied is not
 /// what would be applied now (drift, even for tenants that applied it long ago).
-fn refuse_tampered(tenant: &str) {
-    if let Some(label) = registry::tampered_registered().first() {
+fn refuse_tampered(tenant: &str, tampered: &[String]) {
+    if let Some(label) = tampered.first() {
         raise(
             TenancyError::new(
                 SqlState::ObjectNotInPrerequisiteState,
@@ -520,8 +520,8 @@ fn migrate_run(t: &Tenant, target: Option<&str>, stop_after_enum: bool) -> (Vec<
     crate::db::citus::refuse_on_worker("migrate_tenant");
     let (t, has_error) = lock_and_check(t);
     // Read after the lock: a migration added while we waited is part of this run.
-    let known = known_set::known_versions();
-    refuse_tampered(&t.name);
+    let (known, tampered) = known_set::known_versions_checked();
+    refuse_tampered(&t.name, &tampered);
     if let Some(target) = target {
         migration_set::find(&known, target).or_raise();
     }

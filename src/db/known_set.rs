@@ -34,6 +34,13 @@ pub fn known_versions() -> Vec<Migration> {
     merge(embedded(), registry::registered_migrations(false)).or_raise()
 }
 
+/// [`known_versions`], with the labels of registered migrations whose stored text no longer
+/// matches their checksum, read in the same query.
+pub fn known_versions_checked() -> (Vec<Migration>, Vec<String>) {
+    let (registered, tampered) = registry::registered_versions();
+    (merge(embedded(), registered).or_raise(), tampered)
+}
+
 /// Fills in the text of registered migrations read by [`known_versions`], for applying them.
 /// They stay held (an advisory lock per version, or their rows `FOR KEY SHARE`: see
 /// [`registry::registered_sql`]) until the transaction ends, so that

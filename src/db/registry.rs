@@ -9,7 +9,15 @@ use pgrx::prelude::*;
 
 use crate::db::identity::as_extension_owner;
 use crate::db::report::OrRaise;
-use crate::db::spi::{get_one, write_one};
+use crate::db::spi::{get_one, kept_rows, kept_write, write_one};
+
+const TEXT: PgOid = PgOid::BuiltIn(PgBuiltInOids::TEXTOID);
+const OID: PgOid = PgOid::BuiltIn(PgBuiltInOids::OIDOID);
+const INT4: PgOid = PgOid::BuiltIn(PgBuiltInOids::INT4OID);
+const INT8: PgOid = PgOid::BuiltIn(PgBuiltInOids::INT8OID);
+const FLOAT8: PgOid = PgOid::BuiltIn(PgBuiltInOids::FLOAT8OID);
+const BOOL: PgOid = PgOid::BuiltIn(PgBuiltInOids::BOOLOID);
+const TEXT_ARRAY: PgOid = PgOid::BuiltIn(PgBuiltInOids::TEXTARRAYOID);
 use crate::rules::migration_set::Migration;
 
 /// A registered tenant. `oid` is the OID of its schema in this cluster, `InvalidOid` when it has
@@ -81,11 +89,16 @@ pub fn oids_are_home() -> bool {
         return true;
     }
     as_extension_owner(|| {
-        get_one::<bool>(
+        kept_rows(
             "SELECT (SELECT c.system_identifier FROM tenancy.registry_cluster c) \
                     IS NOT DISTINCT FROM $1::pg_catalog.int8",
+            &[INT8],
             &[system_identifier().into()],
+            |r| r.get::<bool>(1).or_raise(),
         )
+        .into_iter()
+        .next()
+        .flatten()
         .unwrap_or(false)
     })
 }
@@ -253,20 +266,25 @@ pub fn renamed_to(name: &str) -> Option<String> {
 
 pub fn locked_tenant(oid: pg_sys::Oid) -> Option<Locked> {
     as_extension_owner(|| {
-        Spi::connect(|c| {
-            let t = c
-                .select(
-                    "SELECT t.schema_name::pg_catalog.text, n.nspname::pg_catalog.text, t.last_error IS NOT NULL \
-                     FROM tenancy.tenants t LEFT JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) t.schema_oid \
-                     WHERE t.schema_oid OPERATOR(pg_catalog.=) $1",
-                    Some(1),
-                    &[oid.into()],
+        // A kept plan; after the lock (which gave this transaction an ID) a read takes a fresh
+        // snapshot, so what committed while this waited is seen (db/spi.rs).
+        kept_rows(
+            "SELECT t.schema_name::pg_catalog.text, n.nspname::pg_catalog.text, t.last_error IS NOT NULL \
+             FROM tenancy.tenants t LEFT JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) t.schema_oid \
+             WHERE t.schema_oid OPERATOR(pg_catalog.=) $1",
+            &[OID],
+            &[oid.into()],
+            |r| {
+                (
+                    r.get::<String>(1).or_raise(),
+                    r.get::<String>(2).or_raise(),
+                    r.get::<bool>(3).or_raise(),
                 )
-                .or_raise();
-            if t.is_empty() {
-                return None;
-            }
-            let (name, nsp, err) = t.first().get_three::<String, String, bool>().or_raise();
+            },
+        )
+        .into_iter()
+        .next()
+        .and_then(|(name, nsp, err)| {
             Some(Locked {
                 tenant: Tenant { name: name?, oid },
                 schema_name: nsp,
@@ -277,11 +295,36 @@ pub fn locked_tenant(oid: pg_sys::Oid) -> Option<Locked> {
 }
 
 pub fn tenant_by_name(name: &str) -> Option<Tenant> {
+    if !has_relink_catalog() {
+        return as_extension_owner(|| {
+            tenant_where(
+                "schema_name OPERATOR(pg_catalog.=) $1::pg_catalog.text",
+                name.into(),
+            )
+        });
+    }
+    // The common case as a kept plan (every fleet step starts here); tenant_where's query.
     as_extension_owner(|| {
-        tenant_where(
-            "schema_name OPERATOR(pg_catalog.=) $1::pg_catalog.text",
-            name.into(),
+        kept_rows(
+            "SELECT schema_name::pg_catalog.text, schema_oid FROM tenancy._tenant_schemas \
+             WHERE schema_name OPERATOR(pg_catalog.=) $1::pg_catalog.text",
+            &[TEXT],
+            &[name.into()],
+            |r| {
+                (
+                    r.get::<String>(1).or_raise(),
+                    r.get::<pg_sys::Oid>(2).or_raise(),
+                )
+            },
         )
+        .into_iter()
+        .next()
+        .and_then(|(name, oid)| {
+            Some(Tenant {
+                name: name?,
+                oid: oid.unwrap_or(pg_sys::InvalidOid),
+            })
+        })
     })
 }
 
@@ -346,31 +389,27 @@ pub fn delete(name: &str) {
 /// The tenant's ledger: (version, checksum) of every applied migration.
 pub fn ledger(name: &str) -> Vec<(String, String)> {
     as_extension_owner(|| {
-        Spi::connect(|c| {
-            let t = c
-                .select(
-                    "SELECT version, checksum FROM tenancy.ledger WHERE schema_name OPERATOR(pg_catalog.=) $1::pg_catalog.text",
-                    None,
-                    &[name.into()],
-                )
-                .or_raise();
-            t.map(|row| {
+        kept_rows(
+            "SELECT version, checksum FROM tenancy.ledger WHERE schema_name OPERATOR(pg_catalog.=) $1::pg_catalog.text",
+            &[TEXT],
+            &[name.into()],
+            |row| {
                 (
                     row.get::<String>(1).or_raise().unwrap_or_default(),
                     row.get::<String>(2).or_raise().unwrap_or_default(),
                 )
-            })
-            .collect()
-        })
+            },
+        )
     })
 }
 
 /// Writes one ledger row, in the same transaction as the migration's DDL.
 pub fn record(tenant: &str, m: &Migration, seconds: f64, baselined: bool) {
     as_extension_owner(|| {
-        crate::db::spi::run_with_args(
+        kept_write(
             "INSERT INTO tenancy.ledger (schema_name, version, name, checksum, duration, baselined) \
              VALUES ($1, $2, $3, $4, pg_catalog.make_interval(secs => $5), $6)",
+            &[TEXT, TEXT, TEXT, TEXT, FLOAT8, BOOL],
             &[
                 tenant.into(),
                 m.version.as_str().into(),
@@ -379,8 +418,8 @@ pub fn record(tenant: &str, m: &Migration, seconds: f64, baselined: bool) {
                 seconds.into(),
                 baselined.into(),
             ],
-        )
-        .or_raise()
+            |_| (),
+        );
     })
 }
 
@@ -401,12 +440,11 @@ pub fn repair(version: &str, checksum: &str) -> i64 {
 /// The migrations stored with `tenancy.add_migration`; with `with_sql` false their text is left
 /// empty (what deciding the pending set needs), see [`registered_sql`].
 pub fn registered_migrations(with_sql: bool) -> Vec<Migration> {
+    if !with_sql {
+        return registered_versions().0;
+    }
     as_extension_owner(|| {
-        let query = if with_sql {
-            "SELECT version, name, checksum, sql, added_by::pg_catalog.text FROM tenancy.registered_migrations"
-        } else {
-            "SELECT version, name, checksum, ''::pg_catalog.text, added_by::pg_catalog.text FROM tenancy.registered_migrations"
-        };
+        let query = "SELECT version, name, checksum, sql, added_by::pg_catalog.text FROM tenancy.registered_migrations";
         Spi::connect(|c| {
             let t = c.select(query, None, &[]).or_raise();
             t.map(|row| {
@@ -417,9 +455,7 @@ pub fn registered_migrations(with_sql: bool) -> Vec<Migration> {
                     sql: row.get::<String>(4).or_raise().unwrap_or_default(),
                     author: row.get::<String>(5).or_raise(),
                 };
-                if with_sql {
-                    check_stored_text(&m.version, &m.name, &m.sql, &m.checksum);
-                }
+                check_stored_text(&m.version, &m.name, &m.sql, &m.checksum);
                 m
             })
             .collect()
@@ -458,19 +494,15 @@ pub fn registered_sql(versions: &[String]) -> Vec<(String, String)> {
         "SELECT version, sql, name, checksum FROM tenancy.registered_migrations WHERE version OPERATOR(pg_catalog.=) ANY ($1) FOR KEY SHARE"
     };
     as_extension_owner(|| {
-        // Spi's update(): a fresh snapshot for this statement, taken after the locks above.
-        Spi::connect_mut(|c| {
-            c.update(query, None, &[versions.to_vec().into()])
-                .or_raise()
-                .map(|r| {
-                    let version = r.get::<String>(1).or_raise().unwrap_or_default();
-                    let sql = r.get::<String>(2).or_raise().unwrap_or_default();
-                    let name = r.get::<String>(3).or_raise().unwrap_or_default();
-                    let checksum = r.get::<String>(4).or_raise().unwrap_or_default();
-                    check_stored_text(&version, &name, &sql, &checksum);
-                    (version, sql)
-                })
-                .collect()
+        // A kept plan run as a write: a fresh snapshot for this statement, taken after the locks
+        // above.
+        kept_write(query, &[TEXT_ARRAY], &[versions.to_vec().into()], |r| {
+            let version = r.get::<String>(1).or_raise().unwrap_or_default();
+            let sql = r.get::<String>(2).or_raise().unwrap_or_default();
+            let name = r.get::<String>(3).or_raise().unwrap_or_default();
+            let checksum = r.get::<String>(4).or_raise().unwrap_or_default();
+            check_stored_text(&version, &name, &sql, &checksum);
+            (version, sql)
         })
     })
 }
@@ -486,11 +518,12 @@ pub const REGISTERED_LOCK_CLASS: i32 = 0x7465_6e6d;
 /// by every transaction applying it ([`registered_sql`]); `remove_migration` takes it exclusively.
 fn lock_registered_shared(version: &str) {
     as_extension_owner(|| {
-        crate::db::spi::run_with_args(
+        kept_write(
             "SELECT pg_catalog.pg_advisory_xact_lock_shared($1, pg_catalog.hashtext($2))",
+            &[INT4, TEXT],
             &[REGISTERED_LOCK_CLASS.into(), version.into()],
-        )
-        .or_raise()
+            |_| (),
+        );
     })
 }
 
@@ -506,23 +539,38 @@ pub fn lock_registered_exclusive(version: &str) {
     })
 }
 
-/// Registered migrations whose stored text no longer matches their checksum (edited behind
-/// `tenancy.add_migration`), as labels.
-pub fn tampered_registered() -> Vec<String> {
+/// The registered migrations without their text (what deciding the pending set needs), and the
+/// labels of those whose stored text no longer matches their checksum (edited behind
+/// `tenancy.add_migration`):
+/// one kept plan, which every tenant's step runs.
+pub fn registered_versions() -> (Vec<Migration>, Vec<String>) {
     as_extension_owner(|| {
-        Spi::connect(|c| {
-            c.select(
-                "SELECT version OPERATOR(pg_catalog.||) '_' OPERATOR(pg_catalog.||) name \
-                 FROM tenancy.registered_migrations \
-                 WHERE pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(sql, 'UTF8')), 'hex') \
-                       OPERATOR(pg_catalog.<>) checksum ORDER BY version",
-                None,
-                &[],
-            )
-            .or_raise()
-            .map(|r| r.get::<String>(1).or_raise().unwrap_or_default())
-            .collect()
-        })
+        let rows = kept_rows(
+            "SELECT version, name, checksum, added_by::pg_catalog.text, \
+                    pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(sql, 'UTF8')), 'hex') \
+                    OPERATOR(pg_catalog.<>) checksum \
+             FROM tenancy.registered_migrations ORDER BY version",
+            &[],
+            &[],
+            |row| {
+                (
+                    Migration {
+                        version: row.get::<String>(1).or_raise().unwrap_or_default(),
+                        name: row.get::<String>(2).or_raise().unwrap_or_default(),
+                        checksum: row.get::<String>(3).or_raise().unwrap_or_default(),
+                        sql: String::new(),
+                        author: row.get::<String>(4).or_raise(),
+                    },
+                    row.get::<bool>(5).or_raise().unwrap_or(false),
+                )
+            },
+        );
+        let tampered = rows
+            .iter()
+            .filter(|(_, t)| *t)
+            .map(|(m, _)| format!("{}_{}", m.version, m.name))
+            .collect();
+        (rows.into_iter().map(|(m, _)| m).collect(), tampered)
     })
 }
 
@@ -628,11 +676,12 @@ pub fn insert_registered(m: &Migration) {
 pub fn lock_tenant(oid: pg_sys::Oid) {
     relink_if_moved();
     as_extension_owner(|| {
-        crate::db::spi::run_with_args(
+        kept_write(
             "SELECT pg_catalog.pg_advisory_xact_lock($1, $2)",
+            &[INT4, INT4],
             &[TENANCY_LOCK_CLASS.into(), (oid.to_u32() as i32).into()],
-        )
-        .or_raise()
+            |_| (),
+        );
     })
 }
 
