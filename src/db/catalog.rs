@@ -296,6 +296,13 @@ pub fn schema_owner(oid: pg_sys::Oid) -> Role {
     role_name(owner).unwrap_or_else(|| missing_schema(&oid.to_u32().to_string()))
 }
 
+/// The owner of schema `nsp` as read with its tenant ([`crate::db::registry::run_state`]).
+pub fn role_of(owner: Option<pg_sys::Oid>, nsp: pg_sys::Oid) -> Role {
+    owner
+        .and_then(role_name)
+        .unwrap_or_else(|| missing_schema(&nsp.to_u32().to_string()))
+}
+
 /// The role with this OID by a syscache lookup, if it exists.
 fn role_name(oid: pg_sys::Oid) -> Option<Role> {
     // SAFETY: a syscache lookup; noerr: NULL when there is no such role.

@@ -34,11 +34,9 @@ pub fn known_versions() -> Vec<Migration> {
     merge(embedded(), registry::registered_migrations(false)).or_raise()
 }
 
-/// [`known_versions`], with the labels of registered migrations whose stored text no longer
-/// matches their checksum, read in the same query.
-pub fn known_versions_checked() -> (Vec<Migration>, Vec<String>) {
-    let (registered, tampered) = registry::registered_versions();
-    (merge(embedded(), registered).or_raise(), tampered)
+/// [`known_versions`] from registered migrations already read (without their text).
+pub fn with_embedded(registered: Vec<Migration>) -> Vec<Migration> {
+    merge(embedded(), registered).or_raise()
 }
 
 /// Fills in the text of registered migrations read by [`known_versions`], for applying them.

@@ -264,6 +264,100 @@ pub fn renamed_to(name: &str) -> Option<String> {
     })
 }
 
+/// What a migration run needs once its tenant's lock is held, in one kept query (so one fresh
+/// snapshot, after the lock): the tenant as [`locked_tenant`] reads it, the OID of its schema's
+/// owner, its ledger (version, checksum of each applied migration), and the registered migrations as
+/// [`registered_versions`] reads them.
+pub struct RunState {
+    pub locked: Locked,
+    pub owner: Option<pg_sys::Oid>,
+    pub ledger: Vec<(String, String)>,
+    pub registered: Vec<Migration>,
+    pub tampered: Vec<String>,
+}
+
+pub fn run_state(oid: pg_sys::Oid) -> Option<RunState> {
+    type Texts = Option<Vec<Option<String>>>;
+    fn texts(a: Texts) -> Vec<String> {
+        a.unwrap_or_default()
+            .into_iter()
+            .map(Option::unwrap_or_default)
+            .collect()
+    }
+    as_extension_owner(|| {
+        let row = kept_rows(
+            "SELECT t.schema_name::pg_catalog.text, n.nspname::pg_catalog.text, t.last_error IS NOT NULL, n.nspowner, \
+                    l.versions, l.checksums, r.versions, r.names, r.checksums, r.authors, r.tampered \
+             FROM tenancy.tenants t \
+             LEFT JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) t.schema_oid \
+             CROSS JOIN LATERAL ( \
+                 SELECT pg_catalog.array_agg(l.version::pg_catalog.text), pg_catalog.array_agg(l.checksum::pg_catalog.text) \
+                 FROM tenancy.ledger l WHERE l.schema_name OPERATOR(pg_catalog.=) t.schema_name) AS l (versions, checksums) \
+             CROSS JOIN ( \
+                 SELECT pg_catalog.array_agg(m.version::pg_catalog.text ORDER BY m.version), \
+                        pg_catalog.array_agg(m.name::pg_catalog.text ORDER BY m.version), \
+                        pg_catalog.array_agg(m.checksum::pg_catalog.text ORDER BY m.version), \
+                        pg_catalog.array_agg(m.added_by::pg_catalog.text ORDER BY m.version), \
+                        pg_catalog.array_agg(pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(m.sql, 'UTF8')), 'hex') \
+                                             OPERATOR(pg_catalog.<>) m.checksum ORDER BY m.version) \
+                 FROM tenancy.registered_migrations m) AS r (versions, names, checksums, authors, tampered) \
+             WHERE t.schema_oid OPERATOR(pg_catalog.=) $1",
+            &[OID],
+            &[oid.into()],
+            |r| {
+                (
+                    (
+                        r.get::<String>(1).or_raise(),
+                        r.get::<String>(2).or_raise(),
+                        r.get::<bool>(3).or_raise(),
+                        r.get::<pg_sys::Oid>(4).or_raise(),
+                    ),
+                    (
+                        texts(r.get::<Vec<Option<String>>>(5).or_raise()),
+                        texts(r.get::<Vec<Option<String>>>(6).or_raise()),
+                    ),
+                    (
+                        texts(r.get::<Vec<Option<String>>>(7).or_raise()),
+                        texts(r.get::<Vec<Option<String>>>(8).or_raise()),
+                        texts(r.get::<Vec<Option<String>>>(9).or_raise()),
+                        r.get::<Vec<Option<String>>>(10).or_raise().unwrap_or_default(),
+                        r.get::<Vec<Option<bool>>>(11).or_raise().unwrap_or_default(),
+                    ),
+                )
+            },
+        )
+        .into_iter()
+        .next()?;
+        let ((name, nsp, err, owner), (lv, lc), (rv, rn, rc, ra, rt)) = row;
+        let mut tampered = Vec::new();
+        let mut registered = Vec::with_capacity(rv.len());
+        for (i, version) in rv.into_iter().enumerate() {
+            let m = Migration {
+                version,
+                name: rn.get(i).cloned().unwrap_or_default(),
+                checksum: rc.get(i).cloned().unwrap_or_default(),
+                sql: String::new(),
+                author: ra.get(i).cloned().flatten(),
+            };
+            if rt.get(i).copied().flatten().unwrap_or(false) {
+                tampered.push(format!("{}_{}", m.version, m.name));
+            }
+            registered.push(m);
+        }
+        Some(RunState {
+            locked: Locked {
+                tenant: Tenant { name: name?, oid },
+                schema_name: nsp,
+                has_error: err.unwrap_or(false),
+            },
+            owner,
+            ledger: lv.into_iter().zip(lc).collect(),
+            registered,
+            tampered,
+        })
+    })
+}
+
 pub fn locked_tenant(oid: pg_sys::Oid) -> Option<Locked> {
     as_extension_owner(|| {
         // A kept plan; after the lock (which gave this transaction an ID) a read takes a fresh
@@ -383,23 +477,6 @@ pub fn delete(name: &str) {
             &[name.into()],
         )
         .or_raise()
-    })
-}
-
-/// The tenant's ledger: (version, checksum) of every applied migration.
-pub fn ledger(name: &str) -> Vec<(String, String)> {
-    as_extension_owner(|| {
-        kept_rows(
-            "SELECT version, checksum FROM tenancy.ledger WHERE schema_name OPERATOR(pg_catalog.=) $1::pg_catalog.text",
-            &[TEXT],
-            &[name.into()],
-            |row| {
-                (
-                    row.get::<String>(1).or_raise().unwrap_or_default(),
-                    row.get::<String>(2).or_raise().unwrap_or_default(),
-                )
-            },
-        )
     })
 }
 

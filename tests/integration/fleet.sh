@@ -163,6 +163,14 @@ check "re-run after the kill completes" "$N" "$(at_version 0013)"
 
 # --- an immediate shutdown (crash) with jobs 2
 fault_mid_run crash 0014 crashed 2 crash_server
+# The queue is UNLOGGED: crash recovery empties it. What a tenant's state depends on is the ledger
+# (WAL-logged, committed with the tenant's DDL), so the crashed run only shows as interrupted, with
+# its counters as last counted, and the next CALL plans its queue from the ledger again.
+crashed_run="(SELECT max(run_id) FROM tenancy.fleet_runs)"
+check "after the crash the crashed run's queue is empty" "0" "$(q -c "SELECT count(*) FROM tenancy.fleet_items WHERE run_id = $crashed_run")"
+check "after the crash progress shows the run as interrupted" "interrupted" "$(q -c "SELECT state FROM tenancy.progress WHERE run_id = $crashed_run")"
+check "after the crash the counters do not run ahead of the ledger" "yes" \
+  "$(q -c "SELECT CASE WHEN migrated <= (SELECT count(*) FROM tenancy.ledger WHERE version = '0014') THEN 'yes' ELSE 'no: ' || migrated END FROM tenancy.fleet_runs WHERE run_id = $crashed_run")"
 q -c "CALL tenancy.migrate_all(jobs => 2)" 2>/dev/null
 check "re-run after the crash completes" "$N" "$(at_version 0014)"
 check "nothing left failed or pending" "$N" "$(q -c "SELECT count(*) FROM tenancy.status WHERE state = 'up_to_date'")"
