@@ -285,6 +285,9 @@ pub fn run_state(oid: pg_sys::Oid) -> Option<RunState> {
             .collect()
     }
     as_extension_owner(|| {
+        // Each side's arrays come from one aggregation over the same rows, so their elements
+        // correspond; no ORDER BY (each would sort on its own): the known set is ordered after
+        // merging, and the tampered labels below.
         let row = kept_rows(
             "SELECT t.schema_name::pg_catalog.text, n.nspname::pg_catalog.text, t.last_error IS NOT NULL, n.nspowner, \
                     l.versions, l.checksums, r.versions, r.names, r.checksums, r.authors, r.tampered \
@@ -294,12 +297,12 @@ pub fn run_state(oid: pg_sys::Oid) -> Option<RunState> {
                  SELECT pg_catalog.array_agg(l.version::pg_catalog.text), pg_catalog.array_agg(l.checksum::pg_catalog.text) \
                  FROM tenancy.ledger l WHERE l.schema_name OPERATOR(pg_catalog.=) t.schema_name) AS l (versions, checksums) \
              CROSS JOIN ( \
-                 SELECT pg_catalog.array_agg(m.version::pg_catalog.text ORDER BY m.version), \
-                        pg_catalog.array_agg(m.name::pg_catalog.text ORDER BY m.version), \
-                        pg_catalog.array_agg(m.checksum::pg_catalog.text ORDER BY m.version), \
-                        pg_catalog.array_agg(m.added_by::pg_catalog.text ORDER BY m.version), \
+                 SELECT pg_catalog.array_agg(m.version::pg_catalog.text), \
+                        pg_catalog.array_agg(m.name::pg_catalog.text), \
+                        pg_catalog.array_agg(m.checksum::pg_catalog.text), \
+                        pg_catalog.array_agg(m.added_by::pg_catalog.text), \
                         pg_catalog.array_agg(pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(m.sql, 'UTF8')), 'hex') \
-                                             OPERATOR(pg_catalog.<>) m.checksum ORDER BY m.version) \
+                                             OPERATOR(pg_catalog.<>) m.checksum) \
                  FROM tenancy.registered_migrations m) AS r (versions, names, checksums, authors, tampered) \
              WHERE t.schema_oid OPERATOR(pg_catalog.=) $1",
             &[OID],
@@ -344,6 +347,7 @@ pub fn run_state(oid: pg_sys::Oid) -> Option<RunState> {
             }
             registered.push(m);
         }
+        tampered.sort();
         Some(RunState {
             locked: Locked {
                 tenant: Tenant { name: name?, oid },
