@@ -140,7 +140,7 @@ DECLARE
     provision CONSTANT text[] := ARRAY[
         'create_tenant', '_create_tenant', 'register_tenant', '_register_tenant', 'rename_tenant',
         '_rename_tenant', 'detach_tenant', 'drop_tenant', 'migrate_tenant', 'migrate_all',
-        '_fleet_join', '_fleet_begin', '_fleet_step', '_fleet_wait', '_fleet_finish',
+        '_fleet_join', '_fleet_begin', '_fleet_step', '_fleet_count', '_fleet_wait', '_fleet_finish',
         '_fleet_launch_workers', '_fleet_launch', '_backend_alive', '_backend_start',
         '_refuse_transaction_block', '_in_transaction_block', '_record_failure', '_migrate_step', 'verify',
         '_verify_registry', '_verify_managed', '_verify_deep', '_verify_trust', '_foreign_owned', 'reconcile',

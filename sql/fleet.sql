@@ -101,6 +101,12 @@ $$;
 -- later step, after this one commits. Returns false when there was nothing to claim. The
 -- coordinator (p_report: it also emits progress NOTICEs) and every background worker run this,
 -- one transaction per call.
+--
+-- What it writes per tenant is the tenant's migration and ledger rows, nothing else that is
+-- WAL-logged: the queue is UNLOGGED, and the run's counters are counted from it at most ten times
+-- a second (_fleet_count). The outcome is written by this transaction itself, after the block's
+-- subtransaction: a queue row locked by the one and updated by the other would need a multixact,
+-- which is WAL-logged even for an UNLOGGED table.
 CREATE FUNCTION tenancy._fleet_step(p_run bigint, p_report boolean DEFAULT false) RETURNS boolean
     LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
     AS $$
@@ -111,53 +117,83 @@ DECLARE
     v_more boolean;
     v_state text;
     v_message text;
-    r tenancy.fleet_runs;
+    v_counted_at timestamptz;
 BEGIN
-    SELECT i.schema_name, f.lock_timeout INTO v_tenant, v_lock_timeout
+    SELECT i.schema_name, f.lock_timeout, f.counted_at INTO v_tenant, v_lock_timeout, v_counted_at
     FROM tenancy.fleet_items AS i JOIN tenancy.fleet_runs AS f USING (run_id)
     WHERE i.run_id = p_run AND i.state = 'queued' AND f.state = 'running'
     ORDER BY i.schema_name
     LIMIT 1
     FOR UPDATE OF i SKIP LOCKED;
     IF NOT FOUND THEN
+        -- Nothing left for this job: a worker (or a caller stepping by hand) leaves the counters
+        -- exact; the coordinator counts at the usual cadence and exactly in _fleet_finish.
+        PERFORM tenancy._fleet_count(p_run, p_report, NOT p_report);
         RETURN false;
     END IF;
     BEGIN
         PERFORM set_config('lock_timeout', v_lock_timeout, true);
         SELECT s.applied, s.more INTO v_applied, v_more FROM tenancy._migrate_step(v_tenant) AS s;
-        IF v_more THEN
-            UPDATE tenancy.fleet_items SET applied = coalesce(applied, 0) + v_applied
-            WHERE run_id = p_run AND schema_name = v_tenant;
-            SELECT * INTO r FROM tenancy.fleet_runs WHERE run_id = p_run;
-        ELSE
-            UPDATE tenancy.fleet_items
-            SET state = 'done', applied = coalesce(applied, 0) + v_applied, finished_at = clock_timestamp()
-            WHERE run_id = p_run AND schema_name = v_tenant;
-            UPDATE tenancy.fleet_runs SET migrated = migrated + 1 WHERE run_id = p_run RETURNING * INTO r;
-        END IF;
     EXCEPTION WHEN OTHERS THEN
         -- This step's migrations are rolled back with this block (earlier steps of the tenant
-        -- stay committed); record why.
+        -- stay committed); record why, below.
         GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT;
+    END;
+    IF v_state IS NOT NULL THEN
         UPDATE tenancy.fleet_items SET state = 'failed', error = v_state || ': ' || v_message,
                                        finished_at = clock_timestamp()
         WHERE run_id = p_run AND schema_name = v_tenant;
         PERFORM tenancy._record_failure(v_tenant, v_state || ': ' || v_message);
-        UPDATE tenancy.fleet_runs
-        SET failed = failed + 1, state = CASE WHEN stop_on_error THEN 'stopping' ELSE state END
-        WHERE run_id = p_run
-        RETURNING * INTO r;
-    END;
-    -- Progress at a sensible cadence: every tenth of the run or every 10 seconds.
-    IF p_report AND (r.migrated + r.failed - r.notified_count >= greatest(1, r.total / 10)
-                     OR clock_timestamp() - r.notified_at >= interval '10 seconds') THEN
+        UPDATE tenancy.fleet_runs SET state = 'stopping' WHERE run_id = p_run AND stop_on_error;
+    ELSIF v_more THEN
+        UPDATE tenancy.fleet_items SET applied = coalesce(applied, 0) + v_applied
+        WHERE run_id = p_run AND schema_name = v_tenant;
+    ELSE
+        UPDATE tenancy.fleet_items
+        SET state = 'done', applied = coalesce(applied, 0) + v_applied, finished_at = clock_timestamp()
+        WHERE run_id = p_run AND schema_name = v_tenant;
+    END IF;
+    -- A failure is counted at once (it is rare, and stop_on_error reads it); otherwise only when
+    -- the counters are older than a tenth of a second as the claim saw them (_fleet_count checks
+    -- again on the locked row), so that most steps skip the call.
+    IF v_state IS NOT NULL OR v_counted_at <= clock_timestamp() - interval '100 milliseconds' THEN
+        PERFORM tenancy._fleet_count(p_run, p_report, v_state IS NOT NULL);
+    END IF;
+    RETURN true;
+END
+$$;
+
+-- The run's counters in tenancy.fleet_runs (what tenancy.progress shows), counted from its queue
+-- in the transaction of a step, so they never run ahead of what committed: at most ten times a
+-- second (whichever job comes first), or at once with p_now. Then, for the coordinator (p_report),
+-- progress NOTICEs: every tenth of the run or every 10 seconds.
+CREATE FUNCTION tenancy._fleet_count(p_run bigint, p_report boolean, p_now boolean) RETURNS void
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    r record;
+BEGIN
+    IF NOT p_now AND EXISTS (SELECT FROM tenancy.fleet_runs f
+                             WHERE f.run_id = p_run AND f.counted_at > clock_timestamp() - interval '100 milliseconds') THEN
+        RETURN;
+    END IF;
+    UPDATE tenancy.fleet_runs AS f
+    SET migrated = c.migrated, failed = c.failed, counted_at = clock_timestamp()
+    FROM (SELECT count(*) FILTER (WHERE i.state = 'done')::integer AS migrated,
+                 count(*) FILTER (WHERE i.state = 'failed')::integer AS failed
+          FROM tenancy.fleet_items AS i WHERE i.run_id = p_run) AS c
+    -- Checked again on the row as it is once locked: another job may just have counted.
+    WHERE f.run_id = p_run AND (p_now OR f.counted_at <= clock_timestamp() - interval '100 milliseconds')
+    RETURNING f.total, f.migrated, f.failed, f.started_at, f.notified_count, f.notified_at INTO r;
+    IF p_report AND r.total IS NOT NULL
+       AND (r.migrated + r.failed - r.notified_count >= greatest(1, r.total / 10)
+            OR clock_timestamp() - r.notified_at >= interval '10 seconds') THEN
         RAISE NOTICE 'migrate_all: %/% tenants (% %%), % failed, %s elapsed',
             r.migrated + r.failed, r.total, round(100.0 * (r.migrated + r.failed) / greatest(r.total, 1)), r.failed,
             round(extract(epoch FROM clock_timestamp() - r.started_at)::numeric, 1);
         UPDATE tenancy.fleet_runs SET notified_count = r.migrated + r.failed, notified_at = clock_timestamp()
         WHERE run_id = p_run;
     END IF;
-    RETURN true;
 END
 $$;
 
@@ -189,10 +225,15 @@ DECLARE
     r tenancy.fleet_runs;
     v_failures text;
 BEGIN
-    UPDATE tenancy.fleet_runs
-    SET finished_at = clock_timestamp(), state = CASE WHEN state = 'running' THEN 'finished' ELSE 'stopped' END
-    WHERE run_id = p_run
-    RETURNING * INTO r;
+    -- The counters exactly, from the queue (while the run went they lagged by up to 0.1 s).
+    UPDATE tenancy.fleet_runs AS f
+    SET finished_at = clock_timestamp(), state = CASE WHEN f.state = 'running' THEN 'finished' ELSE 'stopped' END,
+        migrated = c.migrated, failed = c.failed, counted_at = clock_timestamp()
+    FROM (SELECT count(*) FILTER (WHERE i.state = 'done')::integer AS migrated,
+                 count(*) FILTER (WHERE i.state = 'failed')::integer AS failed
+          FROM tenancy.fleet_items AS i WHERE i.run_id = p_run) AS c
+    WHERE f.run_id = p_run
+    RETURNING f.* INTO r;
     IF r.total = 0 THEN
         RAISE NOTICE 'migrate_all: nothing to do, % tenants up to date', r.considered;
         RETURN;

@@ -1449,3 +1449,190 @@ BEGIN
     END LOOP;
 END
 $$;
+
+
+-- Issue 15, lean fleet steps: a tenant's step in migrate_all writes nothing WAL-logged but its
+-- migration and its ledger rows (docs/fleet.md, "What a tenant costs"). The queue is UNLOGGED;
+-- the run's counters are counted from it at most ten times a second (_fleet_count) and exactly when
+-- the run ends; a step's outcome is written outside its subtransaction (no multixact).
+ALTER TABLE tenancy.fleet_runs ADD COLUMN counted_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp();
+ALTER TABLE tenancy.fleet_items SET UNLOGGED;
+CREATE OR REPLACE FUNCTION tenancy._fleet_step(p_run bigint, p_report boolean DEFAULT false) RETURNS boolean
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    v_tenant name;
+    v_lock_timeout text;
+    v_applied integer;
+    v_more boolean;
+    v_state text;
+    v_message text;
+    v_counted_at timestamptz;
+BEGIN
+    SELECT i.schema_name, f.lock_timeout, f.counted_at INTO v_tenant, v_lock_timeout, v_counted_at
+    FROM tenancy.fleet_items AS i JOIN tenancy.fleet_runs AS f USING (run_id)
+    WHERE i.run_id = p_run AND i.state = 'queued' AND f.state = 'running'
+    ORDER BY i.schema_name
+    LIMIT 1
+    FOR UPDATE OF i SKIP LOCKED;
+    IF NOT FOUND THEN
+        -- Nothing left for this job: a worker (or a caller stepping by hand) leaves the counters
+        -- exact; the coordinator counts at the usual cadence and exactly in _fleet_finish.
+        PERFORM tenancy._fleet_count(p_run, p_report, NOT p_report);
+        RETURN false;
+    END IF;
+    BEGIN
+        PERFORM set_config('lock_timeout', v_lock_timeout, true);
+        SELECT s.applied, s.more INTO v_applied, v_more FROM tenancy._migrate_step(v_tenant) AS s;
+    EXCEPTION WHEN OTHERS THEN
+        -- This step's migrations are rolled back with this block (earlier steps of the tenant
+        -- stay committed); record why, below.
+        GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT;
+    END;
+    IF v_state IS NOT NULL THEN
+        UPDATE tenancy.fleet_items SET state = 'failed', error = v_state || ': ' || v_message,
+                                       finished_at = clock_timestamp()
+        WHERE run_id = p_run AND schema_name = v_tenant;
+        PERFORM tenancy._record_failure(v_tenant, v_state || ': ' || v_message);
+        UPDATE tenancy.fleet_runs SET state = 'stopping' WHERE run_id = p_run AND stop_on_error;
+    ELSIF v_more THEN
+        UPDATE tenancy.fleet_items SET applied = coalesce(applied, 0) + v_applied
+        WHERE run_id = p_run AND schema_name = v_tenant;
+    ELSE
+        UPDATE tenancy.fleet_items
+        SET state = 'done', applied = coalesce(applied, 0) + v_applied, finished_at = clock_timestamp()
+        WHERE run_id = p_run AND schema_name = v_tenant;
+    END IF;
+    -- A failure is counted at once (it is rare, and stop_on_error reads it); otherwise only when
+    -- the counters are older than a tenth of a second as the claim saw them (_fleet_count checks
+    -- again on the locked row), so that most steps skip the call.
+    IF v_state IS NOT NULL OR v_counted_at <= clock_timestamp() - interval '100 milliseconds' THEN
+        PERFORM tenancy._fleet_count(p_run, p_report, v_state IS NOT NULL);
+    END IF;
+    RETURN true;
+END
+$$;
+
+CREATE FUNCTION tenancy._fleet_count(p_run bigint, p_report boolean, p_now boolean) RETURNS void
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    r record;
+BEGIN
+    IF NOT p_now AND EXISTS (SELECT FROM tenancy.fleet_runs f
+                             WHERE f.run_id = p_run AND f.counted_at > clock_timestamp() - interval '100 milliseconds') THEN
+        RETURN;
+    END IF;
+    UPDATE tenancy.fleet_runs AS f
+    SET migrated = c.migrated, failed = c.failed, counted_at = clock_timestamp()
+    FROM (SELECT count(*) FILTER (WHERE i.state = 'done')::integer AS migrated,
+                 count(*) FILTER (WHERE i.state = 'failed')::integer AS failed
+          FROM tenancy.fleet_items AS i WHERE i.run_id = p_run) AS c
+    -- Checked again on the row as it is once locked: another job may just have counted.
+    WHERE f.run_id = p_run AND (p_now OR f.counted_at <= clock_timestamp() - interval '100 milliseconds')
+    RETURNING f.total, f.migrated, f.failed, f.started_at, f.notified_count, f.notified_at INTO r;
+    IF p_report AND r.total IS NOT NULL
+       AND (r.migrated + r.failed - r.notified_count >= greatest(1, r.total / 10)
+            OR clock_timestamp() - r.notified_at >= interval '10 seconds') THEN
+        RAISE NOTICE 'migrate_all: %/% tenants (% %%), % failed, %s elapsed',
+            r.migrated + r.failed, r.total, round(100.0 * (r.migrated + r.failed) / greatest(r.total, 1)), r.failed,
+            round(extract(epoch FROM clock_timestamp() - r.started_at)::numeric, 1);
+        UPDATE tenancy.fleet_runs SET notified_count = r.migrated + r.failed, notified_at = clock_timestamp()
+        WHERE run_id = p_run;
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION tenancy._fleet_finish(p_run bigint) RETURNS void
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    r tenancy.fleet_runs;
+    v_failures text;
+BEGIN
+    -- The counters exactly, from the queue (while the run went they lagged by up to 0.1 s).
+    UPDATE tenancy.fleet_runs AS f
+    SET finished_at = clock_timestamp(), state = CASE WHEN f.state = 'running' THEN 'finished' ELSE 'stopped' END,
+        migrated = c.migrated, failed = c.failed, counted_at = clock_timestamp()
+    FROM (SELECT count(*) FILTER (WHERE i.state = 'done')::integer AS migrated,
+                 count(*) FILTER (WHERE i.state = 'failed')::integer AS failed
+          FROM tenancy.fleet_items AS i WHERE i.run_id = p_run) AS c
+    WHERE f.run_id = p_run
+    RETURNING f.* INTO r;
+    IF r.total = 0 THEN
+        RAISE NOTICE 'migrate_all: nothing to do, % tenants up to date', r.considered;
+        RETURN;
+    END IF;
+    RAISE NOTICE 'migrate_all: % migrated, % already up to date, % failed, in %s (jobs %, % background workers)',
+        r.migrated, r.considered - r.total, r.failed,
+        round(extract(epoch FROM r.finished_at - r.started_at)::numeric, 1), r.jobs, r.workers;
+    IF r.failed > 0 THEN
+        SELECT string_agg(format('%I: %s', i.schema_name, i.error), E'\n' ORDER BY i.schema_name)
+        INTO v_failures
+        FROM (SELECT * FROM tenancy.fleet_items WHERE run_id = p_run AND state = 'failed'
+              ORDER BY schema_name LIMIT 10) AS i;
+        IF r.state = 'stopped' THEN
+            RAISE EXCEPTION 'migrate_all stopped after a tenant failed (stop_on_error): %', v_failures
+                USING ERRCODE = '55000',
+                      HINT = 'Tenants migrated before the failure stay migrated. Fix the cause and CALL tenancy.migrate_all() again; it retries only what is pending.';
+        END IF;
+        RAISE WARNING 'migrate_all: % tenants failed (first ones below); tenancy.status shows each error', r.failed
+            USING DETAIL = v_failures,
+                  HINT = 'Fix the cause and CALL tenancy.migrate_all() again: it retries only pending and failed tenants.';
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION tenancy._grant(role regrole, level integer, caller text) RETURNS void
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    provision CONSTANT text[] := ARRAY[
+        'create_tenant', '_create_tenant', 'register_tenant', '_register_tenant', 'rename_tenant',
+        '_rename_tenant', 'detach_tenant', 'drop_tenant', 'migrate_tenant', 'migrate_all',
+        '_fleet_join', '_fleet_begin', '_fleet_step', '_fleet_count', '_fleet_wait', '_fleet_finish',
+        '_fleet_launch_workers', '_fleet_launch', '_backend_alive', '_backend_start',
+        '_refuse_transaction_block', '_in_transaction_block', '_record_failure', '_migrate_step', 'verify',
+        '_verify_registry', '_verify_managed', '_verify_deep', '_verify_trust', '_foreign_owned', 'reconcile',
+        'add_attribute_tenant', 'remove_attribute_tenant', 'all_tenants', 'current_tenant',
+        'set_tenant', '_embedded_checksums', '_system_identifier', 'relink', 'move_tenant',
+        '_verify_citus', '_tenant_nodes'];
+    author CONSTANT text[] := ARRAY[
+        'add_migration', 'remove_migration', 'repair', 'create_template', 'generate_migration', 'compare_schemas',
+        'describe_schema', '_describe_as_owner', '_split_statements', '_embedded_migrations'];
+    r record;
+BEGIN
+    IF role IS NULL THEN
+        RAISE EXCEPTION 'tenancy.%: role must not be NULL', caller
+            USING ERRCODE = '22004', HINT = format('Pass an existing role, e.g. SELECT tenancy.%s(''app'').', caller);
+    END IF;
+    EXECUTE format('GRANT USAGE ON SCHEMA tenancy TO %s', role);
+    FOR r IN SELECT p.oid::regprocedure AS routine, p.prokind, p.proname
+             FROM pg_proc p WHERE p.pronamespace = 'tenancy'::regnamespace
+               AND p.proname NOT IN ('grant_provision', 'grant_author', 'grant_admin', '_grant')
+             ORDER BY 1 LOOP
+        IF level >= 3 OR r.proname = ANY (provision) OR (level >= 2 AND r.proname = ANY (author)) THEN
+            EXECUTE format('GRANT EXECUTE ON %s %s TO %s',
+                           CASE r.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, r.routine, role);
+        END IF;
+    END LOOP;
+    EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA tenancy TO %s', role);
+    EXECUTE format('GRANT INSERT, UPDATE, DELETE ON tenancy.fleet_runs, tenancy.fleet_items, tenancy.fleet_jobs TO %s', role);
+END
+$$;
+
+REVOKE ALL ON FUNCTION tenancy._fleet_count(bigint, boolean, boolean) FROM PUBLIC;
+-- Whoever may run a step (the provision level and above) may count.
+DO $$
+DECLARE
+    g record;
+BEGIN
+    FOR g IN SELECT a.grantee::regrole AS role
+             FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) AS a
+             WHERE p.oid = 'tenancy._fleet_step(bigint, boolean)'::regprocedure AND a.privilege_type = 'EXECUTE'
+               AND a.grantee <> 0 AND a.grantee <> p.proowner
+    LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION tenancy._fleet_count(bigint, boolean, boolean) TO %s', g.role);
+    END LOOP;
+END
+$$;

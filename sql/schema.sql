@@ -114,12 +114,18 @@ CREATE TABLE tenancy.fleet_runs (
     state           text        NOT NULL DEFAULT 'running'
                     CHECK (state IN ('running', 'stopping', 'finished', 'stopped')),
     notified_count  integer     NOT NULL DEFAULT 0,
-    notified_at     timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp()
+    notified_at     timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    -- when migrated and failed were last counted from the queue (at most ten times a second while the
+    -- run goes, and when it ends: sql/fleet.sql, _fleet_count)
+    counted_at      timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp()
 );
 COMMENT ON TABLE tenancy.fleet_runs IS 'pg_tenancy: migrate_all runs (see tenancy.progress)';
 
 -- The queue of one run: one row per tenant with something pending when the run started.
-CREATE TABLE tenancy.fleet_items (
+-- UNLOGGED: claiming and finishing a tenant write no WAL (docs/fleet.md, "What a tenant costs").
+-- What a tenant's step did is in the ledger and tenancy.tenants, written by the same transaction;
+-- a crash empties this table, and the next CALL plans its queue from the ledger again.
+CREATE UNLOGGED TABLE tenancy.fleet_items (
     run_id       bigint      NOT NULL REFERENCES tenancy.fleet_runs ON DELETE CASCADE,
     schema_name  name        NOT NULL,
     state        text        NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'done', 'failed')),

@@ -63,7 +63,12 @@ fn lock_and_check(t: &Tenant) -> (Tenant, bool) {
 /// session committed while this one waited), checking that its schema is still there under its
 /// registered name; with whether it has a recorded fleet failure to clear.
 pub fn recheck(t: &Tenant) -> (Tenant, bool) {
-    let Some(locked) = registry::locked_tenant(t.oid) else {
+    checked(t, registry::locked_tenant(t.oid))
+}
+
+/// [`recheck`] of what was read once the lock was held (`None`: no longer registered).
+fn checked(t: &Tenant, locked: Option<registry::Locked>) -> (Tenant, bool) {
+    let Some(locked) = locked else {
         raise(
             TenancyError::new(
                 SqlState::UndefinedObject,
@@ -146,10 +151,10 @@ pub fn tenant_search_path(tenant: &str) -> String {
 /// (a new tenant); refuses drift.
 fn pending(
     tenant: &str,
+    applied: Vec<(String, String)>,
     known: Vec<Migration>,
     target: Option<&str>,
 ) -> Result<(Vec<Migration>, bool)> {
-    let applied = registry::ledger(tenant);
     for (version, checksum) in &applied {
         if let Some(m) = known.iter().find(|m| &m.version == version) {
             if &m.checksum != checksum {
@@ -482,8 +487,8 @@ pub fn build_schema(schema: &str, include: impl Fn(&Migration) -> bool) -> Vec<T
 /// Refuses (55000) to migrate while a registered migration's text does not match its checksum:
 /// the text was edited behind `tenancy.add_migration`, so what the ledger says was applied is not
 /// what would be applied now (drift, even for tenants that applied it long ago).
-fn refuse_tampered(tenant: &str) {
-    if let Some(label) = registry::tampered_registered().first() {
+fn refuse_tampered(tenant: &str, tampered: &[String]) {
+    if let Some(label) = tampered.first() {
         raise(
             TenancyError::new(
                 SqlState::ObjectNotInPrerequisiteState,
@@ -518,14 +523,30 @@ pub fn migrate_step(t: &Tenant) -> (Vec<Migration>, bool) {
 
 fn migrate_run(t: &Tenant, target: Option<&str>, stop_after_enum: bool) -> (Vec<Migration>, bool) {
     crate::db::citus::refuse_on_worker("migrate_tenant");
-    let (t, has_error) = lock_and_check(t);
-    // Read after the lock: a migration added while we waited is part of this run.
-    let known = known_set::known_versions();
-    refuse_tampered(&t.name);
+    if t.oid == pg_sys::InvalidOid {
+        raise(no_schema_error(&t.name))
+    }
+    registry::lock_tenant(t.oid);
+    // Everything below is read in one query after the lock (a fresh snapshot): the tenant, its
+    // schema's owner, its ledger and the registered migrations; a migration added while we
+    // waited is part of this run.
+    let state = registry::run_state(t.oid);
+    let (owner_oid, applied, registered, tampered) = match &state {
+        Some(s) => (
+            s.owner,
+            s.ledger.clone(),
+            s.registered.clone(),
+            s.tampered.clone(),
+        ),
+        None => Default::default(),
+    };
+    let (t, has_error) = checked(t, state.map(|s| s.locked));
+    let known = known_set::with_embedded(registered);
+    refuse_tampered(&t.name, &tampered);
     if let Some(target) = target {
         migration_set::find(&known, target).or_raise();
     }
-    let (mut todo, new_tenant) = pending(&t.name, known, target).or_raise();
+    let (mut todo, new_tenant) = pending(&t.name, applied, known, target).or_raise();
     known_set::load_text(&mut todo);
     if has_error {
         registry::clear_error(t.oid);
@@ -533,7 +554,7 @@ fn migrate_run(t: &Tenant, target: Option<&str>, stop_after_enum: bool) -> (Vec<
     if todo.is_empty() {
         return (todo, false);
     }
-    let owner = catalog::schema_owner(t.oid);
+    let owner = catalog::role_of(owner_oid, t.oid);
     check_authors(&t.name, &owner, &todo);
     let dist = Distribution::for_run(t.oid);
     if dist.is_some() {

@@ -153,8 +153,10 @@ fn remove_migration(version: Option<&str>) -> String {
         raise(embedded_refusal(e));
     }
     require_author_rights(m);
-    // Deleting first waits for runs applying it (they lock its row, see known_set::load_text);
-    // the ledger is read afterwards, so their commits are seen. A refusal rolls the delete back.
+    // Locking and deleting first waits for runs applying it (they hold its advisory lock or its
+    // row, see registry::registered_sql); the ledger is read afterwards, so their commits are
+    // seen. A refusal rolls the delete back.
+    registry::lock_registered_exclusive(&m.version);
     registry::delete_registered(&m.version);
     let (count, first) =
         registry::tenants_with(&m.version, built_in.map(|e| e.checksum.as_str()), LISTED);

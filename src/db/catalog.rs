@@ -282,13 +282,39 @@ fn role_where(query: &str, arg: pgrx::datum::DatumWithOid) -> Option<Role> {
 
 /// The owner of the schema with this OID (which the caller has just locked and checked).
 pub fn schema_owner(oid: pg_sys::Oid) -> Role {
-    role_where(
-        "SELECT r.oid, r.rolname::pg_catalog.text FROM pg_catalog.pg_namespace n \
-         JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner \
-         WHERE n.oid OPERATOR(pg_catalog.=) $1",
-        oid.into(),
+    // A kept plan and a syscache lookup (pg_roles is a view with joins): every fleet step asks.
+    let owner = crate::db::spi::kept_rows(
+        "SELECT n.nspowner FROM pg_catalog.pg_namespace n WHERE n.oid OPERATOR(pg_catalog.=) $1",
+        &[pg_sys::PgOid::BuiltIn(pg_sys::PgBuiltInOids::OIDOID)],
+        &[oid.into()],
+        |r| r.get::<pg_sys::Oid>(1).or_raise(),
     )
-    .unwrap_or_else(|| missing_schema(&oid.to_u32().to_string()))
+    .into_iter()
+    .next()
+    .flatten()
+    .unwrap_or_else(|| missing_schema(&oid.to_u32().to_string()));
+    role_name(owner).unwrap_or_else(|| missing_schema(&oid.to_u32().to_string()))
+}
+
+/// The owner of schema `nsp` as read with its tenant ([`crate::db::registry::run_state`]).
+pub fn role_of(owner: Option<pg_sys::Oid>, nsp: pg_sys::Oid) -> Role {
+    owner
+        .and_then(role_name)
+        .unwrap_or_else(|| missing_schema(&nsp.to_u32().to_string()))
+}
+
+/// The role with this OID by a syscache lookup, if it exists.
+fn role_name(oid: pg_sys::Oid) -> Option<Role> {
+    // SAFETY: a syscache lookup; noerr: NULL when there is no such role.
+    let name = unsafe { pg_sys::GetUserNameFromId(oid, true) };
+    if name.is_null() {
+        return None;
+    }
+    // SAFETY: a palloc'd C string, freed with the memory context.
+    let name = unsafe { std::ffi::CStr::from_ptr(name) }
+        .to_string_lossy()
+        .into_owned();
+    Some(Role { oid, name })
 }
 
 /// The owner of the schema named `name`, if there is one.
@@ -318,11 +344,13 @@ fn missing_schema(which: &str) -> ! {
 
 /// The role named `name`, if it exists.
 pub fn role_by_name(name: &str) -> Option<Role> {
-    role_where(
-        "SELECT r.oid, r.rolname::pg_catalog.text FROM pg_catalog.pg_roles r \
-         WHERE r.rolname OPERATOR(pg_catalog.=) $1::pg_catalog.text",
-        name.into(),
-    )
+    let c_name = std::ffi::CString::new(name).ok()?;
+    // SAFETY: a syscache lookup by name; missing_ok.
+    let oid = unsafe { pg_sys::get_role_oid(c_name.as_ptr(), true) };
+    (oid != pg_sys::InvalidOid).then(|| Role {
+        oid,
+        name: name.to_string(),
+    })
 }
 
 /// The role with this OID, if it exists.
@@ -337,11 +365,8 @@ pub fn role_by_oid(oid: pg_sys::Oid) -> Option<Role> {
 /// Whether `role` has the privileges of `of` (`pg_has_role(role, of, 'USAGE')`: a superuser, the
 /// role itself, or a member that inherits its rights).
 pub fn has_privileges_of(role: pg_sys::Oid, of: pg_sys::Oid) -> bool {
-    get_one::<bool>(
-        "SELECT pg_catalog.pg_has_role($1, $2, 'USAGE')",
-        &[role.into(), of.into()],
-    )
-    .unwrap_or(false)
+    // SAFETY: what pg_has_role(role, of, 'USAGE') checks (roles' membership cache).
+    unsafe { pg_sys::has_privs_of_role(role, of) }
 }
 
 /// The author of a migration as a role name (`None`: the extension's owner, author of the

@@ -46,12 +46,9 @@ fn role() -> Role {
     if at == started && started != 0 {
         return role;
     }
-    let installed = spi::get_one::<bool>(
-        "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension \
-         WHERE extname OPERATOR(pg_catalog.=) 'citus')",
-        &[],
-    )
-    .unwrap_or(false);
+    // SAFETY: a catalog lookup by name; missing_ok.
+    let installed =
+        unsafe { pg_sys::get_extension_oid(c"citus".as_ptr(), true) } != pg_sys::InvalidOid;
     let role = if !installed {
         Role::Absent
     } else if spi::get_one::<bool>("SELECT pg_catalog.citus_is_coordinator()", &[]).unwrap_or(false)

@@ -60,12 +60,31 @@ pub fn as_tenant_owner<R>(owner: pg_sys::Oid, search_path: &str, f: impl FnOnce(
                 | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
         )
     };
-    spi::set_config("search_path", search_path, true);
+    set_local_search_path(search_path);
     let r = f();
     // SAFETY: `level` came from NewGUCNestLevel above; false: every setting made since is undone.
     unsafe { pg_sys::AtEOXact_GUC(false, level) };
     drop(saved);
     r
+}
+
+/// `SET LOCAL search_path` at the current GUC nest level, as `set_config('search_path', path,
+/// true)` does, without a query (a fleet step runs this for every tenant).
+fn set_local_search_path(path: &str) {
+    let value = std::ffi::CString::new(path).unwrap_or_default();
+    // SAFETY: what set_config_by_name does with is_local = true; an invalid value raises an ERROR.
+    unsafe {
+        pg_sys::set_config_option(
+            c"search_path".as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_LOCAL,
+            true,
+            0,
+            false,
+        );
+    }
 }
 
 thread_local! {
@@ -82,11 +101,17 @@ pub fn extension_owner() -> pg_sys::Oid {
     if at == started && oid != 0 {
         return pg_sys::Oid::from(oid);
     }
-    let owner = spi::get_one::<pg_sys::Oid>(
+    // A kept plan (to_regclass at each execution: the extension may be re-created meanwhile).
+    let owner = spi::kept_rows(
         "SELECT c.relowner FROM pg_catalog.pg_class c \
-         WHERE c.oid OPERATOR(pg_catalog.=) 'tenancy.tenants'::pg_catalog.regclass",
+         WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass('tenancy.tenants')",
         &[],
+        &[],
+        |r| r.get::<pg_sys::Oid>(1).or_raise(),
     )
+    .into_iter()
+    .next()
+    .flatten()
     .or_raise_missing();
     OWNER.with(|c| c.set((started, owner.to_u32())));
     owner

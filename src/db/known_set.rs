@@ -34,8 +34,14 @@ pub fn known_versions() -> Vec<Migration> {
     merge(embedded(), registry::registered_migrations(false)).or_raise()
 }
 
+/// [`known_versions`] from registered migrations already read (without their text).
+pub fn with_embedded(registered: Vec<Migration>) -> Vec<Migration> {
+    merge(embedded(), registered).or_raise()
+}
+
 /// Fills in the text of registered migrations read by [`known_versions`], for applying them.
-/// Their rows stay locked (`FOR KEY SHARE`) until the transaction ends, so that
+/// They stay held (an advisory lock per version, or their rows `FOR KEY SHARE`: see
+/// [`registry::registered_sql`]) until the transaction ends, so that
 /// `tenancy.remove_migration` waits for a run that applies one, and then sees it in the ledger; a
 /// migration removed while this run waited for its tenant's lock is no longer part of the run.
 pub fn load_text(todo: &mut Vec<Migration>) {

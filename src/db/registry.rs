@@ -9,7 +9,15 @@ use pgrx::prelude::*;
 
 use crate::db::identity::as_extension_owner;
 use crate::db::report::OrRaise;
-use crate::db::spi::{get_one, write_one};
+use crate::db::spi::{get_one, kept_rows, kept_write, write_one};
+
+const TEXT: PgOid = PgOid::BuiltIn(PgBuiltInOids::TEXTOID);
+const OID: PgOid = PgOid::BuiltIn(PgBuiltInOids::OIDOID);
+const INT4: PgOid = PgOid::BuiltIn(PgBuiltInOids::INT4OID);
+const INT8: PgOid = PgOid::BuiltIn(PgBuiltInOids::INT8OID);
+const FLOAT8: PgOid = PgOid::BuiltIn(PgBuiltInOids::FLOAT8OID);
+const BOOL: PgOid = PgOid::BuiltIn(PgBuiltInOids::BOOLOID);
+const TEXT_ARRAY: PgOid = PgOid::BuiltIn(PgBuiltInOids::TEXTARRAYOID);
 use crate::rules::migration_set::Migration;
 
 /// A registered tenant. `oid` is the OID of its schema in this cluster, `InvalidOid` when it has
@@ -81,11 +89,16 @@ pub fn oids_are_home() -> bool {
         return true;
     }
     as_extension_owner(|| {
-        get_one::<bool>(
+        kept_rows(
             "SELECT (SELECT c.system_identifier FROM tenancy.registry_cluster c) \
                     IS NOT DISTINCT FROM $1::pg_catalog.int8",
+            &[INT8],
             &[system_identifier().into()],
+            |r| r.get::<bool>(1).or_raise(),
         )
+        .into_iter()
+        .next()
+        .flatten()
         .unwrap_or(false)
     })
 }
@@ -251,22 +264,125 @@ pub fn renamed_to(name: &str) -> Option<String> {
     })
 }
 
+/// What a migration run needs once its tenant's lock is held, in one kept query (so one fresh
+/// snapshot, after the lock): the tenant as [`locked_tenant`] reads it, the OID of its schema's
+/// owner, its ledger (version, checksum of each applied migration), and the registered migrations as
+/// [`registered_versions`] reads them.
+pub struct RunState {
+    pub locked: Locked,
+    pub owner: Option<pg_sys::Oid>,
+    pub ledger: Vec<(String, String)>,
+    pub registered: Vec<Migration>,
+    pub tampered: Vec<String>,
+}
+
+pub fn run_state(oid: pg_sys::Oid) -> Option<RunState> {
+    type Texts = Option<Vec<Option<String>>>;
+    fn texts(a: Texts) -> Vec<String> {
+        a.unwrap_or_default()
+            .into_iter()
+            .map(Option::unwrap_or_default)
+            .collect()
+    }
+    as_extension_owner(|| {
+        // Each side's arrays come from one aggregation over the same rows, so their elements
+        // correspond; no ORDER BY (each would sort on its own): the known set is ordered after
+        // merging, and the tampered labels below.
+        let row = kept_rows(
+            "SELECT t.schema_name::pg_catalog.text, n.nspname::pg_catalog.text, t.last_error IS NOT NULL, n.nspowner, \
+                    l.versions, l.checksums, r.versions, r.names, r.checksums, r.authors, r.tampered \
+             FROM tenancy.tenants t \
+             LEFT JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) t.schema_oid \
+             CROSS JOIN LATERAL ( \
+                 SELECT pg_catalog.array_agg(l.version::pg_catalog.text), pg_catalog.array_agg(l.checksum::pg_catalog.text) \
+                 FROM tenancy.ledger l WHERE l.schema_name OPERATOR(pg_catalog.=) t.schema_name) AS l (versions, checksums) \
+             CROSS JOIN ( \
+                 SELECT pg_catalog.array_agg(m.version::pg_catalog.text), \
+                        pg_catalog.array_agg(m.name::pg_catalog.text), \
+                        pg_catalog.array_agg(m.checksum::pg_catalog.text), \
+                        pg_catalog.array_agg(m.added_by::pg_catalog.text), \
+                        pg_catalog.array_agg(pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(m.sql, 'UTF8')), 'hex') \
+                                             OPERATOR(pg_catalog.<>) m.checksum) \
+                 FROM tenancy.registered_migrations m) AS r (versions, names, checksums, authors, tampered) \
+             WHERE t.schema_oid OPERATOR(pg_catalog.=) $1",
+            &[OID],
+            &[oid.into()],
+            |r| {
+                (
+                    (
+                        r.get::<String>(1).or_raise(),
+                        r.get::<String>(2).or_raise(),
+                        r.get::<bool>(3).or_raise(),
+                        r.get::<pg_sys::Oid>(4).or_raise(),
+                    ),
+                    (
+                        texts(r.get::<Vec<Option<String>>>(5).or_raise()),
+                        texts(r.get::<Vec<Option<String>>>(6).or_raise()),
+                    ),
+                    (
+                        texts(r.get::<Vec<Option<String>>>(7).or_raise()),
+                        texts(r.get::<Vec<Option<String>>>(8).or_raise()),
+                        texts(r.get::<Vec<Option<String>>>(9).or_raise()),
+                        r.get::<Vec<Option<String>>>(10).or_raise().unwrap_or_default(),
+                        r.get::<Vec<Option<bool>>>(11).or_raise().unwrap_or_default(),
+                    ),
+                )
+            },
+        )
+        .into_iter()
+        .next()?;
+        let ((name, nsp, err, owner), (lv, lc), (rv, rn, rc, ra, rt)) = row;
+        let mut tampered = Vec::new();
+        let mut registered = Vec::with_capacity(rv.len());
+        for (i, version) in rv.into_iter().enumerate() {
+            let m = Migration {
+                version,
+                name: rn.get(i).cloned().unwrap_or_default(),
+                checksum: rc.get(i).cloned().unwrap_or_default(),
+                sql: String::new(),
+                author: ra.get(i).cloned().flatten(),
+            };
+            if rt.get(i).copied().flatten().unwrap_or(false) {
+                tampered.push(format!("{}_{}", m.version, m.name));
+            }
+            registered.push(m);
+        }
+        tampered.sort();
+        Some(RunState {
+            locked: Locked {
+                tenant: Tenant { name: name?, oid },
+                schema_name: nsp,
+                has_error: err.unwrap_or(false),
+            },
+            owner,
+            ledger: lv.into_iter().zip(lc).collect(),
+            registered,
+            tampered,
+        })
+    })
+}
+
 pub fn locked_tenant(oid: pg_sys::Oid) -> Option<Locked> {
     as_extension_owner(|| {
-        Spi::connect(|c| {
-            let t = c
-                .select(
-                    "SELECT t.schema_name::pg_catalog.text, n.nspname::pg_catalog.text, t.last_error IS NOT NULL \
-                     FROM tenancy.tenants t LEFT JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) t.schema_oid \
-                     WHERE t.schema_oid OPERATOR(pg_catalog.=) $1",
-                    Some(1),
-                    &[oid.into()],
+        // A kept plan; after the lock (which gave this transaction an ID) a read takes a fresh
+        // snapshot, so what committed while this waited is seen (db/spi.rs).
+        kept_rows(
+            "SELECT t.schema_name::pg_catalog.text, n.nspname::pg_catalog.text, t.last_error IS NOT NULL \
+             FROM tenancy.tenants t LEFT JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) t.schema_oid \
+             WHERE t.schema_oid OPERATOR(pg_catalog.=) $1",
+            &[OID],
+            &[oid.into()],
+            |r| {
+                (
+                    r.get::<String>(1).or_raise(),
+                    r.get::<String>(2).or_raise(),
+                    r.get::<bool>(3).or_raise(),
                 )
-                .or_raise();
-            if t.is_empty() {
-                return None;
-            }
-            let (name, nsp, err) = t.first().get_three::<String, String, bool>().or_raise();
+            },
+        )
+        .into_iter()
+        .next()
+        .and_then(|(name, nsp, err)| {
             Some(Locked {
                 tenant: Tenant { name: name?, oid },
                 schema_name: nsp,
@@ -277,11 +393,36 @@ pub fn locked_tenant(oid: pg_sys::Oid) -> Option<Locked> {
 }
 
 pub fn tenant_by_name(name: &str) -> Option<Tenant> {
+    if !has_relink_catalog() {
+        return as_extension_owner(|| {
+            tenant_where(
+                "schema_name OPERATOR(pg_catalog.=) $1::pg_catalog.text",
+                name.into(),
+            )
+        });
+    }
+    // The common case as a kept plan (every fleet step starts here); tenant_where's query.
     as_extension_owner(|| {
-        tenant_where(
-            "schema_name OPERATOR(pg_catalog.=) $1::pg_catalog.text",
-            name.into(),
+        kept_rows(
+            "SELECT schema_name::pg_catalog.text, schema_oid FROM tenancy._tenant_schemas \
+             WHERE schema_name OPERATOR(pg_catalog.=) $1::pg_catalog.text",
+            &[TEXT],
+            &[name.into()],
+            |r| {
+                (
+                    r.get::<String>(1).or_raise(),
+                    r.get::<pg_sys::Oid>(2).or_raise(),
+                )
+            },
         )
+        .into_iter()
+        .next()
+        .and_then(|(name, oid)| {
+            Some(Tenant {
+                name: name?,
+                oid: oid.unwrap_or(pg_sys::InvalidOid),
+            })
+        })
     })
 }
 
@@ -343,34 +484,13 @@ pub fn delete(name: &str) {
     })
 }
 
-/// The tenant's ledger: (version, checksum) of every applied migration.
-pub fn ledger(name: &str) -> Vec<(String, String)> {
-    as_extension_owner(|| {
-        Spi::connect(|c| {
-            let t = c
-                .select(
-                    "SELECT version, checksum FROM tenancy.ledger WHERE schema_name OPERATOR(pg_catalog.=) $1::pg_catalog.text",
-                    None,
-                    &[name.into()],
-                )
-                .or_raise();
-            t.map(|row| {
-                (
-                    row.get::<String>(1).or_raise().unwrap_or_default(),
-                    row.get::<String>(2).or_raise().unwrap_or_default(),
-                )
-            })
-            .collect()
-        })
-    })
-}
-
 /// Writes one ledger row, in the same transaction as the migration's DDL.
 pub fn record(tenant: &str, m: &Migration, seconds: f64, baselined: bool) {
     as_extension_owner(|| {
-        crate::db::spi::run_with_args(
+        kept_write(
             "INSERT INTO tenancy.ledger (schema_name, version, name, checksum, duration, baselined) \
              VALUES ($1, $2, $3, $4, pg_catalog.make_interval(secs => $5), $6)",
+            &[TEXT, TEXT, TEXT, TEXT, FLOAT8, BOOL],
             &[
                 tenant.into(),
                 m.version.as_str().into(),
@@ -379,8 +499,8 @@ pub fn record(tenant: &str, m: &Migration, seconds: f64, baselined: bool) {
                 seconds.into(),
                 baselined.into(),
             ],
-        )
-        .or_raise()
+            |_| (),
+        );
     })
 }
 
@@ -401,12 +521,11 @@ pub fn repair(version: &str, checksum: &str) -> i64 {
 /// The migrations stored with `tenancy.add_migration`; with `with_sql` false their text is left
 /// empty (what deciding the pending set needs), see [`registered_sql`].
 pub fn registered_migrations(with_sql: bool) -> Vec<Migration> {
+    if !with_sql {
+        return registered_versions().0;
+    }
     as_extension_owner(|| {
-        let query = if with_sql {
-            "SELECT version, name, checksum, sql, added_by::pg_catalog.text FROM tenancy.registered_migrations"
-        } else {
-            "SELECT version, name, checksum, ''::pg_catalog.text, added_by::pg_catalog.text FROM tenancy.registered_migrations"
-        };
+        let query = "SELECT version, name, checksum, sql, added_by::pg_catalog.text FROM tenancy.registered_migrations";
         Spi::connect(|c| {
             let t = c.select(query, None, &[]).or_raise();
             t.map(|row| {
@@ -417,9 +536,7 @@ pub fn registered_migrations(with_sql: bool) -> Vec<Migration> {
                     sql: row.get::<String>(4).or_raise().unwrap_or_default(),
                     author: row.get::<String>(5).or_raise(),
                 };
-                if with_sql {
-                    check_stored_text(&m.version, &m.name, &m.sql, &m.checksum);
-                }
+                check_stored_text(&m.version, &m.name, &m.sql, &m.checksum);
                 m
             })
             .collect()
@@ -428,49 +545,113 @@ pub fn registered_migrations(with_sql: bool) -> Vec<Migration> {
 }
 
 /// The text of the registered migrations with these versions: (version, sql), each checked
-/// against its stored checksum. Their rows are locked `FOR KEY SHARE` until the transaction ends
-/// (see [`crate::db::known_set::load_text`]); a row deleted meanwhile is left out.
+/// against its stored checksum, and held until the transaction ends so that
+/// `tenancy.remove_migration` waits for this run and then sees it in the ledger (see
+/// [`crate::db::known_set::load_text`]); a row deleted meanwhile is left out.
+///
+/// How they are held: at READ COMMITTED and for up to [`FEW_REGISTERED`] versions (a fleet step,
+/// `migrate_tenant` after a release), by a shared advisory lock per version
+/// ([`lock_registered_shared`]), which writes no WAL, then read with a fresh snapshot, so a
+/// removal that committed while this waited is seen. Otherwise by `FOR KEY SHARE` row locks: one
+/// WAL record per row and transaction, and a multixact when two transactions hold one, but no
+/// entry in the shared lock table per version (a new tenant applying hundreds of registered
+/// migrations), and under REPEATABLE READ a concurrent removal fails with a serialization error
+/// instead of going unseen by the transaction's snapshot. `remove_migration` takes both.
 pub fn registered_sql(versions: &[String]) -> Vec<(String, String)> {
-    // FOR KEY SHARE writes row locks: not on a standby.
+    // Row locks write: not on a standby.
     crate::db::spi::writable();
+    // SAFETY: reads this transaction's isolation level.
+    let snapshot_per_statement =
+        unsafe { pg_sys::XactIsoLevel } < pg_sys::XACT_REPEATABLE_READ as i32;
+    let advisory = snapshot_per_statement && versions.len() <= FEW_REGISTERED;
+    if advisory {
+        for v in versions {
+            lock_registered_shared(v);
+        }
+    }
+    let query = if advisory {
+        "SELECT version, sql, name, checksum FROM tenancy.registered_migrations WHERE version OPERATOR(pg_catalog.=) ANY ($1)"
+    } else {
+        "SELECT version, sql, name, checksum FROM tenancy.registered_migrations WHERE version OPERATOR(pg_catalog.=) ANY ($1) FOR KEY SHARE"
+    };
     as_extension_owner(|| {
-        Spi::connect_mut(|c| {
-            c.update(
-                "SELECT version, sql, name, checksum FROM tenancy.registered_migrations WHERE version OPERATOR(pg_catalog.=) ANY ($1) FOR KEY SHARE",
-                None,
-                &[versions.to_vec().into()],
-            )
-            .or_raise()
-            .map(|r| {
-                let version = r.get::<String>(1).or_raise().unwrap_or_default();
-                let sql = r.get::<String>(2).or_raise().unwrap_or_default();
-                let name = r.get::<String>(3).or_raise().unwrap_or_default();
-                let checksum = r.get::<String>(4).or_raise().unwrap_or_default();
-                check_stored_text(&version, &name, &sql, &checksum);
-                (version, sql)
-            })
-            .collect()
+        // A kept plan run as a write: a fresh snapshot for this statement, taken after the locks
+        // above.
+        kept_write(query, &[TEXT_ARRAY], &[versions.to_vec().into()], |r| {
+            let version = r.get::<String>(1).or_raise().unwrap_or_default();
+            let sql = r.get::<String>(2).or_raise().unwrap_or_default();
+            let name = r.get::<String>(3).or_raise().unwrap_or_default();
+            let checksum = r.get::<String>(4).or_raise().unwrap_or_default();
+            check_stored_text(&version, &name, &sql, &checksum);
+            (version, sql)
         })
     })
 }
 
-/// Registered migrations whose stored text no longer matches their checksum (edited behind
-/// `tenancy.add_migration`), as labels.
-pub fn tampered_registered() -> Vec<String> {
+/// Up to how many registered migrations [`registered_sql`] holds by advisory locks (each takes
+/// an entry of the shared lock table until the transaction ends) rather than by row locks.
+pub const FEW_REGISTERED: usize = 8;
+
+/// The class (first key) of the advisory lock on a registered migration's version: "tenm".
+pub const REGISTERED_LOCK_CLASS: i32 = 0x7465_6e6d;
+
+/// A shared advisory lock on a registered migration's version until the transaction ends: held
+/// by every transaction applying it ([`registered_sql`]); `remove_migration` takes it exclusively.
+fn lock_registered_shared(version: &str) {
     as_extension_owner(|| {
-        Spi::connect(|c| {
-            c.select(
-                "SELECT version OPERATOR(pg_catalog.||) '_' OPERATOR(pg_catalog.||) name \
-                 FROM tenancy.registered_migrations \
-                 WHERE pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(sql, 'UTF8')), 'hex') \
-                       OPERATOR(pg_catalog.<>) checksum ORDER BY version",
-                None,
-                &[],
-            )
-            .or_raise()
-            .map(|r| r.get::<String>(1).or_raise().unwrap_or_default())
-            .collect()
-        })
+        kept_write(
+            "SELECT pg_catalog.pg_advisory_xact_lock_shared($1, pg_catalog.hashtext($2))",
+            &[INT4, TEXT],
+            &[REGISTERED_LOCK_CLASS.into(), version.into()],
+            |_| (),
+        );
+    })
+}
+
+/// Waits for every transaction applying registered migration `version` (they hold its advisory
+/// lock shared, see [`registered_sql`]) and keeps new ones waiting until this transaction ends.
+pub fn lock_registered_exclusive(version: &str) {
+    as_extension_owner(|| {
+        crate::db::spi::run_with_args(
+            "SELECT pg_catalog.pg_advisory_xact_lock($1, pg_catalog.hashtext($2))",
+            &[REGISTERED_LOCK_CLASS.into(), version.into()],
+        )
+        .or_raise()
+    })
+}
+
+/// The registered migrations without their text (what deciding the pending set needs), and the
+/// labels of those whose stored text no longer matches their checksum (edited behind
+/// `tenancy.add_migration`):
+/// one kept plan, which every tenant's step runs.
+pub fn registered_versions() -> (Vec<Migration>, Vec<String>) {
+    as_extension_owner(|| {
+        let rows = kept_rows(
+            "SELECT version, name, checksum, added_by::pg_catalog.text, \
+                    pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(sql, 'UTF8')), 'hex') \
+                    OPERATOR(pg_catalog.<>) checksum \
+             FROM tenancy.registered_migrations ORDER BY version",
+            &[],
+            &[],
+            |row| {
+                (
+                    Migration {
+                        version: row.get::<String>(1).or_raise().unwrap_or_default(),
+                        name: row.get::<String>(2).or_raise().unwrap_or_default(),
+                        checksum: row.get::<String>(3).or_raise().unwrap_or_default(),
+                        sql: String::new(),
+                        author: row.get::<String>(4).or_raise(),
+                    },
+                    row.get::<bool>(5).or_raise().unwrap_or(false),
+                )
+            },
+        );
+        let tampered = rows
+            .iter()
+            .filter(|(_, t)| *t)
+            .map(|(m, _)| format!("{}_{}", m.version, m.name))
+            .collect();
+        (rows.into_iter().map(|(m, _)| m).collect(), tampered)
     })
 }
 
@@ -576,11 +757,12 @@ pub fn insert_registered(m: &Migration) {
 pub fn lock_tenant(oid: pg_sys::Oid) {
     relink_if_moved();
     as_extension_owner(|| {
-        crate::db::spi::run_with_args(
+        kept_write(
             "SELECT pg_catalog.pg_advisory_xact_lock($1, $2)",
+            &[INT4, INT4],
             &[TENANCY_LOCK_CLASS.into(), (oid.to_u32() as i32).into()],
-        )
-        .or_raise()
+            |_| (),
+        );
     })
 }
 

@@ -125,3 +125,61 @@ pub fn rows_text_with(query: &str, args: &[DatumWithOid]) -> Vec<String> {
             .collect()
     })
 }
+
+// Statements prepared once per backend and kept (`SPI_keepplan`), for the queries a fleet step
+// runs for every tenant: parsing and planning them again each time cost more than running them
+// (docs/fleet.md, "What a tenant costs"). A kept plan is PostgreSQL's plan cache entry, as a
+// PL/pgSQL function's are: DDL on the tables it reads (an `ALTER EXTENSION UPDATE`, a dropped and
+// re-created extension) invalidates it and it is parsed again from its text at its next use, and
+// privileges are checked at each execution, as the role running it then.
+thread_local! {
+    static KEPT: std::cell::RefCell<std::collections::HashMap<(&'static str, bool), std::rc::Rc<pgrx::spi::OwnedPreparedStatement>>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// The kept plan of `query` (with parameters of `types`), prepared at its first use in this
+/// backend. `mutating`: it writes or must see what committed after an earlier lock wait (a fresh
+/// snapshot), as `update` does; otherwise it reads as [`get_one`] does.
+fn kept(
+    query: &'static str,
+    types: &[pg_sys::PgOid],
+    mutating: bool,
+) -> std::rc::Rc<pgrx::spi::OwnedPreparedStatement> {
+    if let Some(p) = KEPT.with(|k| k.borrow().get(&(query, mutating)).cloned()) {
+        return p;
+    }
+    let plan = std::rc::Rc::new(Spi::connect(|c| {
+        let p = if mutating {
+            c.prepare_mut(query, types)
+        } else {
+            c.prepare(query, types)
+        };
+        p.or_raise().keep()
+    }));
+    KEPT.with(|k| k.borrow_mut().insert((query, mutating), plan.clone()));
+    plan
+}
+
+/// Runs a kept read (see [`kept`]) and maps each row.
+pub fn kept_rows<R>(
+    query: &'static str,
+    types: &[pg_sys::PgOid],
+    args: &[DatumWithOid],
+    f: impl FnMut(pgrx::spi::SpiHeapTupleData) -> R,
+) -> Vec<R> {
+    let plan = kept(query, types, false);
+    Spi::connect(|c| c.select(&*plan, None, args).or_raise().map(f).collect())
+}
+
+/// Runs a kept statement that writes or locks, or a read that must take a fresh snapshot after
+/// an earlier lock wait (see [`kept`]); maps each row it returns.
+pub fn kept_write<R>(
+    query: &'static str,
+    types: &[pg_sys::PgOid],
+    args: &[DatumWithOid],
+    f: impl FnMut(pgrx::spi::SpiHeapTupleData) -> R,
+) -> Vec<R> {
+    writable();
+    let plan = kept(query, types, true);
+    Spi::connect_mut(|c| c.update(&*plan, None, args).or_raise().map(f).collect())
+}

@@ -2,7 +2,8 @@
 # Fleet migration with real processes: 1 000 tenants under default settings, failures, lock
 # timeouts, stop_on_error, background workers, live progress seen by a second client, a killed
 # backend and an immediate shutdown mid-run, a background worker terminated mid-tenant, and a
-# session named like the workers. Prints "N passed, M failed" and fails on any failure.
+# session named like the workers, and the WAL a step writes per tenant beyond the DDL. Prints "N
+# passed, M failed" and fails on any failure.
 # Timings are printed for the notes, never asserted (except that a terminated worker stops
 # within a second).
 set -uo pipefail
@@ -162,6 +163,14 @@ check "re-run after the kill completes" "$N" "$(at_version 0013)"
 
 # --- an immediate shutdown (crash) with jobs 2
 fault_mid_run crash 0014 crashed 2 crash_server
+# The queue is UNLOGGED: crash recovery empties it. What a tenant's state depends on is the ledger
+# (WAL-logged, committed with the tenant's DDL), so the crashed run only shows as interrupted, with
+# its counters as last counted, and the next CALL plans its queue from the ledger again.
+crashed_run="(SELECT max(run_id) FROM tenancy.fleet_runs)"
+check "after the crash the crashed run's queue is empty" "0" "$(q -c "SELECT count(*) FROM tenancy.fleet_items WHERE run_id = $crashed_run")"
+check "after the crash progress shows the run as interrupted" "interrupted" "$(q -c "SELECT state FROM tenancy.progress WHERE run_id = $crashed_run")"
+check "after the crash the counters do not run ahead of the ledger" "yes" \
+  "$(q -c "SELECT CASE WHEN migrated <= (SELECT count(*) FROM tenancy.ledger WHERE version = '0014') THEN 'yes' ELSE 'no: ' || migrated END FROM tenancy.fleet_runs WHERE run_id = $crashed_run")"
 q -c "CALL tenancy.migrate_all(jobs => 2)" 2>/dev/null
 check "re-run after the crash completes" "$N" "$(at_version 0014)"
 check "nothing left failed or pending" "$N" "$(q -c "SELECT count(*) FROM tenancy.status WHERE state = 'up_to_date'")"
@@ -261,5 +270,28 @@ check "the dead run's tenants were not half-migrated" "0" "$(inconsistent 0015 h
 q -c "CALL tenancy.migrate_all(jobs => 2)" 2>/dev/null
 check "a re-run completes after the terminations" "$N" "$(at_version 0015)"
 check "in the end nothing is failed or pending" "$N" "$(q -c "SELECT count(*) FROM tenancy.status WHERE state = 'up_to_date'")"
+
+# --- what a tenant costs in WAL (issue 15): a jobs-1 step writes its migration's DDL, the ledger
+# row with its index entry and the foreign key's lock on the tenant's row, and nothing else (no
+# queue or counter write per tenant, no multixact). Compared with the same ALTER sent raw just
+# before (one autocommit statement per tenant, after a warm-up round), counted with pg_waldump.
+lsn() { q -c "SELECT pg_current_wal_insert_lsn()"; }
+wal_between() { as_pg "$PGBIN/pg_waldump" -p "$dir/data/pg_wal" -s "$1" -e "$2" --stats=record 2>/dev/null; }
+total_records() { awk '$1 == "Total" {print $2}'; }
+raw_round() { q -c "SELECT format('ALTER TABLE %I.users ADD COLUMN %I text;', schema_name, '$1') FROM tenancy.tenants" | q >/dev/null; }
+raw_round raw_warm
+a=$(lsn); raw_round raw_lean; b=$(lsn)
+raw_records=$(wal_between "$a" "$b" | total_records)
+q -c "SELECT tenancy.add_migration('0016', 'lean', 'ALTER TABLE users ADD COLUMN lean text')" >/dev/null
+a=$(lsn); q -c "CALL tenancy.migrate_all()" 2>/dev/null; b=$(lsn)
+wal_between "$a" "$b" >/tmp/fleet-wal.$$
+fleet_records=$(total_records </tmp/fleet-wal.$$)
+echo "wal: over $N tenants, the raw ALTER wrote $raw_records records, migrate_all $fleet_records"
+check "migrate_all migrated everyone" "$N" "$(at_version 0016)"
+check "a step writes at most 3.5 WAL records per tenant beyond the raw ALTER's" "yes" \
+  "$(awk -v f="$fleet_records" -v r="$raw_records" -v n="$N" 'BEGIN {d = (f - r) / n; print (r > 0 && d <= 3.5) ? "yes" : "no: " d}')"
+check "no multixact in a jobs-1 run" "0" "$(awk '$1 ~ /^MultiXact/ {s += $2} END {print s + 0}' /tmp/fleet-wal.$$)"
+check "the queue is UNLOGGED" "u" "$(q -c "SELECT relpersistence FROM pg_class WHERE oid = 'tenancy.fleet_items'::regclass")"
+rm -f /tmp/fleet-wal.$$
 
 finish fleet
