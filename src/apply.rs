@@ -535,6 +535,10 @@ fn migrate_run(t: &Tenant, target: Option<&str>, stop_after_enum: bool) -> (Vec<
     }
     let owner = catalog::schema_owner(t.oid);
     check_authors(&t.name, &owner, &todo);
+    // A new tenant needing the whole set: built from the proven snapshot when there is one.
+    if new_tenant && target.is_none() && crate::snapshot::provision(&t, &owner, &todo) {
+        return (todo, false);
+    }
     let dist = Distribution::for_run(t.oid);
     if dist.is_some() {
         // The statements' shard commands run on the tenant's worker over Citus's connections,
