@@ -210,24 +210,43 @@ mod tests {
         assert!(reason.contains("outside the tenant's schema"), "{reason}");
     }
 
-    /// A migration added after the build makes the snapshot stale: it is not used (the tenant
-    /// replays, getting the new migration too) until it is built again.
+    /// Changing the migration set rebuilds the snapshot when the caller may act as its owner
+    /// (add_migration and remove_migration as a superuser here); anything else the fingerprint
+    /// covers (here: sharing public.plans) makes it stale: never used until built again.
     #[pg_test]
-    fn stale_after_add_migration_is_not_used() {
+    fn rebuilt_when_migrations_change_and_never_used_stale() {
         setup();
         let owner = tenant_owner();
         proven(owner);
         run("SELECT tenancy.add_migration('9401', 'later', $m$CREATE TABLE later (id int)$m$)");
+        let (path, reason) = status();
+        assert_eq!(path, "snapshot", "{reason}");
+        assert_eq!(
+            one::<i32>("SELECT migrations FROM tenancy.snapshot_status"),
+            Some(all_versions().len() as i32)
+        );
+        create("fresh1", owner);
+        assert_eq!(from_snapshot("fresh1") as usize, all_versions().len());
+        assert_eq!(count("SELECT 1 FROM fresh1.later"), 0);
+        run("SELECT tenancy.share_table('public.plans')");
         let (path, reason) = status();
         assert_eq!(path, "replay");
         assert!(reason.contains("stale"), "{reason}");
         create("stale1", owner);
         assert_eq!(from_snapshot("stale1"), 0);
         assert_eq!(ledger("stale1"), all_versions());
-        proven(owner);
-        create("fresh1", owner);
-        assert_eq!(from_snapshot("fresh1") as usize, all_versions().len());
-        assert_eq!(count("SELECT 1 FROM fresh1.later"), 0);
+        assert_eq!(
+            count("SELECT 1 FROM tenancy.shared_references WHERE referencing = 'stale1.subscription'::regclass"),
+            1
+        );
+        run("SELECT tenancy.add_migration('9402', 'gone', $m$CREATE TABLE gone (id int)$m$)");
+        assert_eq!(status().0, "snapshot");
+        run("SELECT tenancy.remove_migration('9402')");
+        let (path, reason) = status();
+        assert_eq!(path, "snapshot", "{reason}");
+        create("fresh2", owner);
+        assert_eq!(from_snapshot("fresh2") as usize, all_versions().len());
+        assert_same("fresh2", "stale1");
     }
 
     /// Every reader of the ledger sees a snapshot tenant as fully migrated: status, verify (also

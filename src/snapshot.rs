@@ -286,6 +286,22 @@ pub fn build_and_store(owner: &Role) -> Option<String> {
     }
 }
 
+/// After the migration set changed (`add_migration`, `remove_migration`): rebuilds the stored
+/// snapshot for its owner when the current role may act as that owner (a build runs the
+/// migrations as it); otherwise the snapshot stays, stale and unused, until
+/// `tenancy.build_snapshot()` is run by someone who may. Nothing when no snapshot was ever built.
+pub fn rebuild_after_change() {
+    let Some(s) = store::load() else { return };
+    let Some(owner) = catalog::role_by_name(&s.owner) else {
+        return;
+    };
+    if catalog::has_privileges_of(identity::current_user(), owner.oid) {
+        if let Some(reason) = build_and_store(&owner) {
+            pgrx::notice!("new tenants replay their migrations: {reason}");
+        }
+    }
+}
+
 /// The steps of a proven snapshot usable for a new tenant owned by `owner` that needs exactly
 /// `todo` (the whole known set), if there is one.
 fn usable(owner: &Role, todo: &[Migration]) -> Option<Vec<Step>> {

@@ -84,6 +84,7 @@ fn add_migration(version: Option<&str>, name: Option<&str>, sql: Option<&str>) -
         raise(clash(existing, source, &new));
     }
     registry::insert_registered(&new);
+    crate::snapshot::rebuild_after_change();
     new.label()
 }
 
@@ -180,6 +181,7 @@ fn remove_migration(version: Option<&str>) -> String {
     }
     refuse_kept_ledgers(m);
     registry::clear_errors_naming(&m.label());
+    crate::snapshot::rebuild_after_change();
     m.label()
 }
 

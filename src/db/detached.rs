@@ -29,7 +29,7 @@ pub fn save(name: &str) {
                                'version', l.version, 'name', l.name, 'checksum', l.checksum, \
                                'applied_at', l.applied_at, \
                                'seconds', pg_catalog.date_part('epoch', l.duration), \
-                               'baselined', l.baselined) ORDER BY l.version) \
+                               'baselined', l.baselined, 'from_snapshot', l.from_snapshot) ORDER BY l.version) \
                      FROM tenancy.ledger l WHERE l.schema_name OPERATOR(pg_catalog.=) t.schema_name), '[]'::pg_catalog.jsonb) \
              FROM tenancy.tenants t \
              WHERE t.schema_name OPERATOR(pg_catalog.=) $1::pg_catalog.text AND t.managed_by IS NOT NULL \
@@ -65,11 +65,11 @@ pub fn restore(name: &str) {
         crate::db::spi::run_with_args(
             "WITH d AS (DELETE FROM tenancy.detached_tenants \
                         WHERE schema_name OPERATOR(pg_catalog.=) $1::pg_catalog.text RETURNING ledger) \
-             INSERT INTO tenancy.ledger (schema_name, version, name, checksum, applied_at, duration, baselined) \
+             INSERT INTO tenancy.ledger (schema_name, version, name, checksum, applied_at, duration, baselined, from_snapshot) \
              SELECT $1::pg_catalog.text, r.version, r.name, r.checksum, r.applied_at, \
-                    pg_catalog.make_interval(secs => r.seconds), r.baselined \
+                    pg_catalog.make_interval(secs => r.seconds), r.baselined, COALESCE(r.from_snapshot, false) \
              FROM d CROSS JOIN LATERAL pg_catalog.jsonb_to_recordset(d.ledger) \
-                  AS r(version text, name text, checksum text, applied_at timestamptz, seconds float8, baselined boolean)",
+                  AS r(version text, name text, checksum text, applied_at timestamptz, seconds float8, baselined boolean, from_snapshot boolean)",
             &[name.into()],
         )
         .or_raise()
