@@ -296,8 +296,10 @@ $$;
 -- its fingerprint is the current one (tenancy._snapshot_fingerprint); for tenants owned by another
 -- role than `owner`, and on Citus, tenants replay.
 CREATE VIEW tenancy.snapshot_status AS
-    SELECT CASE WHEN s.steps IS NOT NULL AND f.fresh THEN 'snapshot' ELSE 'replay' END AS path,
-           CASE WHEN s.one_row IS NULL
+    SELECT CASE WHEN s.steps IS NOT NULL AND f.fresh AND NOT u.off THEN 'snapshot' ELSE 'replay' END AS path,
+           CASE WHEN u.off AND s.steps IS NOT NULL AND f.fresh
+                    THEN 'tenancy.use_snapshot is off in this session: new tenants replay their migrations'
+                WHEN s.one_row IS NULL
                     THEN 'no snapshot has been built: SELECT * FROM tenancy.build_snapshot() builds one'
                 WHEN NOT f.fresh
                     THEN 'the snapshot is stale (the migration set, the shared tables, tenancy.shared_schemas or the server changed since it was built) and is not used: SELECT * FROM tenancy.build_snapshot() rebuilds it'
@@ -307,7 +309,7 @@ CREATE VIEW tenancy.snapshot_status AS
            END AS reason,
            s.owner, pg_catalog.cardinality(s.versions) AS migrations,
            pg_catalog.jsonb_array_length(s.steps) AS steps, f.fresh, s.built_at, s.built_by, s.build_ms
-    FROM (SELECT) AS one
+    FROM (SELECT pg_catalog.current_setting('tenancy.use_snapshot', true) OPERATOR(pg_catalog.=) 'off' AS off) AS u
     LEFT JOIN tenancy.snapshot AS s ON true
     LEFT JOIN LATERAL (SELECT tenancy._snapshot_fingerprint(s.owner) OPERATOR(pg_catalog.=) s.fingerprint AS fresh) AS f ON true;
 

@@ -320,7 +320,7 @@ fn usable(owner: &Role, todo: &[Migration]) -> Option<Vec<Step>> {
 /// Builds a new, empty tenant from the snapshot when one is usable (see the module's
 /// documentation): whether it did. The caller has locked the tenant and checked the authors.
 pub fn provision(t: &Tenant, owner: &Role, todo: &[Migration]) -> bool {
-    if citus::present() || !store::schema_is_empty(t.oid) {
+    if !settings::USE_SNAPSHOT.get() || citus::present() || !store::schema_is_empty(t.oid) {
         return false;
     }
     let Some(steps) = usable(owner, todo) else {
