@@ -20,8 +20,23 @@ pub struct Stored {
     pub steps: Option<String>,
 }
 
+/// Whether the snapshot catalog is there: between a package upgrade and `ALTER EXTENSION
+/// UPDATE` the new library runs with the old catalog, which has no snapshot (nor the ledger's
+/// `from_snapshot`), and every path works as before.
+pub fn has_catalog() -> bool {
+    // SAFETY: syscache lookups by name; missing_ok.
+    unsafe {
+        let nsp = pg_sys::get_namespace_oid(c"tenancy".as_ptr(), true);
+        nsp != pg_sys::InvalidOid
+            && pg_sys::get_relname_relid(c"snapshot".as_ptr(), nsp) != pg_sys::InvalidOid
+    }
+}
+
 /// The stored snapshot, if one was built.
 pub fn load() -> Option<Stored> {
+    if !has_catalog() {
+        return None;
+    }
     as_extension_owner(|| {
         Spi::connect(|c| {
             let t = c
