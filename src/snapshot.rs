@@ -110,17 +110,20 @@ fn run_steps(schema: &str, owner: &Role, steps: &[Step]) {
     })
 }
 
-fn create_scratch(name: &str, owner: &Role) -> pg_sys::Oid {
-    spi::run(&format!(
-        "DROP SCHEMA IF EXISTS {} CASCADE",
-        quote_ident(name)
-    ));
+fn create_scratch(name: &str, owner: &Role) -> Result<pg_sys::Oid, String> {
+    if catalog::schema_oid(name).is_some() {
+        // Never dropped: it is not this build's (a scratch schema lives only in its subtransaction).
+        return Err(format!(
+            "a schema named {} exists, which a snapshot build would use as its scratch schema: rename or drop it",
+            quote_ident(name)
+        ));
+    }
     spi::run(&format!(
         "CREATE SCHEMA {} AUTHORIZATION {}",
         quote_ident(name),
         quote_ident(&owner.name)
     ));
-    catalog::schema_oid(name).expect("scratch schema just created")
+    Ok(catalog::schema_oid(name).expect("scratch schema just created"))
 }
 
 fn first(list: &[String], n: usize) -> String {
@@ -146,7 +149,7 @@ pub fn build(owner: &Role) -> Result<Vec<Step>, String> {
         );
         let saved = spi::current_setting("client_min_messages").unwrap_or_default();
         spi::set_config("client_min_messages", "warning", true);
-        let a_oid = create_scratch(&a, owner);
+        let a_oid = create_scratch(&a, owner)?;
         let touched: BTreeSet<String> = store::touched(&[a_oid]).into_iter().collect();
         let writes: BTreeSet<String> = store::table_writes(&[a_oid]).into_iter().collect();
         let left_out = apply::build_schema(&a, |_| true);
@@ -226,11 +229,10 @@ pub fn build(owner: &Role) -> Result<Vec<Step>, String> {
             }
         }
         let steps = rules::squash(&model_a, &parsed);
-        let b_oid = create_scratch(&b, owner);
+        create_scratch(&b, owner)?;
         run_steps(&b, owner, &steps);
         let model_b = describe(&b)?;
         let extras_b = extras_text(&b, owner);
-        let _ = b_oid;
         let mut diffs: Vec<String> = schema_diff::differences(&model_a, &model_b)
             .into_iter()
             .map(|(o, w)| {
@@ -303,14 +305,15 @@ pub fn rebuild_after_change() {
 }
 
 /// The steps of a proven snapshot usable for a new tenant owned by `owner` that needs exactly
-/// `todo` (the whole known set), if there is one.
+/// `todo`, if there is one: for a new tenant `todo` is the whole known set, whose fingerprint is
+/// then the current one (anything less gives another).
 fn usable(owner: &Role, todo: &[Migration]) -> Option<Vec<Step>> {
     let s = store::load()?;
     let steps = s.steps?;
     if s.owner != owner.name
         || s.versions.len() != todo.len()
         || s.versions.iter().zip(todo).any(|(v, m)| *v != m.version)
-        || s.fingerprint != fingerprint(owner.oid, &known_set::known_versions())
+        || s.fingerprint != fingerprint(owner.oid, todo)
     {
         return None;
     }
