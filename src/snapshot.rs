@@ -304,24 +304,75 @@ pub fn rebuild_after_change() {
     }
 }
 
+thread_local! {
+    /// The parsed steps of the stored snapshot, by its row version: a backend that provisions
+    /// many tenants reads and parses them once per build.
+    static STEPS: std::cell::RefCell<Option<(String, std::rc::Rc<Vec<Step>>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// The steps of a proven snapshot usable for a new tenant owned by `owner` that needs exactly
-/// `todo`, if there is one: for a new tenant `todo` is the whole known set, whose fingerprint is
-/// then the current one (anything less gives another).
-fn usable(owner: &Role, todo: &[Migration]) -> Option<Vec<Step>> {
+/// `todo` (the whole set, as read before [`store::lock_use`]), if there is one. The fingerprint
+/// is computed from the set as it is now, so a migration removed meanwhile makes it differ.
+fn usable(owner: &Role, todo: &[Migration]) -> Option<std::rc::Rc<Vec<Step>>> {
     let s = store::load()?;
-    let steps = s.steps?;
-    if s.owner != owner.name
+    if !s.proven
+        || s.owner != owner.name
         || s.versions.len() != todo.len()
         || s.versions.iter().zip(todo).any(|(v, m)| *v != m.version)
-        || s.fingerprint != fingerprint(owner.oid, todo)
     {
         return None;
     }
-    serde_json::from_str(&steps).ok()
+    store::lock_use(false);
+    if s.fingerprint != fingerprint(owner.oid, &known_set::known_versions()) {
+        return None;
+    }
+    if let Some(steps) = STEPS.with(|c| {
+        c.borrow()
+            .as_ref()
+            .filter(|(k, _)| *k == s.row_version)
+            .map(|(_, v)| v.clone())
+    }) {
+        return Some(steps);
+    }
+    let steps: std::rc::Rc<Vec<Step>> =
+        std::rc::Rc::new(serde_json::from_str(&store::steps()?).ok()?);
+    STEPS.with(|c| *c.borrow_mut() = Some((s.row_version, steps.clone())));
+    Some(steps)
+}
+
+/// Runs the steps of a snapshot in a new tenant as `owner` (see [`run_steps`]), consecutive
+/// plain statements sent as one multi-statement string (they were proven together).
+fn run_batched(schema: &str, owner: &Role, steps: &[Step]) {
+    identity::as_tenant_owner(owner.oid, &apply::tenant_search_path(schema), || {
+        let mut batch = String::new();
+        let flush = |batch: &mut String| {
+            if !batch.is_empty() {
+                spi::run(batch);
+                batch.clear();
+            }
+        };
+        for step in steps {
+            let sql = sqltext::substitute_tenant(&step.sql, schema).or_raise();
+            let sql = rules::statement(step, &sql);
+            match &step.json {
+                Some(rows) => {
+                    flush(&mut batch);
+                    spi::run_with_args(&sql, &[rows.as_str().into()]).or_raise()
+                }
+                None => {
+                    batch.push_str(&sql);
+                    batch.push_str(";\n");
+                }
+            }
+        }
+        flush(&mut batch);
+    })
 }
 
 /// Builds a new, empty tenant from the snapshot when one is usable (see the module's
-/// documentation): whether it did. The caller has locked the tenant and checked the authors.
+/// documentation): whether it did. The caller has locked the tenant and checked the authors;
+/// the migrations' text is never read.
 pub fn provision(t: &Tenant, owner: &Role, todo: &[Migration]) -> bool {
     if !settings::USE_SNAPSHOT.get() || citus::present() || !store::schema_is_empty(t.oid) {
         return false;
@@ -331,7 +382,7 @@ pub fn provision(t: &Tenant, owner: &Role, todo: &[Migration]) -> bool {
     };
     let started = Instant::now();
     match catching(|| {
-        run_steps(&t.name, owner, &steps);
+        run_batched(&t.name, owner, &steps);
         Ok(())
     }) {
         Ok(()) => {

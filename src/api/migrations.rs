@@ -156,6 +156,11 @@ fn remove_migration(version: Option<&str>) -> String {
     require_author_rights(m);
     // Deleting first waits for runs applying it (they lock its row, see known_set::load_text);
     // the ledger is read afterwards, so their commits are seen. A refusal rolls the delete back.
+    // A sign-up built from the snapshot records every migration without reading (and so
+    // locking) their rows: wait for those in flight (src/snapshot.rs).
+    if crate::db::snapshot::has_catalog() {
+        crate::db::snapshot::lock_use(true);
+    }
     registry::delete_registered(&m.version);
     let (count, first) =
         registry::tenants_with(&m.version, built_in.map(|e| e.checksum.as_str()), LISTED);

@@ -16,8 +16,11 @@ pub struct Stored {
     pub fingerprint: String,
     pub owner: String,
     pub versions: Vec<String>,
-    /// The steps as JSON text; `None` when the set could not be proven.
-    pub steps: Option<String>,
+    /// Whether it was proven (it has steps).
+    pub proven: bool,
+    /// The row version (`xmin`), which every rebuild changes: the key of a backend's cache of
+    /// the parsed steps.
+    pub row_version: String,
 }
 
 /// Whether the snapshot catalog is there: between a package upgrade and `ALTER EXTENSION
@@ -41,7 +44,7 @@ pub fn load() -> Option<Stored> {
         Spi::connect(|c| {
             let t = c
                 .select(
-                    "SELECT fingerprint, owner::pg_catalog.text, versions, steps::pg_catalog.text \
+                    "SELECT fingerprint, owner::pg_catalog.text, versions, steps IS NOT NULL, xmin::pg_catalog.text \
                      FROM tenancy.snapshot",
                     Some(1),
                     &[],
@@ -55,9 +58,34 @@ pub fn load() -> Option<Stored> {
                 fingerprint: r.get::<String>(1).or_raise().unwrap_or_default(),
                 owner: r.get::<String>(2).or_raise().unwrap_or_default(),
                 versions: r.get::<Vec<String>>(3).or_raise().unwrap_or_default(),
-                steps: r.get::<String>(4).or_raise(),
+                proven: r.get::<bool>(4).or_raise().unwrap_or(false),
+                row_version: r.get::<String>(5).or_raise().unwrap_or_default(),
             })
         })
+    })
+}
+
+/// The stored steps (JSON text), if the snapshot was proven.
+pub fn steps() -> Option<String> {
+    as_extension_owner(|| {
+        spi::get_one::<String>("SELECT steps::pg_catalog.text FROM tenancy.snapshot", &[])
+    })
+}
+
+/// A sign-up built from the snapshot takes this lock shared, `remove_migration` exclusive (the
+/// tenant-lock class with key 1, which no schema OID has): a migration is never removed while a
+/// snapshot tenant being built records it, without locking every registered migration's row.
+pub fn lock_use(exclusive: bool) {
+    as_extension_owner(|| {
+        spi::run_with_args(
+            if exclusive {
+                "SELECT pg_catalog.pg_advisory_xact_lock($1, 1)"
+            } else {
+                "SELECT pg_catalog.pg_advisory_xact_lock_shared($1, 1)"
+            },
+            &[crate::db::registry::TENANCY_LOCK_CLASS.into()],
+        )
+        .or_raise()
     })
 }
 
