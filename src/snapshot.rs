@@ -95,21 +95,6 @@ fn extras_text(schema: &str, owner: &Role) -> String {
     v.to_string()
 }
 
-/// Runs the steps in `schema` as `owner`, inside a security-restricted operation with the
-/// tenant's search_path, as a migration's statements run.
-fn run_steps(schema: &str, owner: &Role, steps: &[Step]) {
-    identity::as_tenant_owner(owner.oid, &apply::tenant_search_path(schema), || {
-        for step in steps {
-            let sql = sqltext::substitute_tenant(&step.sql, schema).or_raise();
-            let sql = rules::statement(step, &sql);
-            match &step.json {
-                Some(rows) => spi::run_with_args(&sql, &[rows.as_str().into()]).or_raise(),
-                None => spi::run(&sql),
-            }
-        }
-    })
-}
-
 fn create_scratch(name: &str, owner: &Role) -> Result<pg_sys::Oid, String> {
     if catalog::schema_oid(name).is_some() {
         // Never dropped: it is not this build's (a scratch schema lives only in its subtransaction).
@@ -230,7 +215,7 @@ pub fn build(owner: &Role) -> Result<Vec<Step>, String> {
         }
         let steps = rules::squash(&model_a, &parsed);
         create_scratch(&b, owner)?;
-        run_steps(&b, owner, &steps);
+        run_batched(&b, owner, &steps);
         let model_b = describe(&b)?;
         let extras_b = extras_text(&b, owner);
         let mut diffs: Vec<String> = schema_diff::differences(&model_a, &model_b)
@@ -341,8 +326,9 @@ fn usable(owner: &Role, todo: &[Migration]) -> Option<std::rc::Rc<Vec<Step>>> {
     Some(steps)
 }
 
-/// Runs the steps of a snapshot in a new tenant as `owner` (see [`run_steps`]), consecutive
-/// plain statements sent as one multi-statement string (they were proven together).
+/// Runs the steps of a snapshot in `schema` as `owner`, inside a security-restricted operation
+/// with the tenant's search_path, as a migration's statements run; consecutive plain statements
+/// go as one multi-statement string (the proof's second scratch is built the same way).
 fn run_batched(schema: &str, owner: &Role, steps: &[Step]) {
     identity::as_tenant_owner(owner.oid, &apply::tenant_search_path(schema), || {
         let mut batch = String::new();
