@@ -18,8 +18,8 @@ pub struct Stored {
     pub versions: Vec<String>,
     /// Whether it was proven (it has steps).
     pub proven: bool,
-    /// The row version (`xmin`), which every rebuild changes: the key of a backend's cache of
-    /// the parsed steps.
+    /// The row version (`xmin` and `built_at`: several rebuilds in one transaction share the
+    /// `xmin`, never the clock time), the key of a backend's cache of the parsed steps.
     pub row_version: String,
 }
 
@@ -44,7 +44,8 @@ pub fn load() -> Option<Stored> {
         Spi::connect(|c| {
             let t = c
                 .select(
-                    "SELECT fingerprint, owner::pg_catalog.text, versions, steps IS NOT NULL, xmin::pg_catalog.text \
+                    "SELECT fingerprint, owner::pg_catalog.text, versions, steps IS NOT NULL, \
+                            xmin::pg_catalog.text OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) built_at::pg_catalog.text \
                      FROM tenancy.snapshot",
                     Some(1),
                     &[],
