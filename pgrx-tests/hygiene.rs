@@ -47,7 +47,9 @@ mod tests {
                                  -- shared references: each checks the caller's rights itself (sql/privileges.sql)
                                  'share_table', '_share_table', 'reference_shared', '_reference_shared',
                                  '_shared_ref_check', '_shared_guard', '_shared_truncate', '_shared_ddl',
-                                 '_verify_shared') ORDER BY 1",
+                                 '_verify_shared',
+                                 -- snapshots: run as a schema's owner, whoever that is (sql/privileges.sql)
+                                 '_snapshot_extras', '_snapshot_sequence', '_snapshot_fingerprint') ORDER BY 1",
         );
         assert!(ddl.len() >= 12, "{ddl:?}");
         run("CREATE ROLE tenancy_nobody");

@@ -32,7 +32,7 @@ mod tests {
     /// Parameters where NULL has a documented meaning (their function's page says which).
     /// Internal helpers (`_` names: the fleet's steps, the wrappers' targets, event trigger
     /// helpers) are called by pg_tenancy's own SQL, never with NULL; for them only XX000 counts.
-    const NULL_MEANS_SOMETHING: [(&str, usize); 14] = [
+    const NULL_MEANS_SOMETHING: [(&str, usize); 15] = [
         ("create_template", 1),    // base_version: all migrations
         ("generate_migration", 1), // base_version: all migrations
         ("create_tenant", 1),      // owner: the calling role
@@ -47,6 +47,7 @@ mod tests {
         ("reference_shared", 3),   // key: the shared table's key
         ("_share_table", 1),       // key
         ("_reference_shared", 3),  // key
+        ("build_snapshot", 0),     // owner: the calling role
     ];
 
     /// Every routine of the extension, each parameter NULL in turn (the others a plausible

@@ -80,6 +80,9 @@ bash tests/integration/fleet.sh
 step "migrations that need their own transaction: enum values through migrate_all, sign-ups, withdrawing (real commits)"
 bash tests/integration/transactions.sh
 
+step "snapshots: sign-ups built from the proven snapshot, migrate_all over them, rebuilds beside sign-ups (real commits)"
+bash tests/integration/snapshot.sh
+
 step "generator round trips on Debian's zabbix schema"
 bash tests/integration/generator.sh
 

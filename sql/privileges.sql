@@ -34,3 +34,8 @@ GRANT EXECUTE ON FUNCTION tenancy.share_table(regclass, name[]), tenancy._share_
     tenancy._shared_ref_check(), tenancy._shared_guard(), tenancy._shared_truncate(),
     tenancy._shared_ddl(oid[]), tenancy._verify_shared() TO PUBLIC;
 GRANT SELECT ON tenancy.shared_tables, tenancy.shared_references TO PUBLIC;
+-- Snapshots (sql/snapshot.sql): the extras of a schema are read as its owner, whoever that is;
+-- they read catalogs PUBLIC can read and the schema's own tables with the owner's rights. The
+-- fingerprint says nothing but a hash (tenancy.snapshot_status compares it).
+GRANT EXECUTE ON FUNCTION tenancy._snapshot_extras(name), tenancy._snapshot_sequence(regclass),
+    tenancy._snapshot_fingerprint(text) TO PUBLIC;

@@ -90,6 +90,7 @@ CREATE TABLE tenancy.detached_tenants (
     schema_oid   oid         NOT NULL,
     managed_by   regclass    NOT NULL,
     -- the tenant's tenancy.ledger rows: version, name, checksum, applied_at, seconds, baselined
+    -- (and from_snapshot, sql/snapshot.sql)
     ledger       jsonb       NOT NULL,
     detached_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
 );

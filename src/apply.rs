@@ -547,6 +547,15 @@ fn migrate_run(t: &Tenant, target: Option<&str>, stop_after_enum: bool) -> (Vec<
         migration_set::find(&known, target).or_raise();
     }
     let (mut todo, new_tenant) = pending(&t.name, applied, known, target).or_raise();
+    // A new tenant needing the whole set: built from the proven snapshot when there is one,
+    // without reading the migrations' text (src/snapshot.rs locks against remove_migration).
+    if new_tenant && target.is_none() && !todo.is_empty() {
+        let owner = catalog::schema_owner(t.oid);
+        check_authors(&t.name, &owner, &todo);
+        if crate::snapshot::provision(&t, &owner, &todo) {
+            return (todo, false);
+        }
+    }
     known_set::load_text(&mut todo);
     if has_error {
         registry::clear_error(t.oid);

@@ -15,6 +15,7 @@ pub mod rules;
 mod api;
 mod apply;
 mod db;
+mod snapshot;
 mod workers;
 
 ::pgrx::pg_module_magic!(name, version);
@@ -74,6 +75,17 @@ extension_sql_file!(
     "../sql/generator.sql",
     name = "generator",
     requires = ["schema", api::generator::describe_as_owner]
+);
+extension_sql_file!(
+    "../sql/snapshot.sql",
+    name = "snapshot",
+    requires = [
+        "generator",
+        "shared",
+        api::snapshot::snapshot_mine,
+        api::snapshot::snapshot_fingerprint,
+        api::snapshot::build_snapshot
+    ]
 );
 extension_sql_file!("../sql/privileges.sql", name = "privileges", finalize);
 

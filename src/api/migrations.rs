@@ -84,6 +84,7 @@ fn add_migration(version: Option<&str>, name: Option<&str>, sql: Option<&str>) -
         raise(clash(existing, source, &new));
     }
     registry::insert_registered(&new);
+    crate::snapshot::rebuild_after_change();
     new.label()
 }
 
@@ -157,6 +158,11 @@ fn remove_migration(version: Option<&str>) -> String {
     // row, see registry::registered_sql); the ledger is read afterwards, so their commits are
     // seen. A refusal rolls the delete back.
     registry::lock_registered_exclusive(&m.version);
+    // A sign-up built from the snapshot records every migration without reading (and so
+    // locking) their rows: wait for those in flight (src/snapshot.rs).
+    if crate::db::snapshot::has_catalog() {
+        crate::db::snapshot::lock_use(true);
+    }
     registry::delete_registered(&m.version);
     let (count, first) =
         registry::tenants_with(&m.version, built_in.map(|e| e.checksum.as_str()), LISTED);
@@ -182,6 +188,7 @@ fn remove_migration(version: Option<&str>) -> String {
     }
     refuse_kept_ledgers(m);
     registry::clear_errors_naming(&m.label());
+    crate::snapshot::rebuild_after_change();
     m.label()
 }
 

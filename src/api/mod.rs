@@ -12,3 +12,4 @@ pub mod managed;
 pub mod migrations;
 pub mod relink;
 pub mod shared;
+pub mod snapshot;

@@ -29,7 +29,8 @@ pub fn save(name: &str) {
                                'version', l.version, 'name', l.name, 'checksum', l.checksum, \
                                'applied_at', l.applied_at, \
                                'seconds', pg_catalog.date_part('epoch', l.duration), \
-                               'baselined', l.baselined) ORDER BY l.version) \
+                               'baselined', l.baselined, \
+                               'from_snapshot', pg_catalog.to_jsonb(l) OPERATOR(pg_catalog.->) 'from_snapshot') ORDER BY l.version) \
                      FROM tenancy.ledger l WHERE l.schema_name OPERATOR(pg_catalog.=) t.schema_name), '[]'::pg_catalog.jsonb) \
              FROM tenancy.tenants t \
              WHERE t.schema_name OPERATOR(pg_catalog.=) $1::pg_catalog.text AND t.managed_by IS NOT NULL \
@@ -61,19 +62,26 @@ pub fn is_detached_from(name: &str, oid: pg_sys::Oid, tbl: pg_sys::Oid) -> bool 
 /// Moves the kept ledger of `name` back into `tenancy.ledger` (the tenant is registered again
 /// first) and forgets the record.
 pub fn restore(name: &str) {
-    as_extension_owner(|| {
-        crate::db::spi::run_with_args(
-            "WITH d AS (DELETE FROM tenancy.detached_tenants \
-                        WHERE schema_name OPERATOR(pg_catalog.=) $1::pg_catalog.text RETURNING ledger) \
-             INSERT INTO tenancy.ledger (schema_name, version, name, checksum, applied_at, duration, baselined) \
-             SELECT $1::pg_catalog.text, r.version, r.name, r.checksum, r.applied_at, \
-                    pg_catalog.make_interval(secs => r.seconds), r.baselined \
-             FROM d CROSS JOIN LATERAL pg_catalog.jsonb_to_recordset(d.ledger) \
-                  AS r(version text, name text, checksum text, applied_at timestamptz, seconds float8, baselined boolean)",
-            &[name.into()],
-        )
-        .or_raise()
-    })
+    // Without the snapshot catalog (the old one, before ALTER EXTENSION UPDATE) the ledger has no
+    // from_snapshot column.
+    let sql = if crate::db::snapshot::has_catalog() {
+        "WITH d AS (DELETE FROM tenancy.detached_tenants \
+                    WHERE schema_name OPERATOR(pg_catalog.=) $1::pg_catalog.text RETURNING ledger) \
+         INSERT INTO tenancy.ledger (schema_name, version, name, checksum, applied_at, duration, baselined, from_snapshot) \
+         SELECT $1::pg_catalog.text, r.version, r.name, r.checksum, r.applied_at, \
+                pg_catalog.make_interval(secs => r.seconds), r.baselined, COALESCE(r.from_snapshot, false) \
+         FROM d CROSS JOIN LATERAL pg_catalog.jsonb_to_recordset(d.ledger) \
+              AS r(version text, name text, checksum text, applied_at timestamptz, seconds float8, baselined boolean, from_snapshot boolean)"
+    } else {
+        "WITH d AS (DELETE FROM tenancy.detached_tenants \
+                    WHERE schema_name OPERATOR(pg_catalog.=) $1::pg_catalog.text RETURNING ledger) \
+         INSERT INTO tenancy.ledger (schema_name, version, name, checksum, applied_at, duration, baselined) \
+         SELECT $1::pg_catalog.text, r.version, r.name, r.checksum, r.applied_at, \
+                pg_catalog.make_interval(secs => r.seconds), r.baselined \
+         FROM d CROSS JOIN LATERAL pg_catalog.jsonb_to_recordset(d.ledger) \
+              AS r(version text, name text, checksum text, applied_at timestamptz, seconds float8, baselined boolean)"
+    };
+    as_extension_owner(|| crate::db::spi::run_with_args(sql, &[name.into()]).or_raise())
 }
 
 /// Forgets what was kept for `name` (it is registered some other way now).

@@ -504,6 +504,29 @@ pub fn record(tenant: &str, m: &Migration, seconds: f64, baselined: bool) {
     })
 }
 
+/// Writes the ledger rows of a tenant built from the snapshot (src/snapshot.rs): every migration
+/// of `todo`, marked `from_snapshot`, in one statement; `seconds` is the whole build's.
+pub fn record_snapshot(tenant: &str, todo: &[Migration], seconds: f64) {
+    let versions: Vec<String> = todo.iter().map(|m| m.version.clone()).collect();
+    let names: Vec<String> = todo.iter().map(|m| m.name.clone()).collect();
+    let checksums: Vec<String> = todo.iter().map(|m| m.checksum.clone()).collect();
+    as_extension_owner(|| {
+        crate::db::spi::run_with_args(
+            "INSERT INTO tenancy.ledger (schema_name, version, name, checksum, duration, from_snapshot) \
+             SELECT $1, m.v, m.n, m.c, pg_catalog.make_interval(secs => $5), true \
+             FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.text[]), pg_catalog.unnest($3::pg_catalog.text[]), pg_catalog.unnest($4::pg_catalog.text[])) AS m(v, n, c)",
+            &[
+                tenant.into(),
+                versions.into(),
+                names.into(),
+                checksums.into(),
+                seconds.into(),
+            ],
+        )
+        .or_raise()
+    })
+}
+
 /// Accepts new text for `version`: every ledger row of that version takes `checksum`.
 pub fn repair(version: &str, checksum: &str) -> i64 {
     as_extension_owner(|| {

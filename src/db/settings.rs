@@ -25,6 +25,10 @@ pub static TENANT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::
 /// schema took its name); empty for an attribute tenant.
 pub static TENANT_OID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
+/// `tenancy.use_snapshot`: whether new tenants are built from the proven snapshot when there is
+/// one (docs/snapshots.md); off replays every migration, as without a snapshot.
+pub static USE_SNAPSHOT: GucSetting<bool> = GucSetting::<bool>::new(true);
+
 /// `tenancy.distribute`: whether tenants become Citus distributed schemas (docs/citus.md).
 #[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Distribute {
@@ -67,6 +71,14 @@ pub fn init() {
         i32::MAX,
         GucContext::Userset,
         GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_bool_guc(
+        c"tenancy.use_snapshot",
+        c"Whether new tenants are built from the proven snapshot (tenancy.build_snapshot) when there is one.",
+        c"off: new tenants replay every migration, as without a snapshot. tenancy.snapshot_status says which path new tenants take. Default: on.",
+        &USE_SNAPSHOT,
+        GucContext::Userset,
+        GucFlags::default(),
     );
     GucRegistry::define_string_guc(
         c"tenancy.tenant",

@@ -9,6 +9,7 @@ pub mod lock_wait;
 pub mod migration_set;
 pub mod names;
 pub mod schema_diff;
+pub mod snapshot;
 pub mod sqltext;
 pub mod template;
 pub mod worker_extra;

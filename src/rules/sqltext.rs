@@ -972,6 +972,30 @@ pub fn substitute_tenant(sql: &str, tenant: &str) -> Result<String> {
     Ok(out)
 }
 
+/// `sql` with its comments blanked out, also inside dollar-quoted bodies (recursively); text
+/// that does not lex is returned as it is. For searching code for names (snapshots'
+/// volatile-function check) without matching prose.
+pub fn without_comments(sql: &str) -> String {
+    let Ok(regions) = scan(sql) else {
+        return sql.to_string();
+    };
+    let mut out = String::with_capacity(sql.len());
+    for r in regions {
+        let text = &sql[r.start..r.end];
+        match r.kind {
+            Kind::Comment => out.push(' '),
+            Kind::Dollar { tag_len } if text.len() >= 2 * tag_len => {
+                let tag = &text[..tag_len];
+                out.push_str(tag);
+                out.push_str(&without_comments(&text[tag_len..text.len() - tag_len]));
+                out.push_str(tag);
+            }
+            _ => out.push_str(text),
+        }
+    }
+    out
+}
+
 /// The inverse of [`substitute_tenant`] on text PostgreSQL prints back (function bodies, view and
 /// trigger definitions, expressions): where the schema `name` stands as `substitute_tenant` writes
 /// the tenant, it becomes `@tenant@` again, by the same lexer-aware context: the quoted identifier

@@ -184,6 +184,32 @@ pub fn diff(from: &Schema, to: &Schema, tenants: &TenantColumns) -> Vec<String> 
     .concat()
 }
 
+/// The DDL that builds `to` in an empty schema, in two phases (a snapshot's squashed form,
+/// src/rules/snapshot.rs, puts the rows between them): the sequences and tables with all their
+/// columns, then everything else (constraints and indexes, row-level security, functions,
+/// triggers, views), each in the order `diff` uses.
+pub fn build_phases(to: &Schema) -> (Vec<String>, Vec<String>) {
+    let empty = Schema::default();
+    let p = Pair::new(&empty, to);
+    let none = TenantColumns::new();
+    (
+        [
+            creates::sequences(&p),
+            creates::tables_and_columns(&p),
+            creates::sequence_ownership(&p),
+        ]
+        .concat(),
+        [
+            creates::constraints_and_indexes(&p, &none),
+            creates::row_level_security(&p),
+            creates::functions(&p),
+            creates::triggers(&p),
+            creates::views(&p),
+        ]
+        .concat(),
+    )
+}
+
 /// `names` ordered so that each view comes after the views it depends on.
 fn order_views<'a>(all: &'a BTreeMap<String, View>, names: &[&'a String]) -> Vec<&'a String> {
     let wanted: BTreeSet<&String> = names.iter().copied().collect();

@@ -1,0 +1,234 @@
+//! Storage of the snapshot (`tenancy.snapshot`, one row, written only as the extension's owner),
+//! the subtransaction a build runs in, and the catalog and statistics reads that tell a scratch
+//! replay's effects outside its schema (docs/snapshots.md, "The proof").
+
+use std::panic::AssertUnwindSafe;
+
+use pgrx::pg_sys::panic::CaughtError;
+use pgrx::prelude::*;
+
+use crate::db::identity::as_extension_owner;
+use crate::db::report::OrRaise;
+use crate::db::spi;
+
+/// The stored snapshot.
+pub struct Stored {
+    pub fingerprint: String,
+    pub owner: String,
+    pub versions: Vec<String>,
+    /// Whether it was proven (it has steps).
+    pub proven: bool,
+    /// The row version (`xmin` and `built_at`: several rebuilds in one transaction share the
+    /// `xmin`, never the clock time), the key of a backend's cache of the parsed steps.
+    pub row_version: String,
+}
+
+/// Whether the snapshot catalog is there: between a package upgrade and `ALTER EXTENSION
+/// UPDATE` the new library runs with the old catalog, which has no snapshot (nor the ledger's
+/// `from_snapshot`), and every path works as before.
+pub fn has_catalog() -> bool {
+    // SAFETY: syscache lookups by name; missing_ok.
+    unsafe {
+        let nsp = pg_sys::get_namespace_oid(c"tenancy".as_ptr(), true);
+        nsp != pg_sys::InvalidOid
+            && pg_sys::get_relname_relid(c"snapshot".as_ptr(), nsp) != pg_sys::InvalidOid
+    }
+}
+
+/// The stored snapshot, if one was built.
+pub fn load() -> Option<Stored> {
+    if !has_catalog() {
+        return None;
+    }
+    as_extension_owner(|| {
+        Spi::connect(|c| {
+            let t = c
+                .select(
+                    "SELECT fingerprint, owner::pg_catalog.text, versions, steps IS NOT NULL, \
+                            xmin::pg_catalog.text OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) built_at::pg_catalog.text \
+                     FROM tenancy.snapshot",
+                    Some(1),
+                    &[],
+                )
+                .or_raise();
+            if t.is_empty() {
+                return None;
+            }
+            let r = t.first();
+            Some(Stored {
+                fingerprint: r.get::<String>(1).or_raise().unwrap_or_default(),
+                owner: r.get::<String>(2).or_raise().unwrap_or_default(),
+                versions: r.get::<Vec<String>>(3).or_raise().unwrap_or_default(),
+                proven: r.get::<bool>(4).or_raise().unwrap_or(false),
+                row_version: r.get::<String>(5).or_raise().unwrap_or_default(),
+            })
+        })
+    })
+}
+
+/// The stored steps (JSON text), if the snapshot was proven.
+pub fn steps() -> Option<String> {
+    as_extension_owner(|| {
+        spi::get_one::<String>("SELECT steps::pg_catalog.text FROM tenancy.snapshot", &[])
+    })
+}
+
+/// A sign-up built from the snapshot takes this lock shared, `remove_migration` exclusive (the
+/// tenant-lock class with key 1, which no schema OID has): a migration is never removed while a
+/// snapshot tenant being built records it, without locking every registered migration's row.
+pub fn lock_use(exclusive: bool) {
+    as_extension_owner(|| {
+        spi::run_with_args(
+            if exclusive {
+                "SELECT pg_catalog.pg_advisory_xact_lock($1, 1)"
+            } else {
+                "SELECT pg_catalog.pg_advisory_xact_lock_shared($1, 1)"
+            },
+            &[crate::db::registry::TENANCY_LOCK_CLASS.into()],
+        )
+        .or_raise()
+    })
+}
+
+/// Replaces the stored snapshot (`steps` JSON, or the `reason` it cannot be used).
+pub fn save(
+    fingerprint: &str,
+    owner: &str,
+    versions: &[String],
+    steps: Option<&str>,
+    reason: Option<&str>,
+    ms: f64,
+) {
+    as_extension_owner(|| {
+        spi::run_with_args(
+            "INSERT INTO tenancy.snapshot AS s (fingerprint, owner, versions, steps, reason, build_ms, built_by) \
+             VALUES ($1, $2, $3, $4::pg_catalog.jsonb, $5, $6, SESSION_USER) \
+             ON CONFLICT (one_row) DO UPDATE SET fingerprint = excluded.fingerprint, owner = excluded.owner, \
+               versions = excluded.versions, steps = excluded.steps, reason = excluded.reason, \
+               build_ms = excluded.build_ms, built_by = excluded.built_by, built_at = pg_catalog.clock_timestamp()",
+            &[
+                fingerprint.into(),
+                owner.into(),
+                versions.to_vec().into(),
+                steps.into(),
+                reason.into(),
+                ms.into(),
+            ],
+        )
+        .or_raise()
+    })
+}
+
+/// Deletes the stored snapshot; whether there was one.
+pub fn delete() -> bool {
+    as_extension_owner(|| {
+        spi::write_one::<bool>(
+            "WITH gone AS (DELETE FROM tenancy.snapshot RETURNING 1) SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 FROM gone",
+            &[],
+        )
+        .unwrap_or(false)
+    })
+}
+
+/// Serialises snapshot builds (the tenant-lock class with key 0, which no schema OID has).
+pub fn lock_builds() {
+    as_extension_owner(|| {
+        spi::run_with_args(
+            "SELECT pg_catalog.pg_advisory_xact_lock($1, 0)",
+            &[crate::db::registry::TENANCY_LOCK_CLASS.into()],
+        )
+        .or_raise()
+    })
+}
+
+/// The shared tables prepared with `tenancy.share_table`, with their keys (part of the
+/// fingerprint: whether a migration's `reference_shared` applies depends on them).
+pub fn shared_tables() -> Vec<String> {
+    as_extension_owner(|| {
+        spi::rows_text_with(
+            "SELECT s.tbl::pg_catalog.oid::pg_catalog.text OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) s.key::pg_catalog.text \
+             FROM tenancy.shared_table_settings s ORDER BY 1",
+            &[],
+        )
+    })
+}
+
+/// Runs `f` in a subtransaction of its own; an error inside rolls it back (undoing everything
+/// `f` did) and comes back as its message (with its detail), for the snapshot's `reason`.
+pub fn catching<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    // SAFETY: the sequence of db::locks::attempt (PL/pgSQL's exec_stmt_block).
+    unsafe {
+        let context = pg_sys::CurrentMemoryContext;
+        let owner = pg_sys::CurrentResourceOwner;
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        pg_sys::MemoryContextSwitchTo(context);
+        let outcome = PgTryBuilder::new(AssertUnwindSafe(f))
+            .catch_others(|e| {
+                Err(match &e {
+                    CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => {
+                        match r.detail() {
+                            Some(d) => format!("{} ({d})", r.message()),
+                            None => r.message().to_string(),
+                        }
+                    }
+                    CaughtError::RustPanic { ereport, .. } => ereport.message().to_string(),
+                })
+            })
+            .execute();
+        pg_sys::MemoryContextSwitchTo(context);
+        if outcome.is_ok() {
+            pg_sys::ReleaseCurrentSubTransaction();
+        } else {
+            pg_sys::RollbackAndReleaseCurrentSubTransaction();
+        }
+        pg_sys::MemoryContextSwitchTo(context);
+        pg_sys::CurrentResourceOwner = owner;
+        outcome
+    }
+}
+
+/// Catalog rows this transaction has inserted or updated outside the schemas `inside`
+/// (`tenancy._snapshot_touched`), as `catalog key xmin` strings.
+pub fn touched(inside: &[pg_sys::Oid]) -> Vec<String> {
+    as_extension_owner(|| {
+        spi::rows_text_with(
+            "SELECT t FROM tenancy._snapshot_touched($1) AS t",
+            &[inside.to_vec().into()],
+        )
+    })
+}
+
+/// Rows this transaction wrote in tables outside pg_tenancy's schema and the schemas `inside`,
+/// per table (`pg_stat_xact_user_tables`), as `table count` strings.
+pub fn table_writes(inside: &[pg_sys::Oid]) -> Vec<String> {
+    spi::rows_text_with(
+        "SELECT s.relid::pg_catalog.regclass::pg_catalog.text OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) \
+                (s.n_tup_ins OPERATOR(pg_catalog.+) s.n_tup_upd OPERATOR(pg_catalog.+) s.n_tup_del)::pg_catalog.text \
+         FROM pg_catalog.pg_stat_xact_user_tables s JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) s.relid \
+         WHERE c.relnamespace OPERATOR(pg_catalog.<>) ALL ($1) \
+           AND c.relnamespace OPERATOR(pg_catalog.<>) 'tenancy'::pg_catalog.regnamespace \
+           AND (s.n_tup_ins OPERATOR(pg_catalog.+) s.n_tup_upd OPERATOR(pg_catalog.+) s.n_tup_del) OPERATOR(pg_catalog.>) 0",
+        &[inside.to_vec().into()],
+    )
+}
+
+/// What `tenancy._snapshot_unprovable` finds in a schema.
+pub fn unprovable(schema: &str) -> Vec<String> {
+    as_extension_owner(|| {
+        spi::rows_text_with(
+            "SELECT u FROM tenancy._snapshot_unprovable($1::pg_catalog.text::pg_catalog.name) AS u",
+            &[schema.into()],
+        )
+    })
+}
+
+/// Whether the schema holds any relation, routine or type yet.
+pub fn schema_is_empty(oid: pg_sys::Oid) -> bool {
+    spi::get_one::<bool>(
+        "SELECT NOT EXISTS (SELECT FROM pg_catalog.pg_class WHERE relnamespace OPERATOR(pg_catalog.=) $1) \
+            AND NOT EXISTS (SELECT FROM pg_catalog.pg_proc WHERE pronamespace OPERATOR(pg_catalog.=) $1) \
+            AND NOT EXISTS (SELECT FROM pg_catalog.pg_type WHERE typnamespace OPERATOR(pg_catalog.=) $1)",
+        &[oid.into()],
+    )
+    .unwrap_or(false)
+}

@@ -1,0 +1,451 @@
+//! Snapshots' pure half (docs/snapshots.md): the squashed form of a migration set, built from the
+//! description of a schema the migrations produced (the generator's model plus the
+//! [`Extras`] `tenancy._snapshot_extras` reads), the fingerprint that says which set it is for,
+//! and the comparison of two descriptions' extras for the proof.
+//!
+//! Order of the squashed form: enum types with their final values; sequences and tables with all
+//! their columns; the rows the migrations left (bound as a parameter, never substituted);
+//! sequence positions; constraints, indexes, row-level security, functions, triggers and views
+//! (the generator's `creates` from an empty schema); shared references through
+//! `tenancy.reference_shared` (never a native foreign key it would then drop: the described
+//! schema has none left); privileges; comments.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::rules::names::{quote_ident as q, quote_literal};
+use crate::rules::schema_diff::{self, Schema};
+
+/// One statement of the squashed form, run as the tenant's owner with `@tenant@` substituted in
+/// `sql` only.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Step {
+    pub sql: String,
+    /// Rows (a JSON array), bound as `$1`: data is never substituted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json: Option<String>,
+    /// A comment's text, appended as ` IS <literal>` after substitution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is: Option<String>,
+}
+
+impl Step {
+    fn ddl(sql: String) -> Step {
+        Step {
+            sql,
+            ..Step::default()
+        }
+    }
+}
+
+/// What `tenancy._snapshot_extras` describes beyond the generator's model.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+pub struct Extras {
+    #[serde(default)]
+    pub enums: BTreeMap<String, Vec<String>>,
+    /// Privilege target (`TABLE @tenant@."t"`, `(col) ON TABLE @tenant@."t"`, …) → entries.
+    #[serde(default)]
+    pub acls: BTreeMap<String, Vec<AclEntry>>,
+    /// `COMMENT ON` target → text.
+    #[serde(default)]
+    pub comments: BTreeMap<String, String>,
+    #[serde(default)]
+    pub data: BTreeMap<String, Rows>,
+    /// Sequence → (last_value, is_called).
+    #[serde(default)]
+    pub sequences: BTreeMap<String, (i64, bool)>,
+    #[serde(default)]
+    pub references: Vec<Reference>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct AclEntry {
+    /// A quoted role name, `PUBLIC`, or `@owner@` (the schema's owner).
+    pub grantee: String,
+    pub privilege: String,
+    pub grantable: bool,
+    pub by_owner: bool,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct Rows {
+    /// The columns rows are inserted into (not the generated ones).
+    pub columns: Vec<String>,
+    pub rows: Value,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct Reference {
+    pub table: String,
+    pub name: String,
+    pub columns: Vec<String>,
+    pub shared: String,
+    pub key: Vec<String>,
+}
+
+fn name_array(v: &[String]) -> String {
+    format!(
+        "ARRAY[{}]::pg_catalog.name[]",
+        v.iter()
+            .map(|s| quote_literal(s))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// The squashed form of the schema `model` + `extras` describe.
+pub fn squash(model: &Schema, extras: &Extras) -> Vec<Step> {
+    let mut out = Vec::new();
+    for (name, labels) in &extras.enums {
+        out.push(Step::ddl(format!(
+            "CREATE TYPE @tenant@.{} AS ENUM ({})",
+            q(name),
+            labels
+                .iter()
+                .map(|l| quote_literal(l))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    // A shared reference's trigger comes with tenancy.reference_shared, which goes last.
+    let mut model = model.clone();
+    for r in &extras.references {
+        if let Some(t) = model.tables.get_mut(&r.table) {
+            t.triggers.remove(&r.name);
+        }
+    }
+    let (relations, rest) = schema_diff::build_phases(&model);
+    out.extend(relations.into_iter().map(Step::ddl));
+    for (table, rows) in &extras.data {
+        let cols = rows
+            .columns
+            .iter()
+            .map(|c| q(c))
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.push(Step {
+            sql: format!(
+                "INSERT INTO @tenant@.{t} ({cols}) OVERRIDING SYSTEM VALUE SELECT {cols} FROM pg_catalog.jsonb_populate_recordset(NULL::@tenant@.{t}, $1::pg_catalog.jsonb)",
+                t = q(table)
+            ),
+            json: Some(rows.rows.to_string()),
+            is: None,
+        });
+    }
+    for (seq, (value, called)) in &extras.sequences {
+        out.push(Step::ddl(format!(
+            "SELECT pg_catalog.setval({}, {value}, {called})",
+            quote_literal(&format!("@tenant@.{}", q(seq)))
+        )));
+    }
+    out.extend(rest.into_iter().map(Step::ddl));
+    for r in &extras.references {
+        out.push(Step::ddl(format!(
+            "SELECT tenancy.reference_shared({}, {}, {}, {})",
+            quote_literal(&format!("@tenant@.{}", q(&r.table))),
+            name_array(&r.columns),
+            quote_literal(&r.shared),
+            name_array(&r.key)
+        )));
+    }
+    for (target, entries) in &extras.acls {
+        let column = target.starts_with('(');
+        if !column {
+            out.push(Step::ddl(format!("REVOKE ALL ON {target} FROM PUBLIC")));
+            out.push(Step::ddl(format!(
+                "REVOKE ALL ON {target} FROM CURRENT_USER"
+            )));
+        }
+        for e in entries {
+            let to = match e.grantee.as_str() {
+                "@owner@" => "CURRENT_USER",
+                g => g,
+            };
+            let on = if column {
+                target.clone()
+            } else {
+                format!("ON {target}")
+            };
+            out.push(Step::ddl(format!(
+                "GRANT {} {on} TO {to}{}",
+                e.privilege,
+                if e.grantable {
+                    " WITH GRANT OPTION"
+                } else {
+                    ""
+                }
+            )));
+        }
+    }
+    for (target, text) in &extras.comments {
+        out.push(Step {
+            sql: format!("COMMENT ON {target}"),
+            json: None,
+            is: Some(text.clone()),
+        });
+    }
+    out
+}
+
+/// The statement a step runs, once `@tenant@` has been substituted in `sql` (`substituted`).
+pub fn statement(step: &Step, substituted: &str) -> String {
+    match &step.is {
+        Some(text) => format!("{substituted} IS {}", quote_literal(text)),
+        None => substituted.to_string(),
+    }
+}
+
+/// Functions whose value depends on when or where a migration runs: rows a migration inserts
+/// with them differ from tenant to tenant under replay, so a set whose migrations leave rows
+/// and name one of these is not squashed (the snapshot would give every tenant the build's values).
+const VOLATILE: &[&str] = &[
+    "now",
+    "current_timestamp",
+    "current_date",
+    "current_time",
+    "localtime",
+    "localtimestamp",
+    "clock_timestamp",
+    "statement_timestamp",
+    "transaction_timestamp",
+    "timeofday",
+    "random",
+    "setseed",
+    "gen_random_uuid",
+    "uuid_generate_v1",
+    "uuid_generate_v4",
+    "txid_current",
+    "pg_current_xact_id",
+    "pg_backend_pid",
+    "inet_client_addr",
+    "inet_server_addr",
+];
+
+/// The first function of [`VOLATILE`] that `text` names as a word (any case), if any.
+pub fn names_volatile(text: &str) -> Option<&'static str> {
+    let lower = text.to_ascii_lowercase();
+    let bytes = lower.as_bytes();
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'$';
+    VOLATILE.iter().copied().find(|f| {
+        lower.match_indices(f).any(|(i, _)| {
+            let before = i == 0 || !word(bytes[i - 1]);
+            let end = i + f.len();
+            let after = end >= bytes.len() || !word(bytes[end]);
+            before && after
+        })
+    })
+}
+
+/// Statements that only define objects: a volatile function they name (a column default, a
+/// function body) does not make the rows a migration leaves depend on when it ran.
+const DEFINING: &[&[&str]] = &[
+    &["CREATE", "TABLE"],
+    &["CREATE", "UNLOGGED", "TABLE"],
+    &["ALTER", "TABLE"],
+    &["CREATE", "FUNCTION"],
+    &["CREATE", "OR", "REPLACE", "FUNCTION"],
+    &["CREATE", "PROCEDURE"],
+    &["CREATE", "OR", "REPLACE", "PROCEDURE"],
+    &["CREATE", "VIEW"],
+    &["CREATE", "OR", "REPLACE", "VIEW"],
+    &["CREATE", "INDEX"],
+    &["CREATE", "UNIQUE", "INDEX"],
+    &["CREATE", "TRIGGER"],
+    &["CREATE", "OR", "REPLACE", "TRIGGER"],
+    &["CREATE", "POLICY"],
+    &["COMMENT"],
+];
+
+/// The first statement of a migration (its upper-cased leading words and text) that may write
+/// rows with a [`VOLATILE`] function, with the function.
+pub fn volatile_write<'a>(
+    statements: impl IntoIterator<Item = (&'a [String], &'a str)>,
+) -> Option<&'static str> {
+    statements.into_iter().find_map(|(words, text)| {
+        let defining = DEFINING
+            .iter()
+            .any(|d| words.len() >= d.len() && words.iter().zip(d.iter()).all(|(w, d)| w == d));
+        if defining {
+            None
+        } else {
+            names_volatile(&crate::rules::sqltext::without_comments(text))
+        }
+    })
+}
+
+/// Hex sha256 over the parts (each ended by a NUL, so that parts cannot run into each other).
+pub fn fingerprint(parts: &[String]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0u8]);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What differs between two extras descriptions (as JSON, each with its own schema's name
+/// already replaced by `@tenant@`): `(what, difference)` pairs, none when equal.
+pub fn extras_differences(a: &Value, b: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        if a != b {
+            out.push(("description".to_string(), "differs".to_string()));
+        }
+        return out;
+    };
+    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    for k in keys {
+        match (a.get(k), b.get(k)) {
+            (Some(Value::Object(x)), Some(Value::Object(y))) => {
+                let mut inner: Vec<&String> = x.keys().chain(y.keys()).collect();
+                inner.sort();
+                inner.dedup();
+                for i in inner {
+                    match (x.get(i), y.get(i)) {
+                        (Some(p), Some(r)) if p == r => {}
+                        (Some(_), Some(_)) => out.push((format!("{k} {i}"), "differs".into())),
+                        (Some(_), None) => {
+                            out.push((format!("{k} {i}"), "only in the replayed schema".into()))
+                        }
+                        (None, _) => {
+                            out.push((format!("{k} {i}"), "only in the snapshot's schema".into()))
+                        }
+                    }
+                }
+            }
+            (x, y) if x == y => {}
+            _ => out.push((k.clone(), "differs".into())),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn extras(json: &str) -> Extras {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn enums_tables_rows_then_the_rest() {
+        let model: Schema = serde_json::from_str(
+            r#"{"tables": {"t": {"columns": [{"name": "id", "type": "bigint", "not_null": true,
+                 "default": null, "generated": null, "identity": null, "collation": null},
+                {"name": "m", "type": "mood", "not_null": false, "default": null, "generated": null,
+                 "identity": null, "collation": null}],
+               "constraints": {"t_pkey": {"kind": "primary", "def": "PRIMARY KEY (id)", "columns": ["id"],
+                 "deferrable": false, "initially_deferred": false, "validated": true, "foreign_key": null}},
+               "triggers": {"t_x_shared_ref": "CREATE TRIGGER t_x_shared_ref AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION tenancy._shared_ref_check()"}}}}"#,
+        )
+        .unwrap();
+        let x = extras(
+            r#"{"enums": {"mood": ["sad", "ok", "happy"]},
+                "data": {"t": {"columns": ["id", "m"], "rows": [{"id": 1, "m": "ok"}]}},
+                "sequences": {"s": [5, true]},
+                "references": [{"table": "t", "name": "t_x_shared_ref", "columns": ["x"], "shared": "public.plans", "key": ["id"]}],
+                "acls": {"TABLE @tenant@.\"t\"": [{"grantee": "@owner@", "privilege": "SELECT", "grantable": false, "by_owner": true},
+                                                   {"grantee": "\"app\"", "privilege": "SELECT", "grantable": true, "by_owner": true}]},
+                "comments": {"TABLE @tenant@.t": "it's"}}"#,
+        );
+        let steps = squash(&model, &x);
+        let sql: Vec<&str> = steps.iter().map(|s| s.sql.as_str()).collect();
+        assert_eq!(
+            sql[0],
+            "CREATE TYPE @tenant@.\"mood\" AS ENUM ('sad', 'ok', 'happy')"
+        );
+        assert!(sql[1].starts_with("CREATE TABLE \"t\""), "{}", sql[1]);
+        assert!(sql[2]
+            .starts_with("INSERT INTO @tenant@.\"t\" (\"id\", \"m\") OVERRIDING SYSTEM VALUE"));
+        assert_eq!(steps[2].json.as_deref(), Some(r#"[{"id":1,"m":"ok"}]"#));
+        assert_eq!(
+            sql[3],
+            "SELECT pg_catalog.setval('@tenant@.\"s\"', 5, true)"
+        );
+        assert!(sql[4].contains("PRIMARY KEY"), "{}", sql[4]);
+        // the reference's trigger is not created by hand: reference_shared makes it
+        assert!(!sql.iter().any(|s| s.starts_with("CREATE TRIGGER")));
+        assert!(sql[5].starts_with("SELECT tenancy.reference_shared('@tenant@.\"t\"'"));
+        assert_eq!(sql[6], "REVOKE ALL ON TABLE @tenant@.\"t\" FROM PUBLIC");
+        assert_eq!(
+            sql[8],
+            "GRANT SELECT ON TABLE @tenant@.\"t\" TO CURRENT_USER"
+        );
+        assert_eq!(
+            sql[9],
+            "GRANT SELECT ON TABLE @tenant@.\"t\" TO \"app\" WITH GRANT OPTION"
+        );
+        let last = steps.last().unwrap();
+        assert_eq!(
+            statement(last, "COMMENT ON TABLE \"org\".t"),
+            "COMMENT ON TABLE \"org\".t IS 'it''s'"
+        );
+    }
+
+    #[test]
+    fn volatile_functions_are_found_as_words() {
+        assert_eq!(names_volatile("INSERT INTO t VALUES (NOW())"), Some("now"));
+        assert_eq!(
+            names_volatile("x DEFAULT clock_timestamp()"),
+            Some("clock_timestamp")
+        );
+        assert_eq!(names_volatile("SELECT known, snowflake FROM t"), None);
+        assert_eq!(names_volatile("SELECT random_name FROM t"), None);
+    }
+
+    #[test]
+    fn only_statements_that_may_write_rows_count() {
+        let w = |s: &str| {
+            s.split_whitespace()
+                .map(|x| x.to_uppercase())
+                .collect::<Vec<_>>()
+        };
+        let create = w("CREATE TABLE t");
+        let insert = w("INSERT INTO t");
+        assert_eq!(
+            volatile_write([(
+                create.as_slice(),
+                "CREATE TABLE t (at timestamptz DEFAULT now())"
+            )]),
+            None
+        );
+        assert_eq!(
+            volatile_write([(insert.as_slice(), "INSERT INTO t VALUES (random())")]),
+            Some("random")
+        );
+        let r#do = w("DO $$");
+        assert_eq!(
+            volatile_write([(
+                r#do.as_slice(),
+                "DO $$ BEGIN -- now and then\n NULL; END $$"
+            )]),
+            None
+        );
+    }
+
+    #[test]
+    fn fingerprint_separates_parts() {
+        assert_ne!(
+            fingerprint(&["ab".into(), "c".into()]),
+            fingerprint(&["a".into(), "bc".into()])
+        );
+        assert_eq!(fingerprint(&["x".into()]).len(), 64);
+    }
+
+    #[test]
+    fn differences_name_the_entry() {
+        let a: Value = serde_json::from_str(r#"{"enums": {"m": ["a", "b"]}, "data": {}}"#).unwrap();
+        let b: Value = serde_json::from_str(r#"{"enums": {"m": ["b", "a"]}, "data": {}}"#).unwrap();
+        assert_eq!(
+            extras_differences(&a, &b),
+            vec![("enums m".to_string(), "differs".to_string())]
+        );
+        assert!(extras_differences(&a, &a).is_empty());
+    }
+}

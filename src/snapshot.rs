@@ -1,0 +1,386 @@
+//! Snapshots (docs/snapshots.md): building a new tenant from a proven, squashed form of the
+//! migration set instead of replaying every migration. At the level of `apply` (one tenant).
+//!
+//! - [`build`]: replay the whole set into a scratch schema owned by the role the snapshot is for
+//!   (the same path and identity a tenant's replay uses: `apply::build_schema`), refuse what the
+//!   proof cannot vouch for, squash its description (`rules::snapshot::squash`), build a second
+//!   scratch from the squashed form as that owner, and compare the two (the generator's model and
+//!   the extras). Both scratch schemas exist only inside the build's subtransaction.
+//! - [`provision`]: `apply::migrate_run`'s new-tenant path: when a proven snapshot exists for the
+//!   current fingerprint and the tenant's owner, run its steps as the owner in a
+//!   security-restricted operation and write every migration's ledger row, marked
+//!   `from_snapshot`. Anything else, or a failure, replays.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use pgrx::pg_sys;
+
+use crate::apply;
+use crate::db::catalog::{self, Role};
+use crate::db::citus;
+use crate::db::identity;
+use crate::db::known_set;
+use crate::db::registry::{self, Tenant};
+use crate::db::report::OrRaise;
+use crate::db::settings;
+use crate::db::snapshot::{self as store, catching};
+use crate::db::spi;
+use crate::rules::migration_set::Migration;
+use crate::rules::names::quote_ident;
+use crate::rules::schema_diff::{self, Schema};
+use crate::rules::snapshot::{self as rules, Extras, Step};
+use crate::rules::sqltext;
+
+/// The fingerprint of what a snapshot for `owner` depends on: the migration set (versions,
+/// checksums, authors), the shared tables and their keys, `tenancy.shared_schemas` (the
+/// migrations' search_path), Citus, the server's and pg_tenancy's versions, and the owner.
+pub fn fingerprint(owner: pg_sys::Oid, known: &[Migration]) -> String {
+    let mut parts = vec![
+        "pg_tenancy snapshot 1".to_string(),
+        env!("CARGO_PKG_VERSION").to_string(),
+        spi::current_setting("server_version_num").unwrap_or_default(),
+        owner.to_u32().to_string(),
+        settings::shared_schemas(),
+        citus::present().to_string(),
+    ];
+    for m in known {
+        parts.push(format!(
+            "{} {} {}",
+            m.version,
+            m.checksum,
+            m.author.as_deref().unwrap_or("")
+        ));
+    }
+    parts.extend(store::shared_tables());
+    rules::fingerprint(&parts)
+}
+
+/// The generator's description of a schema, its own name turned into `@tenant@`.
+fn describe(schema: &str) -> Result<Schema, String> {
+    let mut s: Schema = serde_json::from_str(&catalog::describe_schema(schema)).map_err(|e| {
+        format!(
+            "cannot read the description of {}: {e}",
+            quote_ident(schema)
+        )
+    })?;
+    s.tenantize(schema);
+    Ok(s)
+}
+
+/// `tenancy._snapshot_extras` of a schema, read as its owner in a security-restricted operation,
+/// with its shared references (`tenancy._snapshot_refs`, read as the extension's owner).
+fn extras_text(schema: &str, owner: &Role) -> String {
+    let own = identity::as_tenant_owner(owner.oid, "pg_catalog, pg_temp", || {
+        spi::get_one::<String>(
+            "SELECT tenancy._snapshot_extras($1::pg_catalog.text::pg_catalog.name)::pg_catalog.text",
+            &[schema.into()],
+        )
+    })
+    .unwrap_or_default();
+    let refs = identity::as_extension_owner(|| {
+        spi::get_one::<String>(
+            "SELECT tenancy._snapshot_refs($1::pg_catalog.text::pg_catalog.name)::pg_catalog.text",
+            &[schema.into()],
+        )
+    })
+    .unwrap_or_default();
+    let mut v: serde_json::Value = serde_json::from_str(&own).unwrap_or_default();
+    if let (Some(o), Ok(serde_json::Value::Object(r))) = (
+        v.as_object_mut(),
+        serde_json::from_str::<serde_json::Value>(&refs),
+    ) {
+        o.extend(r);
+    }
+    v.to_string()
+}
+
+fn create_scratch(name: &str, owner: &Role) -> Result<pg_sys::Oid, String> {
+    if catalog::schema_oid(name).is_some() {
+        // Never dropped: it is not this build's (a scratch schema lives only in its subtransaction).
+        return Err(format!(
+            "a schema named {} exists, which a snapshot build would use as its scratch schema: rename or drop it",
+            quote_ident(name)
+        ));
+    }
+    spi::run(&format!(
+        "CREATE SCHEMA {} AUTHORIZATION {}",
+        quote_ident(name),
+        quote_ident(&owner.name)
+    ));
+    Ok(catalog::schema_oid(name).expect("scratch schema just created"))
+}
+
+fn first(list: &[String], n: usize) -> String {
+    let mut s = list.iter().take(n).cloned().collect::<Vec<_>>().join("; ");
+    if list.len() > n {
+        s.push_str(&format!("; and {} more", list.len() - n));
+    }
+    s
+}
+
+/// Builds and proves the squashed form of `known` for tenants owned by `owner`, in a
+/// subtransaction: `Ok(steps)`, or `Err(reason)` when new tenants must replay.
+pub fn build(owner: &Role) -> Result<Vec<Step>, String> {
+    if citus::present() {
+        return Err("Citus is installed: new tenants replay their migrations, so that each table is distributed as the statement that creates it runs (docs/citus.md)".into());
+    }
+    catching(|| {
+        // SAFETY: reads this backend's pid.
+        let pid = unsafe { pg_sys::MyProcPid };
+        let (a, b) = (
+            format!("tenancy_snapshot_replay_{pid}"),
+            format!("tenancy_snapshot_squash_{pid}"),
+        );
+        let saved = spi::current_setting("client_min_messages").unwrap_or_default();
+        spi::set_config("client_min_messages", "warning", true);
+        let a_oid = create_scratch(&a, owner)?;
+        let touched: BTreeSet<String> = store::touched(&[a_oid]).into_iter().collect();
+        let writes: BTreeSet<String> = store::table_writes(&[a_oid]).into_iter().collect();
+        let left_out = apply::build_schema(&a, |_| true);
+        if let Some(e) = left_out.first() {
+            return Err(format!(
+                "a migration cannot run as {}: {}",
+                quote_ident(&owner.name),
+                e.message
+            ));
+        }
+        let outside: Vec<String> = store::touched(&[a_oid])
+            .into_iter()
+            .filter(|t| !touched.contains(t))
+            .collect();
+        if !outside.is_empty() {
+            return Err(format!(
+                "the migrations change catalog entries outside the tenant's schema, which a snapshot would not repeat (catalog, key, transaction): {}",
+                first(&outside, 5)
+            ));
+        }
+        let written: Vec<String> = store::table_writes(&[a_oid])
+            .into_iter()
+            .filter(|w| !writes.contains(w))
+            .collect();
+        if !written.is_empty() {
+            return Err(format!(
+                "the migrations write rows of tables outside the tenant's schema, which a snapshot would not repeat (table, rows): {}",
+                first(&written, 5)
+            ));
+        }
+        let unprovable = store::unprovable(&a);
+        if !unprovable.is_empty() {
+            return Err(format!(
+                "the migrations create what the snapshot's proof does not compare: {}",
+                first(&unprovable, 5)
+            ));
+        }
+        let model_a = describe(&a)?;
+        let extras_a = extras_text(&a, owner);
+        let parsed: Extras = serde_json::from_str(&extras_a)
+            .map_err(|e| format!("cannot read the extras of the replayed schema: {e}"))?;
+        if !parsed.data.is_empty() {
+            // Rows migrations leave, where a statement that may write rows names now(),
+            // random() & co., or a column default of a table with rows does: a replay gives each
+            // tenant its own values.
+            let mut named = None;
+            for m in known_set::known_set() {
+                let stmts = sqltext::split_statements(&m.sql).unwrap_or_default();
+                if let Some(f) = rules::volatile_write(
+                    stmts.iter().map(|s| (s.words.as_slice(), s.text.as_str())),
+                ) {
+                    named = Some((format!("migration {}", m.label()), f));
+                    break;
+                }
+            }
+            if named.is_none() {
+                named = parsed.data.keys().find_map(|t| {
+                    model_a.tables.get(t)?.columns.iter().find_map(|c| {
+                        let d = c.default.as_deref().or(c.generated.as_deref())?;
+                        rules::names_volatile(d).map(|f| {
+                            (
+                                format!(
+                                    "the default of {}.{}",
+                                    quote_ident(t),
+                                    quote_ident(&c.name)
+                                ),
+                                f,
+                            )
+                        })
+                    })
+                });
+            }
+            if let Some((by, f)) = named {
+                return Err(format!(
+                    "the migrations leave rows in the tenant's tables and {by} uses {f}(): a replay gives each tenant its own values, a snapshot would give every tenant the build's"
+                ));
+            }
+        }
+        let steps = rules::squash(&model_a, &parsed);
+        create_scratch(&b, owner)?;
+        run_batched(&b, owner, &steps);
+        let model_b = describe(&b)?;
+        let extras_b = extras_text(&b, owner);
+        let mut diffs: Vec<String> = schema_diff::differences(&model_a, &model_b)
+            .into_iter()
+            .map(|(o, w)| {
+                format!(
+                    "{o}: {}",
+                    w.replace("the first schema", "the replayed schema")
+                        .replace("the second schema", "the snapshot's schema")
+                )
+            })
+            .collect();
+        let ja: serde_json::Value =
+            serde_json::from_str(&extras_a.replace(&a, "@tenant@")).unwrap_or_default();
+        let jb: serde_json::Value =
+            serde_json::from_str(&extras_b.replace(&b, "@tenant@")).unwrap_or_default();
+        diffs.extend(
+            rules::extras_differences(&ja, &jb)
+                .into_iter()
+                .map(|(o, w)| format!("{o}: {w}")),
+        );
+        spi::run(&format!("DROP SCHEMA {} CASCADE", quote_ident(&a)));
+        spi::run(&format!("DROP SCHEMA {} CASCADE", quote_ident(&b)));
+        spi::set_config("client_min_messages", &saved, true);
+        if !diffs.is_empty() {
+            return Err(format!(
+                "a schema built from the squashed form differs from the replayed one (non-deterministic migrations, such as ones using now() or random() in data, do): {}",
+                first(&diffs, 5)
+            ));
+        }
+        Ok(steps)
+    })
+}
+
+/// Builds the snapshot for `owner` and stores it (or why there is none); returns the reason when
+/// new tenants replay.
+pub fn build_and_store(owner: &Role) -> Option<String> {
+    store::lock_builds();
+    let started = Instant::now();
+    let known = known_set::known_versions();
+    let fp = fingerprint(owner.oid, &known);
+    let versions: Vec<String> = known.iter().map(|m| m.version.clone()).collect();
+    let result = build(owner);
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    match result {
+        Ok(steps) => {
+            let json = serde_json::to_string(&steps).unwrap_or_default();
+            store::save(&fp, &owner.name, &versions, Some(&json), None, ms);
+            None
+        }
+        Err(reason) => {
+            store::save(&fp, &owner.name, &versions, None, Some(&reason), ms);
+            Some(reason)
+        }
+    }
+}
+
+/// After the migration set changed (`add_migration`, `remove_migration`): rebuilds the stored
+/// snapshot for its owner when the current role may act as that owner (a build runs the
+/// migrations as it); otherwise the snapshot stays, stale and unused, until
+/// `tenancy.build_snapshot()` is run by someone who may. Nothing when no snapshot was ever built.
+pub fn rebuild_after_change() {
+    let Some(s) = store::load() else { return };
+    let Some(owner) = catalog::role_by_name(&s.owner) else {
+        return;
+    };
+    if catalog::has_privileges_of(identity::current_user(), owner.oid) {
+        if let Some(reason) = build_and_store(&owner) {
+            pgrx::notice!("new tenants replay their migrations: {reason}");
+        }
+    }
+}
+
+thread_local! {
+    /// The parsed steps of the stored snapshot, by its row version: a backend that provisions
+    /// many tenants reads and parses them once per build.
+    static STEPS: std::cell::RefCell<Option<(String, std::rc::Rc<Vec<Step>>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The steps of a proven snapshot usable for a new tenant owned by `owner` that needs exactly
+/// `todo` (the whole set, as read before [`store::lock_use`]), if there is one. The fingerprint
+/// is computed from the set as it is now, so a migration removed meanwhile makes it differ.
+fn usable(owner: &Role, todo: &[Migration]) -> Option<std::rc::Rc<Vec<Step>>> {
+    let s = store::load()?;
+    if !s.proven
+        || s.owner != owner.name
+        || s.versions.len() != todo.len()
+        || s.versions.iter().zip(todo).any(|(v, m)| *v != m.version)
+    {
+        return None;
+    }
+    store::lock_use(false);
+    if s.fingerprint != fingerprint(owner.oid, &known_set::known_versions()) {
+        return None;
+    }
+    if let Some(steps) = STEPS.with(|c| {
+        c.borrow()
+            .as_ref()
+            .filter(|(k, _)| *k == s.row_version)
+            .map(|(_, v)| v.clone())
+    }) {
+        return Some(steps);
+    }
+    let steps: std::rc::Rc<Vec<Step>> =
+        std::rc::Rc::new(serde_json::from_str(&store::steps()?).ok()?);
+    STEPS.with(|c| *c.borrow_mut() = Some((s.row_version, steps.clone())));
+    Some(steps)
+}
+
+/// Runs the steps of a snapshot in `schema` as `owner`, inside a security-restricted operation
+/// with the tenant's search_path, as a migration's statements run; consecutive plain statements
+/// go as one multi-statement string (the proof's second scratch is built the same way).
+fn run_batched(schema: &str, owner: &Role, steps: &[Step]) {
+    identity::as_tenant_owner(owner.oid, &apply::tenant_search_path(schema), || {
+        let mut batch = String::new();
+        let flush = |batch: &mut String| {
+            if !batch.is_empty() {
+                spi::run(batch);
+                batch.clear();
+            }
+        };
+        for step in steps {
+            let sql = sqltext::substitute_tenant(&step.sql, schema).or_raise();
+            let sql = rules::statement(step, &sql);
+            match &step.json {
+                Some(rows) => {
+                    flush(&mut batch);
+                    spi::run_with_args(&sql, &[rows.as_str().into()]).or_raise()
+                }
+                None => {
+                    batch.push_str(&sql);
+                    batch.push_str(";\n");
+                }
+            }
+        }
+        flush(&mut batch);
+    })
+}
+
+/// Builds a new, empty tenant from the snapshot when one is usable (see the module's
+/// documentation): whether it did. The caller has locked the tenant and checked the authors;
+/// the migrations' text is never read.
+pub fn provision(t: &Tenant, owner: &Role, todo: &[Migration]) -> bool {
+    if !settings::USE_SNAPSHOT.get() || citus::present() || !store::schema_is_empty(t.oid) {
+        return false;
+    }
+    let Some(steps) = usable(owner, todo) else {
+        return false;
+    };
+    let started = Instant::now();
+    match catching(|| {
+        run_batched(&t.name, owner, &steps);
+        Ok(())
+    }) {
+        Ok(()) => {
+            registry::record_snapshot(&t.name, todo, started.elapsed().as_secs_f64());
+            true
+        }
+        Err(e) => {
+            pgrx::warning!(
+                "tenant {}: the snapshot could not be applied ({e}); replaying its migrations instead (SELECT * FROM tenancy.build_snapshot() rebuilds the snapshot)",
+                quote_ident(&t.name)
+            );
+            false
+        }
+    }
+}

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Snapshots (issue 15, baseline snapshots) with real commits and sessions: managed-row sign-ups
+# built from the snapshot, CALL tenancy.migrate_all treating them as fully migrated (nothing to do,
+# then the next migration applied to every tenant, snapshot or replayed), add_migration rebuilding
+# it, and sign-ups running while another session rebuilds it (they read the committed row, never
+# wait for the build, and all end up equal). Prints "N passed, M failed".
+set -uo pipefail
+source "$(dirname "$0")/lib.sh"
+PORT=${SNAPSHOT_PORT:-28837}
+dir=$(cluster_start snapshot "$PORT") || exit 1
+trap 'cluster_stop snapshot >/dev/null 2>&1 || true' EXIT
+export PGHOST="$dir/sock" PGPORT="$PORT" PGUSER=postgres PGDATABASE=postgres
+export PGOPTIONS="-c client_min_messages=warning"
+
+from_snapshot() { q -c "SELECT count(*) FROM tenancy.ledger WHERE schema_name = '$1' AND from_snapshot"; }
+known() { q -c "SELECT count(*) FROM tenancy.migrations"; }
+
+q -c "CREATE EXTENSION pg_tenancy" \
+  -c "CREATE TABLE plans (id bigint PRIMARY KEY)" -c "INSERT INTO plans VALUES (1)" \
+  -c "CREATE TABLE organizations (id bigint PRIMARY KEY)" \
+  -c "CREATE ROLE tenant_owner" -c "GRANT SELECT, REFERENCES ON plans TO tenant_owner" \
+  -c "SELECT tenancy.share_table('plans')" \
+  -c "SELECT tenancy.manage_tenant('organizations', ARRAY['org_', ':id'], owner => 'tenant_owner')" >/dev/null
+check "the shipped set is proven" "snapshot" "$(q -c "SELECT path FROM tenancy.build_snapshot('tenant_owner')")"
+q -c "INSERT INTO organizations SELECT generate_series(1, 5)"
+check "managed rows' tenants are built from it, every migration in the ledger" "$(known)" "$(from_snapshot org_1)"
+q -c "SET tenancy.use_snapshot = off" -c "INSERT INTO organizations VALUES (6)"
+check "with tenancy.use_snapshot off the tenant replays" "0" "$(from_snapshot org_6)"
+check "snapshot and replayed tenants are equal" "0" "$(q -c "SELECT count(*) FROM tenancy.compare_schemas('org_1', 'org_6')")"
+q -c "CALL tenancy.migrate_all()" >/dev/null
+check "migrate_all finds nothing to do" "0" "$(q -c "SELECT total FROM tenancy.fleet_runs ORDER BY run_id DESC LIMIT 1")"
+check "status: every tenant up to date" "6" "$(q -c "SELECT count(*) FROM tenancy.status WHERE state = 'up_to_date'")"
+check "verify(deep) finds nothing" "0" "$(q -c "SELECT count(*) FROM tenancy.verify(deep => true)")"
+
+q -c "SELECT tenancy.add_migration('9001', 'notes', 'CREATE TABLE notes (id int PRIMARY KEY, body text NOT NULL)')" >/dev/null
+check "add_migration rebuilt the snapshot (proven, fresh, covering the new migration)" "snapshot t $(known)" \
+  "$(q -F' ' -c "SELECT path, fresh, migrations FROM tenancy.snapshot_status")"
+q -c "CALL tenancy.migrate_all()" >/dev/null
+check "migrate_all applies the new migration to every tenant" "6" "$(q -c "SELECT count(*) FROM tenancy.ledger WHERE version = '9001'")"
+check "…and only it" "6" "$(q -c "SELECT total FROM tenancy.fleet_runs ORDER BY run_id DESC LIMIT 1")"
+
+# A rebuild holds its transaction open (pg_sleep) while eight sessions sign up: they use the
+# committed snapshot and do not wait for it.
+( q -c "BEGIN" -c "SELECT path FROM tenancy.build_snapshot('tenant_owner')" -c "SELECT pg_sleep(6)" -c "COMMIT" >/dev/null ) &
+builder=$!
+sleep 0.5
+start=$(date +%s.%N)
+pids=()
+for i in $(seq 101 108); do q -c "INSERT INTO organizations VALUES ($i)" >/dev/null & pids+=($!); done
+for p in "${pids[@]}"; do wait "$p"; done
+took=$(echo "$(date +%s.%N) - $start" | bc)
+wait "$builder"
+check "sign-ups during a rebuild did not wait for it" "yes" "$( [ "$(echo "$took < 4.5" | bc)" = 1 ] && echo yes || echo "no ($took s)")"
+check "eight tenants, all from the snapshot" "8" \
+  "$(q -c "SELECT count(DISTINCT schema_name) FROM tenancy.ledger WHERE from_snapshot AND schema_name LIKE 'org_10_'")"
+check "each equal to a replayed tenant" "0" \
+  "$(q -c "SELECT count(*) FROM generate_series(101, 108) i, tenancy.compare_schemas('org_' || i, 'org_6')")"
+q -c "INSERT INTO org_101.subscription (plan_id) VALUES (1)" >/dev/null
+q -c "DELETE FROM plans WHERE id = 1" >/dev/null 2>&1
+check "deleting a plan a snapshot tenant references is refused" "1" "$(q -c "SELECT count(*) FROM plans WHERE id = 1")"
+finish snapshot
