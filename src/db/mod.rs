@@ -13,4 +13,5 @@ pub mod registry;
 pub mod report;
 pub mod settings;
 pub mod shared;
+pub mod shared_fk;
 pub mod spi;
