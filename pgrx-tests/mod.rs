@@ -26,6 +26,7 @@ mod names;
 mod relink;
 mod renames;
 mod shared;
+mod shared_fk;
 mod transactions;
 mod trust;
 mod withdraw;

@@ -7,8 +7,10 @@
 //! ACCESS EXCLUSIVE on the shared table until the sign-up commits, which blocks every application
 //! query on it meanwhile. So while pg_tenancy runs a tenant's migrations ([`Converting`]), a
 //! `ProcessUtility` hook takes such a foreign key out of its `ALTER TABLE` (CREATE TABLE's
-//! foreign keys reach PostgreSQL as one too) and declares it with `tenancy.reference_shared`
-//! once the rest of the statement has run: the shared table is never touched.
+//! foreign keys reach PostgreSQL as one too; `ADD COLUMN … REFERENCES` does not: PostgreSQL adds
+//! that key inside the ALTER TABLE, so it stays native) and declares it with
+//! `tenancy.reference_shared` once the rest of the statement has run: the shared table is never
+//! touched.
 //!
 //! Only where the table's owner shared it (`tenancy.share_table`), never on Citus, and only for
 //! declarations a shared reference enforces alike; the rest run as written. Migration texts are
