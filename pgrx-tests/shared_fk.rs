@@ -50,6 +50,13 @@ mod tests {
         let f = fails_bare("UPDATE acme.subscription SET plan_id = 99", "23503");
         assert!(f.message.contains("acme"), "{}", f.message);
         fails_bare("DELETE FROM public.plans WHERE id = 1", "23503");
+        // What a replayed sign-up did before: a native key, then reference_shared dropping it.
+        // The counts see it.
+        let (triggers, constraints) = (deleted("pg_trigger"), deleted("pg_constraint"));
+        run("ALTER TABLE acme.subscription ADD COLUMN other_plan bigint REFERENCES public.plans");
+        run("SELECT tenancy.reference_shared('acme.subscription', ARRAY['other_plan'], 'public.plans')");
+        assert_eq!(deleted("pg_trigger"), triggers + 4);
+        assert_eq!(deleted("pg_constraint"), constraints + 1);
     }
 
     /// Every way a migration writes a foreign key to a shared table becomes a shared reference
