@@ -228,9 +228,10 @@ def register(conn, migrations):
 FK = re.compile(r"\s+REFERENCES\s+public\.plans\s*\(id\)", re.I)
 
 
-def set_native_fk():
-    """Today's shipped migrations: subscription.plan_id REFERENCES public.plans (two RI triggers on
-    plans per tenant)."""
+def set_shipped():
+    """The shipped migrations as they are: 0005 declares subscription.plan_id REFERENCES public.plans
+    and 20261127000000 turns it into a shared reference (tenancy.reference_shared) where public.plans
+    is shared, and changes nothing where it is not."""
     ms = shipped_set()
     if not any(FK.search(sql) for _, _, sql in ms):
         raise SystemExit("bench: the shipped migrations no longer declare a native foreign key to public.plans; "
@@ -251,17 +252,32 @@ def set_no_fk():
     return out
 
 
+def share_plans(conn):
+    """What the application's DBA does once before the first tenant: public.plans' owner runs
+    tenancy.share_table (docs/functions/share_table.md)."""
+    owner = q(conn, "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = 'public.plans'::regclass")[0][0]
+    q(conn, f"SET ROLE {qi(owner)}")
+    q(conn, "SELECT tenancy.share_table('public.plans')")
+    q(conn, "RESET ROLE")
+
+
 # The scale curve's variants, measured side by side in one cluster. Each is a migration set
 # registered in a database of its own (the build used embeds no migrations), plus an optional set-up
-# run once before the first tenant (as the database owner), e.g. to install what a new kind of
-# reference needs on public.plans. The reference without fan-in (issue 15) slots in here: add an
-# entry whose "migrations" returns the shipped set declaring the reference its way (and, once the
-# shipped migrations use it, keep "native_fk" on the old REFERENCES text).
+# run once before the first tenant (as the database owner). All three run the shipped set's text:
+# shared_ref is what a new installation does (public.plans shared, so 20261127000000 replaces 0005's
+# native foreign key by a shared reference); native_fk leaves public.plans unshared, so every tenant
+# keeps 0005's native foreign key (as before shared references, and on Citus); no_fk drops the
+# REFERENCES clause (the floor).
 SCALE_VARIANTS = {
-    "native_fk": {"label": "native FK to public.plans (shipped today)", "migrations": set_native_fk, "setup": None},
-    "no_fk": {"label": "no FK to plans (floor; stand-in for the reference without fan-in)", "migrations": set_no_fk,
-              "setup": None},
+    "native_fk": {"label": "native FK to public.plans (shipped set, plans not shared)", "migrations": set_shipped,
+                  "setup": None},
+    "shared_ref": {"label": "shared reference (shipped set, plans shared with tenancy.share_table)",
+                   "migrations": set_shipped, "setup": share_plans},
+    "no_fk": {"label": "no reference to plans at all (floor)", "migrations": set_no_fk, "setup": None},
 }
+
+# The variant that stands for "the shipped migrations" in the targets.
+SHIPPED_VARIANT = "shared_ref"
 
 
 # --- provisioning one tenant, interleaved ---------------------------------------------------
@@ -573,6 +589,32 @@ def phase_scale():
                 s[v]["delete_first"].append(t.run(lambda: q(c, "DELETE FROM public.plans WHERE id = %s", (a,))))
                 s[v]["delete_again"].append(t.run(lambda: q(c, "DELETE FROM public.plans WHERE id = %s", (b,))))
                 c.close()
+        # the application's query on plans while a sign-up is open (not committed yet): does the
+        # sign-up hold a lock on plans that blocks it? (lock_timeout 1 s)
+        for v in names:
+            s[v]["app_during_signup"], point["variants"][v]["signup_locks_on_plans"] = [], []
+            point["variants"][v]["app_blocked_during_signup"] = 0
+        for r in range(deletes):
+            for v in names[r % len(names):] + names[:r % len(names)]:
+                signup = connect(dbs[v], autocommit=False)
+                made[v] += 1
+                q(signup, "SELECT tenancy.create_tenant(%s)", (f"t_{made[v]}",))
+                locks = [m for (m,) in q(admin[v], "SELECT mode FROM pg_locks WHERE relation = 'public.plans'::regclass "
+                                                   "AND pid = %s AND granted ORDER BY 1", (backend_pid(signup),))]
+                point["variants"][v]["signup_locks_on_plans"] = sorted(set(point["variants"][v]["signup_locks_on_plans"]) | set(locks))
+                c = connect(dbs[v])
+                q(c, "SET lock_timeout = '1s'")
+                t = Timer(c)
+
+                def probe():
+                    try:
+                        q(c, "SELECT id FROM public.plans WHERE id = 1")
+                    except psycopg.errors.LockNotAvailable:
+                        point["variants"][v]["app_blocked_during_signup"] += 1
+                s[v]["app_during_signup"].append(t.run(probe))
+                c.close()
+                signup.commit()
+                signup.close()
         for v in names:
             point["variants"][v]["tenants_after"] = made[v]
             for key, samples in s[v].items():
@@ -584,12 +626,130 @@ def phase_scale():
         grow[v].close()
     out = {"variants": {v: SCALE_VARIANTS[v]["label"] for v in names}, "points": points,
            "growth": {v: growth[v] for v in names}}
-    # the fleet at the largest point, on today's shipped set
-    out["fleet"] = fleet(dbs["native_fk"], 1 if quick else 3, "s")
+    # the fleet at the largest point, on the shipped set as a new installation runs it
+    out["fleet"] = fleet(dbs[SHIPPED_VARIANT], 1 if quick else 3, "s")
     for v in names:
         admin[v].close()
         drop_db(dbs[v])
     return out
+
+
+# --- fifty thousand tenants -------------------------------------------------------------------
+
+def fifty_count():
+    return int(os.environ.get("BENCH_FIFTY_N", "50000"))
+
+
+def phase_fifty():
+    """The shipped set (the build's embedded migrations) to BENCH_FIFTY_N tenants (50 000), as a new
+    installation runs it: public.plans shared before the first tenant. create_tenant in chunks of
+    1 000, each chunk on a fresh connection (as a pool recycles them); per chunk: wall, the
+    provisioning backend's CPU per tenant and its private memory at the end, the catalog (pg_class
+    rows, size), the database's size. At the end, the application's first query on plans from a
+    fresh connection and deleting an unreferenced plans row. Opt-in: `make bench-fifty` (or
+    BENCH_FIFTY=1 make bench)."""
+    total = fifty_count()
+    chunk = min(1000, total)
+    conn = create_db("bench_fifty", plans_rows=10)
+    share_plans(conn)
+    embedded = q(conn, "SELECT count(*) FROM tenancy._embedded_migrations()")[0][0]
+    chunks = []
+    t_start = time.perf_counter()
+    made = 0
+    while made < total:
+        k = min(chunk, total - made)
+        c = connect("bench_fifty")
+        pid = backend_pid(c)
+        c0, t0 = cpu_s(pid), time.perf_counter()
+        for _ in range(k):
+            made += 1
+            q(c, "SELECT tenancy.create_tenant(%s)", (f"t_{made}",))
+        wall, cpu = time.perf_counter() - t0, cpu_s(pid) - c0
+        memory = smaps(pid)
+        c.close()
+        cat = catalog(conn)
+        cat["database_bytes"] = q(conn, "SELECT pg_database_size(current_database())")[0][0]
+        chunks.append(dict(cat, tenants_before=made - k, count=k, wall_s=wall, cpu_ms_per_tenant=1000 * cpu / k,
+                           wall_ms_per_tenant=1000 * wall / k, tenants_per_second=k / wall, memory=memory,
+                           elapsed_s=time.perf_counter() - t_start))
+        print(f"fifty: {made} tenants, {k / wall:.1f} tenants/s, {1000 * cpu / k:.1f} ms CPU per tenant, "
+              f"{cat['relations']} relations", flush=True)
+    elapsed = time.perf_counter() - t_start
+    end = {}
+    for label, sql in (("app_first", "SELECT id FROM public.plans WHERE id = 1"),):
+        samples = []
+        for _ in range(5):
+            c = connect("bench_fifty")
+            samples.append(Timer(c).run(lambda: q(c, sql)))
+            c.close()
+        end[label] = {"wall": walls([w for w, _ in samples]), "cpu_ms": cpu_mean_ms([c for _, c in samples])}
+    samples = []
+    for i in range(3):
+        q(conn, "INSERT INTO public.plans VALUES (%s)", (900000 + i,))
+        c = connect("bench_fifty")
+        samples.append(Timer(c).run(lambda: q(c, "DELETE FROM public.plans WHERE id = %s", (900000 + i,))))
+        c.close()
+    end["delete_first"] = {"wall": walls([w for w, _ in samples]), "cpu_ms": cpu_mean_ms([c for _, c in samples])}
+    out = {"tenants": made, "migrations": embedded, "chunk": chunk, "elapsed_s": elapsed, "chunks": chunks, "end": end,
+           "build": os.environ.get("PROFILE", "?")}
+    conn.close()
+    if os.environ.get("BENCH_FIFTY_KEEP") != "1":
+        drop_db("bench_fifty")
+    return out
+
+
+def fifty_section(f, w, rel):
+    png = os.path.join(ARGS.plots, "fifty.png")
+    plot_fifty(f, png)
+    first, last = f["chunks"][0], f["chunks"][-1]
+    w(f"## {f['tenants']:,} tenants: the shipped set\n".replace(",", " "))
+    w(f"`make bench-fifty` ({f.get('build', '?')} build): the shipped migrations ({f['migrations']}) as a new installation "
+      f"runs them (public.plans shared before the first tenant), `create_tenant` in chunks of {f['chunk']} on one "
+      f"connection per chunk. {f['tenants']} tenants in {f['elapsed_s'] / 60:.0f} min "
+      f"({f['tenants'] / f['elapsed_s']:.1f} tenants/s overall); at the end {last['relations']} relations, a "
+      f"{last['catalog_bytes'] / 2**20:.0f} MiB catalog and a {last['database_bytes'] / 2**30:.2f} GiB database.\n")
+    w(f"![fifty thousand]({rel(png)})\n")
+    w("| tenants at the end of the chunk | tenants/s | backend CPU ms per tenant | wall ms per tenant | × first chunk (CPU) "
+      "| relations | catalog MiB | database MiB | provisioning backend private MiB |\n|---|---|---|---|---|---|---|---|---|")
+    step = max(1, len(f["chunks"]) // 10)
+    rows = f["chunks"][::step]
+    if rows[-1] is not last:
+        rows.append(last)
+    for c in rows:
+        w(f"| {c['tenants_before'] + c['count']} | {c['tenants_per_second']:.1f} | {c['cpu_ms_per_tenant']:.1f} | "
+          f"{c['wall_ms_per_tenant']:.1f} | {c['cpu_ms_per_tenant'] / max(first['cpu_ms_per_tenant'], 1e-9):.2f} | "
+          f"{c['relations']} | {c['catalog_bytes'] / 2**20:.0f} | {c['database_bytes'] / 2**20:.0f} | "
+          f"{mib(c['memory']['private']) if c['memory'] else '–'} |")
+    e = f["end"]
+    w(f"\nAt {f['tenants']} tenants: the application's first query on plans from a fresh connection "
+      f"{e['app_first']['cpu_ms']:.1f} ms CPU ({e['app_first']['wall']['p50']:.1f} ms wall); deleting an unreferenced "
+      f"plans row, first in a session, {e['delete_first']['wall']['p50']:.1f} ms wall. Every chunk: "
+      f"`{os.path.relpath(ARGS.results, ROOT)}/fifty.json`.\n")
+
+
+def plot_fifty(f, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    xs = [c["tenants_before"] + c["count"] for c in f["chunks"]]
+    fig, ax = plt.subplots(figsize=(7.5, 4.4))
+    ax.plot(xs, [c["cpu_ms_per_tenant"] for c in f["chunks"]], marker=".", label="backend CPU per tenant (ms)")
+    ax.plot(xs, [c["wall_ms_per_tenant"] for c in f["chunks"]], marker=".", label="wall per tenant (ms)")
+    ax.set_xlabel("tenants in the database")
+    ax.set_ylabel("ms per new tenant (mean of the chunk)")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax2 = ax.twinx()
+    ax2.plot(xs, [c["catalog_bytes"] / 2**20 for c in f["chunks"]], color="grey", linestyle="--", label="catalog MiB")
+    ax2.set_ylabel("catalog MiB")
+    ax2.set_ylim(bottom=0)
+    lines = ax.get_legend_handles_labels()
+    more = ax2.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="upper left")
+    ax.set_title(f"The shipped set to {f['tenants']} tenants: create_tenant per 1 000-tenant chunk", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
 
 
 # --- the history curve ------------------------------------------------------------------------
@@ -959,7 +1119,7 @@ def plot_history(hist, path):
 
 def report():
     d = {k: json.load(open(os.path.join(ARGS.results, f"{k}.json")))
-         for k in ("shipped", "zabbix", "scale", "history", "peer")
+         for k in ("shipped", "zabbix", "scale", "history", "peer", "fifty")
          if os.path.exists(os.path.join(ARGS.results, f"{k}.json"))}
     outdir = os.path.dirname(os.path.abspath(ARGS.out))
     os.makedirs(ARGS.plots, exist_ok=True)
@@ -1036,6 +1196,8 @@ def report():
         scale_section(d["scale"], w, rel)
     if "history" in d:
         history_section(d["history"], w, rel)
+    if "fifty" in d:
+        fifty_section(d["fifty"], w, rel)
     if "shipped" in d:
         s = d["shipped"]
         r = s["sequence_1"]
@@ -1077,6 +1239,11 @@ def report():
         f.write("\n".join(L) + "\n")
 
 
+def shipped_key(sc):
+    """The scale variant that stands for the shipped migrations (results of older runs: native_fk)."""
+    return SHIPPED_VARIANT if SHIPPED_VARIANT in sc["variants"] else "native_fk"
+
+
 def point_at(scale, n):
     for p in scale["points"]:
         if p["target"] == n:
@@ -1091,26 +1258,30 @@ def targets(d, w):
     if sc and not ARGS.quick:
         first, last = sc["points"][0], sc["points"][-1]
         at10k = point_at(sc, 10000)
-        lo = first["variants"]["native_fk"]
+        main = shipped_key(sc)
+        others = [v for v in sc["variants"] if v != main]
+
+        def ratio(v, key):
+            return last["variants"][v][key]["cpu_ms"] / max(first["variants"][v][key]["cpu_ms"], 1e-9)
+
         for key, name, limit in (("create", "per-tenant provisioning CPU at 10 000 tenants ≤ 1.15× at 100 (shipped migrations)", 1.15),
                                  ("app_first", "application's first query on plans, fresh connection, at 10 000 ≤ 2× at 100", 2.0)):
-            hi = last["variants"]["native_fk"]
-            ratio = hi[key]["cpu_ms"] / max(lo[key]["cpu_ms"], 1e-9)
-            floor = last["variants"]["no_fk"][key]["cpu_ms"] / max(first["variants"]["no_fk"][key]["cpu_ms"], 1e-9)
-            text = (f"{lo[key]['cpu_ms']:.1f} → {hi[key]['cpu_ms']:.1f} ms CPU = {ratio:.2f}× at {last['target']} "
-                    f"(without the FK: {floor:.2f}×)")
+            lo, hi = first["variants"][main][key], last["variants"][main][key]
+            r = ratio(main, key)
+            text = (f"{main}: {lo['cpu_ms']:.1f} → {hi['cpu_ms']:.1f} ms CPU = {r:.2f}× at {last['target']} ("
+                    + ", ".join(f"{v}: {ratio(v, key):.2f}×" for v in others) + ")")
             if at10k:
-                v = verdict(ratio <= limit)
-            elif ratio > limit:
+                v = verdict(r <= limit)
+            elif r > limit:
                 v = f"**missed** (already above at {last['target']})"
             else:
                 v = "not measured at 10 000"
             w(f"| {name} | {text} | {v} |")
-        hi = last["variants"]["native_fk"]["delete_first"]["wall"]["p50"]
-        floor = last["variants"]["no_fk"]["delete_first"]["wall"]["p50"]
+        hi = last["variants"][main]["delete_first"]["wall"]["p50"]
         v = verdict(hi <= 50) if at10k else (f"**missed** (already above at {last['target']})" if hi > 50 else "not measured at 10 000")
-        w(f"| deleting an unreferenced shared row at 10 000 tenants ≤ 50 ms | {hi:.1f} ms wall, first in a session, "
-          f"at {last['target']} (without the FK: {floor:.1f} ms) | {v} |")
+        w(f"| deleting an unreferenced shared row at 10 000 tenants ≤ 50 ms | {main}: {hi:.1f} ms wall, first in a session, "
+          f"at {last['target']} (" + ", ".join(f"{o}: {last['variants'][o]['delete_first']['wall']['p50']:.1f} ms" for o in others)
+          + f") | {v} |")
     hs = d.get("history")
     if hs and not ARGS.quick:
         by = {p["migrations"]: p for p in hs["points"]}
@@ -1150,8 +1321,20 @@ def targets(d, w):
         noop = f["noop"]["seconds"]["median"]
         v = verdict(noop < 0.2) if f["tenants"] >= 10000 else ("**missed**" if noop >= 0.2 else f"not measured at 10 000 ({f['tenants']} tenants)")
         w(f"| no-op `migrate_all` at 10 000 tenants < 0.2 s | {noop:.3f} s at {f['tenants']} tenants | {v} |")
-    w("| a 50 000-tenant run of the shipped set completes (rate and catalog size reported) | `make bench` does not go "
-      "there (it would take hours with the native foreign key) | not measured |")
+    f = d.get("fifty")
+    if f and f["tenants"] >= 50000:
+        last = f["chunks"][-1]
+        w(f"| a 50 000-tenant run of the shipped set completes (rate and catalog size reported) | {f['tenants']} tenants in "
+          f"{f['elapsed_s'] / 60:.0f} min, {f['tenants'] / f['elapsed_s']:.1f} tenants/s overall, last chunk "
+          f"{last['tenants_per_second']:.1f} tenants/s and {last['cpu_ms_per_tenant'] / max(f['chunks'][0]['cpu_ms_per_tenant'], 1e-9):.2f}× "
+          f"the first chunk's CPU per tenant; {last['relations']} relations, {last['catalog_bytes'] / 2**20:.0f} MiB catalog, "
+          f"{last['database_bytes'] / 2**30:.2f} GiB database | **met** |")
+    elif f:
+        w(f"| a 50 000-tenant run of the shipped set completes (rate and catalog size reported) | only {f['tenants']} tenants "
+          "in this run's `make bench-fifty` (BENCH_FIFTY_N) | not measured |")
+    else:
+        w("| a 50 000-tenant run of the shipped set completes (rate and catalog size reported) | not in this run "
+          "(opt-in: `make bench-fifty`, or `BENCH_FIFTY=1 make bench`) | not measured |")
     w("")
 
 
@@ -1172,31 +1355,39 @@ def scale_section(sc, w, rel):
             ("app_first", "… wall ms (p50)", "wall"),
             ("delete_first", "DELETE of an unreferenced plans row, first in a session: wall ms (p50)", "wall"),
             ("delete_first", "… CPU ms (mean)", "cpu"),
-            ("delete_again", "the same, second in the session: wall ms (p50)", "wall")]
+            ("delete_again", "the same, second in the session: wall ms (p50)", "wall"),
+            ("app_during_signup", "app query on plans while a sign-up is not committed yet: wall ms (p50; lock_timeout 1 s)", "wall")]
     head = " | ".join(f"{p['target']} {v}" for p in sc["points"] for v in names)
     w(f"| measurement | {head} |\n|---|" + "---|" * (len(sc["points"]) * len(names)))
     for key, label, kind in rows:
         cells = []
         for p in sc["points"]:
             for v in names:
-                m = p["variants"][v][key]
+                m = p["variants"][v].get(key)
+                if m is None:
+                    cells.append("–")
+                    continue
                 cells.append(f"{m['cpu_ms']:.1f}" if kind == "cpu" else f"{m['wall']['p50']:.1f}")
         w(f"| {label} | " + " | ".join(cells) + " |")
     for label, fn in (("tenants", lambda m: str(m["tenants"])),
                       ("triggers on public.plans", lambda m: str(m["plans_triggers"])),
                       ("relations (pg_class rows)", lambda m: f"{m['relations']}"),
+                      ("locks an open sign-up holds on public.plans", lambda m: ", ".join(m.get("signup_locks_on_plans", [])) or "none"),
+                      ("app queries on plans that timed out behind an open sign-up", lambda m: f"{m.get('app_blocked_during_signup', '–')} of {m.get('app_during_signup', {}).get('wall', {}).get('n', '–')}"),
                       ("catalog size MiB", lambda m: f"{m['catalog_bytes'] / 2**20:.0f}"),
                       ("growing backend: private / shared MiB", lambda m: f"{mib(m['grower_memory']['private'])} / {mib(m['grower_memory']['shared'])}" if m["grower_memory"] else "–")):
         w(f"| {label} | " + " | ".join(fn(p["variants"][v]) for p in sc["points"] for v in names) + " |")
     first, last = sc["points"][0], sc["points"][-1]
     r = {v: last["variants"][v]["create"]["cpu_ms"] / max(first["variants"][v]["create"]["cpu_ms"], 1e-9) for v in names}
-    cat = last["variants"]["no_fk"]["relations"] / max(first["variants"]["no_fk"]["relations"], 1)
+    floor = "no_fk" if "no_fk" in names else names[-1]
+    cat = last["variants"][floor]["relations"] / max(first["variants"][floor]["relations"], 1)
     w(f"\nFrom {first['target']} to {last['target']} tenants the catalog grew {cat:.0f}× "
-      f"({first['variants']['no_fk']['relations']} → {last['variants']['no_fk']['relations']} relations, "
-      f"{first['variants']['no_fk']['catalog_bytes'] / 2**20:.0f} → {last['variants']['no_fk']['catalog_bytes'] / 2**20:.0f} MiB) "
-      f"in both databases; `create_tenant`'s CPU per tenant changed {r['no_fk']:.2f}× without the foreign key and "
-      f"{r['native_fk']:.2f}× with it (public.plans then carrying {last['variants']['native_fk']['plans_triggers']} triggers). "
-      f"Raw figures, with the cost of every chunk of the growth: `{os.path.relpath(ARGS.results, ROOT)}/scale.json`.\n")
+      f"({first['variants'][floor]['relations']} → {last['variants'][floor]['relations']} relations, "
+      f"{first['variants'][floor]['catalog_bytes'] / 2**20:.0f} → {last['variants'][floor]['catalog_bytes'] / 2**20:.0f} MiB) "
+      f"in every database; `create_tenant`'s CPU per tenant changed "
+      + ", ".join(f"{r[v]:.2f}× in {v}" + (f" (public.plans then carrying {last['variants'][v]['plans_triggers']} triggers)"
+                                           if v == "native_fk" else "") for v in names)
+      + f". Raw figures, with the cost of every chunk of the growth: `{os.path.relpath(ARGS.results, ROOT)}/scale.json`.\n")
 
 
 def history_section(hs, w, rel):
@@ -1249,7 +1440,7 @@ def peer_section(p, w):
 def main():
     global ARGS
     ap = argparse.ArgumentParser()
-    ap.add_argument("phase", choices=["shipped", "zabbix", "scale", "history", "peer", "report"])
+    ap.add_argument("phase", choices=["shipped", "zabbix", "scale", "history", "peer", "fifty", "report"])
     ap.add_argument("--host")
     ap.add_argument("--port", type=int)
     ap.add_argument("--quick", action="store_true")
@@ -1265,7 +1456,7 @@ def main():
         report()
         return
     result = {"shipped": phase_shipped, "zabbix": phase_zabbix, "scale": phase_scale, "history": phase_history,
-              "peer": phase_peer}[ARGS.phase]()
+              "peer": phase_peer, "fifty": phase_fifty}[ARGS.phase]()
     with open(os.path.join(ARGS.results, f"{ARGS.phase}.json"), "w") as f:
         json.dump(result, f, indent=1)
     print(f"{ARGS.phase}: done")

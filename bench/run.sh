@@ -3,7 +3,9 @@
 # bench/bench.py's phases and writes the report and its plots. Full: release build, BENCHMARKS.md and
 # bench/plots/*.png. Quick: the debug build, tiny N, target/bench/BENCHMARKS-quick.md and target/bench/plots.
 # The cluster runs with fsync on (cluster_start's fsync=off is for tests). BENCH_SCALE=100,1000,5000
-# shortens the scale curve of a full run.
+# shortens the scale curve of a full run. BENCH_FIFTY=1 adds the 50 000-tenant run of the shipped set
+# (BENCH_FIFTY_N tenants; hours); `make bench-fifty` (BENCH_ONLY=fifty) runs only that phase and
+# rewrites the report from the results already there plus its own.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/common.sh"
 cd "$ROOT"
@@ -39,18 +41,27 @@ dir=$(cluster_start bench "$PORT" "-c fsync=on")
 trap 'cluster_stop bench >/dev/null 2>&1 || true' EXIT
 args=(--host "$dir/sock" --port "$PORT" --results "$results" --django-dir "$work/django" --zabbix "$zdir/schema.sql" $flag)
 
-echo "== bench: shipped migration set ($PROFILE build)"
 install_extension
-"$py" bench/bench.py shipped "${args[@]}"
-echo "== bench: django-tenants"
-"$py" bench/bench.py peer "${args[@]}"
-echo "== bench: a build embedding no migrations (zabbix, scale curve, history curve)"
-TENANCY_MIGRATIONS_DIR="$work/empty-set" install_extension
-echo "== bench: zabbix schema as the one migration"
-"$py" bench/bench.py zabbix "${args[@]}"
-echo "== bench: scale curve"
-"$py" bench/bench.py scale "${args[@]}"
-echo "== bench: history curve"
-"$py" bench/bench.py history "${args[@]}"
+if [ "${BENCH_ONLY:-}" = fifty ]; then
+  echo "== bench: ${BENCH_FIFTY_N:-50000} tenants of the shipped set ($PROFILE build)"
+  "$py" bench/bench.py fifty "${args[@]}"
+else
+  echo "== bench: shipped migration set ($PROFILE build)"
+  "$py" bench/bench.py shipped "${args[@]}"
+  if [ "${BENCH_FIFTY:-0}" = 1 ]; then
+    echo "== bench: ${BENCH_FIFTY_N:-50000} tenants of the shipped set"
+    "$py" bench/bench.py fifty "${args[@]}"
+  fi
+  echo "== bench: django-tenants"
+  "$py" bench/bench.py peer "${args[@]}"
+  echo "== bench: a build embedding no migrations (zabbix, scale curve, history curve)"
+  TENANCY_MIGRATIONS_DIR="$work/empty-set" install_extension
+  echo "== bench: zabbix schema as the one migration"
+  "$py" bench/bench.py zabbix "${args[@]}"
+  echo "== bench: scale curve"
+  "$py" bench/bench.py scale "${args[@]}"
+  echo "== bench: history curve"
+  "$py" bench/bench.py history "${args[@]}"
+fi
 "$py" bench/bench.py report "${args[@]}" --out "$out" --plots "$plots" --discussion bench/discussion.md
 echo "== bench: report written to $out, plots in $plots"

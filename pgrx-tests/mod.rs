@@ -26,6 +26,7 @@ mod names;
 mod relink;
 mod renames;
 mod shared;
+mod shared_fk;
 mod snapshot;
 mod transactions;
 mod trust;

@@ -397,6 +397,8 @@ fn run_migration(
 ) {
     let path = tenant_search_path(schema);
     identity::as_tenant_owner(owner.oid, &path, || {
+        // Foreign keys to shared tables become shared references (db::shared_fk).
+        let _converting = crate::db::shared_fk::Converting::start();
         for (number, step) in steps {
             let Step::Run(text) = step else {
                 continue; // an ADD VALUE folded into its CREATE TYPE

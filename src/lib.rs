@@ -92,6 +92,7 @@ extension_sql_file!("../sql/privileges.sql", name = "privileges", finalize);
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     db::settings::init();
+    db::shared_fk::init();
 }
 
 /// The in-database test suite (`cargo pgrx test`), one file per feature in `pgrx-tests/`.

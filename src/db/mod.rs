@@ -13,5 +13,6 @@ pub mod registry;
 pub mod report;
 pub mod settings;
 pub mod shared;
+pub mod shared_fk;
 pub mod snapshot;
 pub mod spi;

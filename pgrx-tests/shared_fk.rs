@@ -1,0 +1,133 @@
+//! Native foreign keys to shared tables in tenant migrations are declared as shared references
+//! (issue 15, src/db/shared_fk.rs): a sign-up never creates a foreign key on a shared table only
+//! to drop it again (which held ACCESS EXCLUSIVE on public.plans until the sign-up committed).
+
+#[pgrx::pg_schema]
+mod tests {
+    use crate::in_db::support::{count, fails_bare, run, setup, strings, tenant_owner};
+    use pgrx::prelude::*;
+
+    fn deleted(catalog: &str) -> i64 {
+        count(&format!(
+            "SELECT g FROM generate_series(1, pg_stat_get_xact_tuples_deleted('{catalog}'::regclass)) g"
+        ))
+    }
+
+    /// The defect: on main a sign-up replays 0005 (a native foreign key: SHARE ROW EXCLUSIVE on
+    /// plans and two triggers on it), then 20261127000000 drops it (ACCESS EXCLUSIVE on plans
+    /// until commit, so every application query on plans waits for the sign-up). The locks
+    /// themselves are measured by the scale curve (bench/bench.py); here (one transaction, which
+    /// created plans itself) the key's creation and drop show as deleted catalog rows.
+    #[pg_test]
+    fn a_signup_neither_creates_nor_drops_a_foreign_key_on_a_shared_table() {
+        setup();
+        let owner = tenant_owner();
+        run("SELECT tenancy.share_table('public.plans')");
+        let (triggers, constraints) = (deleted("pg_trigger"), deleted("pg_constraint"));
+        run(&format!("SELECT tenancy.create_tenant('acme', '{owner}')"));
+        assert_eq!(
+            deleted("pg_trigger"),
+            triggers,
+            "no trigger created and dropped"
+        );
+        assert_eq!(
+            deleted("pg_constraint"),
+            constraints,
+            "no constraint created and dropped"
+        );
+        assert_eq!(
+            strings(
+                "SELECT referencing::text || ' ' || columns::text FROM tenancy.shared_references"
+            ),
+            vec!["acme.subscription {plan_id}"]
+        );
+        assert_eq!(
+            count("SELECT 1 FROM pg_trigger WHERE tgrelid = 'public.plans'::regclass"),
+            2
+        );
+        // The reference holds as before.
+        run("INSERT INTO acme.subscription (plan_id) VALUES (1)");
+        let f = fails_bare("UPDATE acme.subscription SET plan_id = 99", "23503");
+        assert!(f.message.contains("acme"), "{}", f.message);
+        fails_bare("DELETE FROM public.plans WHERE id = 1", "23503");
+        // What a replayed sign-up did before: a native key, then reference_shared dropping it.
+        // The counts see it.
+        let (triggers, constraints) = (deleted("pg_trigger"), deleted("pg_constraint"));
+        run("ALTER TABLE acme.subscription ADD COLUMN other_plan bigint REFERENCES public.plans");
+        run("SELECT tenancy.reference_shared('acme.subscription', ARRAY['other_plan'], 'public.plans')");
+        assert_eq!(deleted("pg_trigger"), triggers + 4);
+        assert_eq!(deleted("pg_constraint"), constraints + 1);
+    }
+
+    /// Every way a migration writes a foreign key to a shared table becomes a shared reference
+    /// when the reference enforces the same; the others keep their native foreign key as written.
+    #[pg_test]
+    fn migration_foreign_keys_to_a_shared_table() {
+        setup();
+        let owner = tenant_owner();
+        run("SELECT tenancy.share_table('public.plans')");
+        run("CREATE TABLE public.regions (code text PRIMARY KEY)");
+        run(&format!("GRANT REFERENCES ON public.regions TO {owner}"));
+        run(
+            r#"SELECT tenancy.add_migration('30000000000001', 'refs', $m$
+                CREATE TABLE a (id int PRIMARY KEY, plan bigint REFERENCES public.plans);
+                CREATE TABLE b (id int PRIMARY KEY, plan bigint, CONSTRAINT b_plan FOREIGN KEY (plan) REFERENCES public.plans (id));
+                CREATE TABLE c (id int PRIMARY KEY);
+                ALTER TABLE c ADD COLUMN plan bigint REFERENCES public.plans;
+                CREATE TABLE d (id int PRIMARY KEY, plan bigint);
+                ALTER TABLE d ADD FOREIGN KEY (plan) REFERENCES public.plans;
+                CREATE TABLE e (id int PRIMARY KEY, plan bigint REFERENCES public.plans ON DELETE CASCADE);
+                CREATE TABLE f (id int PRIMARY KEY, plan bigint REFERENCES public.plans DEFERRABLE);
+                CREATE TABLE g (id int PRIMARY KEY, plan bigint);
+                ALTER TABLE g ADD FOREIGN KEY (plan) REFERENCES public.plans NOT VALID;
+                CREATE TABLE h (id int PRIMARY KEY, plan int REFERENCES public.plans);
+                CREATE TABLE i (id int PRIMARY KEY, region text REFERENCES public.regions);
+                CREATE TABLE j (id int PRIMARY KEY, a_id int REFERENCES a)
+            $m$)"#,
+        );
+        run(&format!("SELECT tenancy.create_tenant('acme', '{owner}')"));
+        assert_eq!(
+            strings("SELECT referencing::text FROM tenancy.shared_references ORDER BY 1"),
+            vec!["acme.a", "acme.b", "acme.d", "acme.subscription"]
+        );
+        // Kept native: ADD COLUMN … REFERENCES (PostgreSQL adds that key inside the ALTER TABLE,
+        // past the hook), an action, DEFERRABLE, NOT VALID, another type, an unshared table, a
+        // key within the tenant.
+        assert_eq!(
+            strings(
+                "SELECT conrelid::regclass::text || ' ' || confrelid::regclass::text FROM pg_constraint \
+                 WHERE contype = 'f' AND conrelid::regclass::text = ANY \
+                   ('{acme.a,acme.b,acme.c,acme.d,acme.e,acme.f,acme.g,acme.h,acme.i,acme.j}') ORDER BY 1"
+            ),
+            vec![
+                "acme.c plans",
+                "acme.e plans",
+                "acme.f plans",
+                "acme.g plans",
+                "acme.h plans",
+                "acme.i regions",
+                "acme.j acme.a"
+            ]
+        );
+        for t in ["a", "b", "d"] {
+            let f = fails_bare(
+                &format!("INSERT INTO acme.{t} (id, plan) VALUES (1, 42)"),
+                "23503",
+            );
+            assert!(f.message.contains("tenant \"acme\""), "{t}: {}", f.message);
+        }
+    }
+
+    /// Where the table is not shared, migrations keep their native foreign keys (as on Citus).
+    #[pg_test]
+    fn an_unshared_table_keeps_native_foreign_keys() {
+        setup();
+        let owner = tenant_owner();
+        run(&format!("SELECT tenancy.create_tenant('acme', '{owner}')"));
+        assert_eq!(count("SELECT 1 FROM tenancy.shared_references"), 0);
+        assert_eq!(
+            count("SELECT 1 FROM pg_constraint WHERE contype = 'f' AND conrelid = 'acme.subscription'::regclass"),
+            1
+        );
+    }
+}
