@@ -309,7 +309,7 @@ CREATE VIEW tenancy.snapshot_status AS
            END AS reason,
            s.owner, pg_catalog.cardinality(s.versions) AS migrations,
            pg_catalog.jsonb_array_length(s.steps) AS steps, f.fresh, s.built_at, s.built_by, s.build_ms
-    FROM (SELECT pg_catalog.coalesce(pg_catalog.current_setting('tenancy.use_snapshot', true), 'off') OPERATOR(pg_catalog.<>) 'on' AS off) AS u
+    FROM (SELECT COALESCE(pg_catalog.current_setting('tenancy.use_snapshot', true), 'off') OPERATOR(pg_catalog.<>) 'on' AS off) AS u
     LEFT JOIN tenancy.snapshot AS s ON true
     LEFT JOIN LATERAL (SELECT tenancy._snapshot_fingerprint(s.owner) OPERATOR(pg_catalog.=) s.fingerprint AS fresh) AS f ON true;
 
