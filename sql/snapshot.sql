@@ -298,7 +298,7 @@ $$;
 CREATE VIEW tenancy.snapshot_status AS
     SELECT CASE WHEN s.steps IS NOT NULL AND f.fresh AND NOT u.off THEN 'snapshot' ELSE 'replay' END AS path,
            CASE WHEN u.off AND s.steps IS NOT NULL AND f.fresh
-                    THEN 'tenancy.use_snapshot is off in this session: new tenants replay their migrations'
+                    THEN 'tenancy.use_snapshot is off (the default for now, docs/snapshots.md "Known problems"): new tenants replay their migrations; SET tenancy.use_snapshot = on uses the snapshot'
                 WHEN s.one_row IS NULL
                     THEN 'no snapshot has been built: SELECT * FROM tenancy.build_snapshot() builds one'
                 WHEN NOT f.fresh
@@ -309,7 +309,7 @@ CREATE VIEW tenancy.snapshot_status AS
            END AS reason,
            s.owner, pg_catalog.cardinality(s.versions) AS migrations,
            pg_catalog.jsonb_array_length(s.steps) AS steps, f.fresh, s.built_at, s.built_by, s.build_ms
-    FROM (SELECT pg_catalog.current_setting('tenancy.use_snapshot', true) OPERATOR(pg_catalog.=) 'off' AS off) AS u
+    FROM (SELECT COALESCE(pg_catalog.current_setting('tenancy.use_snapshot', true), 'off') OPERATOR(pg_catalog.<>) 'on' AS off) AS u
     LEFT JOIN tenancy.snapshot AS s ON true
     LEFT JOIN LATERAL (SELECT tenancy._snapshot_fingerprint(s.owner) OPERATOR(pg_catalog.=) s.fingerprint AS fresh) AS f ON true;
 

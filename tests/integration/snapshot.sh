@@ -10,7 +10,8 @@ PORT=${SNAPSHOT_PORT:-28837}
 dir=$(cluster_start snapshot "$PORT") || exit 1
 trap 'cluster_stop snapshot >/dev/null 2>&1 || true' EXIT
 export PGHOST="$dir/sock" PGPORT="$PORT" PGUSER=postgres PGDATABASE=postgres
-export PGOPTIONS="-c client_min_messages=warning"
+# Snapshots are opt-in for now (docs/snapshots.md, "Known problems").
+export PGOPTIONS="-c client_min_messages=warning -c tenancy.use_snapshot=on"
 
 from_snapshot() { q -c "SELECT count(*) FROM tenancy.ledger WHERE schema_name = '$1' AND from_snapshot"; }
 known() { q -c "SELECT count(*) FROM tenancy.migrations"; }
