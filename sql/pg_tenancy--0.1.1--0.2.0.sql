@@ -1808,6 +1808,19 @@ BEGIN
 END
 $$;
 
+-- Schema publications (pg_publication_namespace, PostgreSQL 15 and later; none before): read
+-- dynamically so that the same function works on 14 and after a pg_upgrade from 14.
+CREATE FUNCTION tenancy._publication_schemas(OUT row_oid oid, OUT pubid oid, OUT nspid oid, OUT row_xmin xid)
+    RETURNS SETOF record
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF pg_catalog.to_regclass('pg_catalog.pg_publication_namespace') IS NOT NULL THEN
+        RETURN QUERY EXECUTE 'SELECT oid, pnpubid, pnnspid, xmin FROM pg_catalog.pg_publication_namespace';
+    END IF;
+END
+$$;
+
 -- What in a schema the proof cannot vouch for: objects of kinds neither the generator's model nor
 -- _snapshot_extras describes, and properties they leave out. One row per kind, with examples.
 CREATE FUNCTION tenancy._snapshot_unprovable(schema_name name) RETURNS SETOF text
@@ -1866,8 +1879,8 @@ CREATE FUNCTION tenancy._snapshot_unprovable(schema_name name) RETURNS SETOF tex
                OR (s.classoid = 'pg_namespace'::regclass AND s.objoid = n.oid)
         UNION ALL SELECT 'publication', p.pubname || ': ' || c.relname FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid
             JOIN pg_class c ON c.oid = r.prrelid, n WHERE c.relnamespace = n.oid
-        UNION ALL SELECT 'publication', p.pubname FROM pg_publication_namespace r JOIN pg_publication p ON p.oid = r.pnpubid, n
-            WHERE r.pnnspid = n.oid
+        UNION ALL SELECT 'publication', p.pubname FROM tenancy._publication_schemas() r JOIN pg_publication p ON p.oid = r.pubid, n
+            WHERE r.nspid = n.oid
         UNION ALL SELECT 'comment on an object the snapshot does not recreate', pg_describe_object(d.classoid, d.objoid, d.objsubid)
             FROM pg_description d, n
             WHERE (d.classoid = 'pg_constraint'::regclass AND d.objoid IN (SELECT oid FROM pg_constraint k WHERE k.connamespace = n.oid AND k.contypid <> 0))
@@ -1948,7 +1961,7 @@ CREATE FUNCTION tenancy._snapshot_touched(inside oid[]) RETURNS SETOF text
         UNION ALL SELECT 'pg_event_trigger', o.oid::text, o.xmin, 0::oid FROM pg_event_trigger o, me WHERE age(o.xmin) <= me.age
         UNION ALL SELECT 'pg_publication', o.oid::text, o.xmin, 0::oid FROM pg_publication o, me WHERE age(o.xmin) <= me.age
         UNION ALL SELECT 'pg_publication_rel', o.oid::text, o.xmin, 0::oid FROM pg_publication_rel o, me WHERE age(o.xmin) <= me.age
-        UNION ALL SELECT 'pg_publication_namespace', o.oid::text, o.xmin, 0::oid FROM pg_publication_namespace o, me WHERE age(o.xmin) <= me.age
+        UNION ALL SELECT 'pg_publication_namespace', o.row_oid::text, o.row_xmin, 0::oid FROM tenancy._publication_schemas() o, me WHERE age(o.row_xmin) <= me.age
         UNION ALL SELECT 'pg_authid', o.oid::text, o.xmin, 0::oid FROM pg_authid o, me WHERE age(o.xmin) <= me.age
         UNION ALL SELECT 'pg_auth_members', o.roleid || '.' || o.member, o.xmin, 0::oid FROM pg_auth_members o, me WHERE age(o.xmin) <= me.age
         UNION ALL SELECT 'pg_db_role_setting', o.setdatabase || '.' || o.setrole, o.xmin, 0::oid FROM pg_db_role_setting o, me WHERE age(o.xmin) <= me.age
@@ -1999,9 +2012,10 @@ REVOKE ALL ON FUNCTION tenancy._build_snapshot(oid), tenancy.build_snapshot(regr
 REVOKE ALL ON tenancy.snapshot, tenancy.snapshot_status FROM PUBLIC;
 -- Snapshots (sql/snapshot.sql): the extras of a schema are read as its owner, whoever that is;
 -- they read catalogs PUBLIC can read and the schema's own tables with the owner's rights. The
--- fingerprint says nothing but a hash (tenancy.snapshot_status compares it).
+-- fingerprint says nothing but a hash (tenancy.snapshot_status compares it); schema publications
+-- are what pg_publication_namespace shows anyone.
 GRANT EXECUTE ON FUNCTION tenancy._snapshot_extras(name), tenancy._snapshot_sequence(regclass),
-    tenancy._snapshot_fingerprint(text) TO PUBLIC;
+    tenancy._snapshot_fingerprint(text), tenancy._publication_schemas() TO PUBLIC;
 -- Roles given a level before this upgrade reach the new objects as roles given it afterwards do.
 DO $$
 DECLARE
