@@ -26,9 +26,9 @@ pub static TENANT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::
 pub static TENANT_OID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 /// `tenancy.use_snapshot`: whether new tenants are built from the proven snapshot when there is
-/// one (docs/snapshots.md); off (the default until the findings of its hostile review are fixed,
-/// docs/snapshots.md "Known problems") replays every migration, as without a snapshot.
-pub static USE_SNAPSHOT: GucSetting<bool> = GucSetting::<bool>::new(false);
+/// one (docs/snapshots.md; on by default: a snapshot exists only once someone built one); off
+/// replays every migration, as without a snapshot.
+pub static USE_SNAPSHOT: GucSetting<bool> = GucSetting::<bool>::new(true);
 
 /// `tenancy.distribute`: whether tenants become Citus distributed schemas (docs/citus.md).
 #[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
@@ -76,7 +76,7 @@ pub fn init() {
     GucRegistry::define_bool_guc(
         c"tenancy.use_snapshot",
         c"Whether new tenants are built from the proven snapshot (tenancy.build_snapshot) when there is one.",
-        c"off: new tenants replay every migration, as without a snapshot. tenancy.snapshot_status says which path new tenants take. Default: off (opt-in while known problems are open, docs/snapshots.md).",
+        c"off: new tenants replay every migration, as without a snapshot. tenancy.snapshot_status says which path new tenants take. Default: on (a snapshot exists only after tenancy.build_snapshot).",
         &USE_SNAPSHOT,
         GucContext::Userset,
         GucFlags::default(),
