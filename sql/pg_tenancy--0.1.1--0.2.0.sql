@@ -2036,14 +2036,13 @@ CREATE FUNCTION tenancy.build_snapshot(owner regrole DEFAULT NULL)
 REVOKE ALL ON FUNCTION tenancy._build_snapshot(oid), tenancy.build_snapshot(regrole), tenancy.drop_snapshot(),
     tenancy._snapshot_mine(bigint), tenancy._snapshot_fingerprint(text), tenancy._snapshot_extras(name),
     tenancy._snapshot_refs(name), tenancy._snapshot_sequence(regclass), tenancy._snapshot_unprovable(name),
-    tenancy._snapshot_home(oid, oid[]), tenancy._snapshot_touched(oid[]) FROM PUBLIC;
+    tenancy._snapshot_home(oid, oid[]), tenancy._snapshot_touched(oid[]), tenancy._publication_schemas() FROM PUBLIC;
 REVOKE ALL ON tenancy.snapshot, tenancy.snapshot_status FROM PUBLIC;
 -- Snapshots (sql/snapshot.sql): the extras of a schema are read as its owner, whoever that is;
 -- they read catalogs PUBLIC can read and the schema's own tables with the owner's rights. The
--- fingerprint says nothing but a hash (tenancy.snapshot_status compares it); schema publications
--- are what pg_publication_namespace shows anyone.
+-- fingerprint says nothing but a hash (tenancy.snapshot_status compares it).
 GRANT EXECUTE ON FUNCTION tenancy._snapshot_extras(name), tenancy._snapshot_sequence(regclass),
-    tenancy._snapshot_fingerprint(text), tenancy._publication_schemas() TO PUBLIC;
+    tenancy._snapshot_fingerprint(text) TO PUBLIC;
 -- Roles given a level before this upgrade reach the new objects as roles given it afterwards do.
 DO $$
 DECLARE

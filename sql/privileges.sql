@@ -36,7 +36,6 @@ GRANT EXECUTE ON FUNCTION tenancy.share_table(regclass, name[]), tenancy._share_
 GRANT SELECT ON tenancy.shared_tables, tenancy.shared_references TO PUBLIC;
 -- Snapshots (sql/snapshot.sql): the extras of a schema are read as its owner, whoever that is;
 -- they read catalogs PUBLIC can read and the schema's own tables with the owner's rights. The
--- fingerprint says nothing but a hash (tenancy.snapshot_status compares it); schema publications
--- are what pg_publication_namespace shows anyone.
+-- fingerprint says nothing but a hash (tenancy.snapshot_status compares it).
 GRANT EXECUTE ON FUNCTION tenancy._snapshot_extras(name), tenancy._snapshot_sequence(regclass),
-    tenancy._snapshot_fingerprint(text), tenancy._publication_schemas() TO PUBLIC;
+    tenancy._snapshot_fingerprint(text) TO PUBLIC;
