@@ -251,7 +251,7 @@ mod tests {
         );
         assert_eq!(
             one::<String>("SELECT concat_ws(' ', seqstart, seqincrement, seqcache, seqmax, seqcycle) FROM pg_sequence WHERE seqrelid = pg_get_serial_sequence('pol1.notes', 'id')::regclass").unwrap(),
-            "10 5 3 1000 true"
+            "10 5 3 1000 t"
         );
         run("SELECT tenancy.drop_snapshot()");
         create("pol2", owner);
