@@ -25,12 +25,62 @@ use pgrx::prelude::*;
 use pgrx::PgList;
 
 use crate::db::report::OrRaise;
-use crate::db::{catalog, citus, shared, spi};
-use crate::rules::shared_fk::{keep_native, Declared};
+use crate::db::{catalog, citus, settings, shared, spi};
+use crate::rules::shared_fk::{explicit_conversions, keep_native, Conversion, Declared};
 
 thread_local! {
     /// How many tenant-migration runs are under way in this backend (nested calls count).
     static ACTIVE: Cell<u32> = const { Cell::new(0) };
+    /// The explicit conversions (`tenancy.reference_shared` calls) of the migrations that come
+    /// after the one running, in this run: a native key one of them converts anyway is declared
+    /// as a shared reference at once, whatever `tenancy.convert_shared_foreign_keys` says.
+    static LATER: std::cell::RefCell<Vec<Conversion>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The explicit conversions of each migration of a run, to tell each migration's run which
+/// come later ([`Later::before`]).
+pub struct Later(Vec<Vec<Conversion>>);
+
+impl Later {
+    pub fn of<'a>(texts: impl IntoIterator<Item = &'a str>) -> Later {
+        Later(texts.into_iter().map(explicit_conversions).collect())
+    }
+
+    /// Sets what comes after migration `i` for the hook; cleared when the returned value goes.
+    pub fn before(&self, i: usize) -> LaterScope {
+        let later: Vec<Conversion> = self.0.iter().skip(i + 1).flatten().cloned().collect();
+        LATER.with(|l| *l.borrow_mut() = later);
+        LaterScope(())
+    }
+}
+
+pub struct LaterScope(());
+
+impl Drop for LaterScope {
+    fn drop(&mut self) {
+        LATER.with(|l| l.borrow_mut().clear());
+    }
+}
+
+/// Whether a later migration of this run converts `tbl`'s key on `columns` to `shared_tbl`.
+unsafe fn converted_later(tbl: pg_sys::Oid, columns: &[String], shared_tbl: pg_sys::Oid) -> bool {
+    let later = LATER.with(|l| l.borrow().clone());
+    if later.is_empty() {
+        return false;
+    }
+    let table = catalog::relname(tbl);
+    let mut mine: Vec<&String> = columns.iter().collect();
+    mine.sort();
+    later.iter().any(|c| {
+        let mut theirs: Vec<&String> = c.columns.iter().collect();
+        theirs.sort();
+        c.table == table
+            && theirs == mine
+            && spi::get_one::<pg_sys::Oid>(
+                "SELECT pg_catalog.to_regclass($1::pg_catalog.text)::pg_catalog.oid",
+                &[c.shared.as_str().into()],
+            ) == Some(shared_tbl)
+    })
 }
 
 static mut PREV: pg_sys::ProcessUtility_hook_type = None;
@@ -64,6 +114,8 @@ impl Drop for Converting {
 /// One foreign key taken out of a statement, to declare as a shared reference after it.
 struct Pending {
     rel: pgrx::PgBox<pg_sys::RangeVar>,
+    /// The name `tenancy.reference_shared` gives it.
+    name: String,
     columns: Vec<String>,
     shared: pg_sys::Oid,
     key: Vec<String>,
@@ -99,7 +151,11 @@ unsafe extern "C-unwind" fn hook(
     }
     if !skip {
         match PREV {
-            Some(prev) => prev(pstmt, query, read_only_tree, context, params, env, dest, qc),
+            // Another extension's hook (C): an ERROR there must unwind through pgrx, not
+            // longjmp past this frame's Rust values.
+            Some(prev) => pg_sys::ffi::pg_guard_ffi_boundary(|| {
+                prev(pstmt, query, read_only_tree, context, params, env, dest, qc)
+            }),
             None => pg_sys::standard_ProcessUtility(
                 pstmt,
                 query,
@@ -199,6 +255,26 @@ unsafe fn take_shared_fks(
             take.push((i, p));
         }
     }
+    // Anything the reference could not mirror exactly stays native: another subcommand of the
+    // statement that changes the type of, or drops, one of the key's columns (the reference is
+    // declared after the statement, with the types of then); two keys of the statement on the
+    // same columns or with the same generated name (the second would collide).
+    let touched: Vec<String> = cmds
+        .iter_ptr()
+        .filter(|c| {
+            matches!(
+                (**c).subtype,
+                pg_sys::AlterTableType::AT_AlterColumnType | pg_sys::AlterTableType::AT_DropColumn
+            )
+        })
+        .filter(|c| !(**c).name.is_null())
+        .map(|c| CStr::from_ptr((*c).name).to_string_lossy().into_owned())
+        .collect();
+    let names: Vec<String> = take.iter().map(|(_, p)| p.name.clone()).collect();
+    take.retain(|(_, p)| {
+        !p.columns.iter().any(|c| touched.contains(c))
+            && names.iter().filter(|n| **n == p.name).count() == 1
+    });
     if take.is_empty() {
         return None;
     }
@@ -259,10 +335,14 @@ unsafe fn shared_fk(rel: *mut pg_sys::RangeVar, con: &pg_sys::Constraint) -> Opt
     if key.is_empty() {
         key = catalog::primary_key_columns(shared_tbl);
     }
+    // Same types, and collations that compare keys alike (the reference's lookups use each
+    // side's own collation; native RI uses the key's).
     let same_types = columns.len() == key.len()
         && columns.iter().zip(&key).all(|(c, k)| {
             let t = column_type(tbl, c);
-            t != pg_sys::InvalidOid && t == column_type(shared_tbl, k)
+            t != pg_sys::InvalidOid
+                && t == column_type(shared_tbl, k)
+                && !catalog::collations_differ(tbl, c, shared_tbl, k)
         });
     let declared = Declared {
         relkind: pg_sys::get_rel_relkind(tbl) as u8 as char,
@@ -280,8 +360,24 @@ unsafe fn shared_fk(rel: *mut pg_sys::RangeVar, con: &pg_sys::Constraint) -> Opt
     if keep_native(&declared, &settings.key).is_some() {
         return None;
     }
+    // A native key of the table on these columns to this shared table (a later migration adding
+    // a second one), or a trigger of the name the reference would take: keep native rather than
+    // drop the existing key (ACCESS EXCLUSIVE on the shared table) or collide with the trigger.
+    if !settings::CONVERT_SHARED_FKS.get() && !converted_later(tbl, &columns, shared_tbl) {
+        return None;
+    }
+    let in_key_order: Vec<String> = settings
+        .key
+        .iter()
+        .filter_map(|k| key.iter().position(|x| x == k).map(|i| columns[i].clone()))
+        .collect();
+    let name = shared::reference_name(tbl, &in_key_order);
+    if catalog::has_native_fk(tbl, shared_tbl, &columns) || catalog::rel_has_trigger(tbl, &name) {
+        return None;
+    }
     Some(Pending {
         rel: pgrx::PgBox::from_pg(pg_sys::copyObjectImpl(rel as *const _) as *mut pg_sys::RangeVar),
+        name,
         columns,
         shared: shared_tbl,
         key,

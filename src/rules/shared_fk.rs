@@ -68,6 +68,125 @@ pub fn keep_native(d: &Declared, shared_key: &[String]) -> Option<&'static str> 
     None
 }
 
+/// A `tenancy.reference_shared('<table>', ARRAY['<column>', …], '<shared>')` call found in a
+/// migration's text: the table (its `@tenant@.` qualifier taken off) and columns as identifiers
+/// (folded like PostgreSQL's: lower case unless double-quoted), the shared table as written
+/// (`regclass` input, resolved by the caller).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conversion {
+    pub table: String,
+    pub columns: Vec<String>,
+    pub shared: String,
+}
+
+/// The `tenancy.reference_shared` calls with literal arguments in `sql`: a later migration that
+/// converts a native foreign key explicitly (the shipped 20261127000000 does) lets the same run
+/// declare it as a shared reference at once (src/db/shared_fk.rs). Calls it cannot read are left
+/// out (the key then stays native until the call converts it, as written).
+pub fn explicit_conversions(sql: &str) -> Vec<Conversion> {
+    let lower = sql.to_ascii_lowercase();
+    let mut out = Vec::new();
+    for (at, _) in lower.match_indices("reference_shared") {
+        let mut p = Parser {
+            s: &sql[at + "reference_shared".len()..],
+        };
+        if let Some(c) = p.call() {
+            out.push(c);
+        }
+    }
+    out
+}
+
+struct Parser<'a> {
+    s: &'a str,
+}
+
+impl Parser<'_> {
+    fn skip(&mut self) {
+        self.s = self.s.trim_start();
+    }
+    fn eat(&mut self, t: &str) -> Option<()> {
+        self.skip();
+        let head = self.s.get(..t.len())?;
+        if head.eq_ignore_ascii_case(t) {
+            self.s = &self.s[t.len()..];
+            Some(())
+        } else {
+            None
+        }
+    }
+    /// `'…'` with `''` inside.
+    fn literal(&mut self) -> Option<String> {
+        self.eat("'")?;
+        let mut out = String::new();
+        let mut chars = self.s.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            if c == '\'' {
+                if matches!(chars.peek(), Some((_, '\''))) {
+                    chars.next();
+                    out.push('\'');
+                    continue;
+                }
+                self.s = &self.s[i + 1..];
+                return Some(out);
+            }
+            out.push(c);
+        }
+        None
+    }
+    /// An optional `::type` (`::regclass`, `::name[]`, `::pg_catalog.name[]`).
+    fn cast(&mut self) {
+        while self.eat("::").is_some() {
+            self.skip();
+            let end = self
+                .s
+                .find(|c: char| {
+                    !(c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '[' || c == ']')
+                })
+                .unwrap_or(self.s.len());
+            self.s = &self.s[end..];
+        }
+    }
+    fn call(&mut self) -> Option<Conversion> {
+        self.eat("(")?;
+        let table = self.literal()?;
+        self.cast();
+        self.eat(",")?;
+        self.eat("array")?;
+        self.eat("[")?;
+        let mut columns = vec![self.literal()?];
+        while self.eat(",").is_some() {
+            columns.push(self.literal()?);
+        }
+        self.eat("]")?;
+        self.cast();
+        self.eat(",")?;
+        let shared = self.literal()?;
+        self.cast();
+        let table = table
+            .strip_prefix("@tenant@.")
+            .unwrap_or(&table)
+            .to_string();
+        if table.contains('.') && !table.starts_with('"') {
+            return None; // another schema's table
+        }
+        Some(Conversion {
+            table: ident(&table),
+            columns,
+            shared,
+        })
+    }
+}
+
+/// A table name as `regclass` input reads it: without its double quotes (`""` inside as one),
+/// else folded to lower case. (Column names in `ARRAY['…']` are `name` values, taken as written.)
+fn ident(s: &str) -> String {
+    match s.strip_prefix('"').and_then(|x| x.strip_suffix('"')) {
+        Some(q) => q.replace("\"\"", "\""),
+        None => s.to_lowercase(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,5 +303,32 @@ mod tests {
         // Another unique key than the shared one.
         assert!(keep_native(&plain(&c, &v(&["code"])), &key).is_some());
         assert!(keep_native(&plain(&c2, &r2), &v(&["x"])).is_some());
+    }
+
+    #[test]
+    fn explicit_conversions_are_read_from_literal_calls() {
+        let shipped = "IF x THEN PERFORM tenancy.reference_shared('@tenant@.subscription', ARRAY['plan_id'], 'public.plans'); END IF;";
+        assert_eq!(
+            explicit_conversions(shipped),
+            vec![Conversion {
+                table: "subscription".into(),
+                columns: vec!["plan_id".into()],
+                shared: "public.plans".into()
+            }]
+        );
+        assert_eq!(
+            explicit_conversions("SELECT tenancy.REFERENCE_SHARED( 'T'::regclass , ARRAY[ 'a' , 'b' ]::name[], 'plans')")[0],
+            Conversion {
+                table: "t".into(),
+                columns: vec!["a".into(), "b".into()],
+                shared: "plans".into()
+            }
+        );
+        assert!(explicit_conversions("SELECT tenancy.reference_shared(tbl, cols, 'p')").is_empty());
+        assert!(explicit_conversions(
+            "SELECT tenancy.reference_shared('other.t', ARRAY['a'], 'p')"
+        )
+        .is_empty());
+        assert!(explicit_conversions("-- reference_shared is documented").is_empty());
     }
 }
