@@ -219,16 +219,13 @@ unsafe fn column_type(rel: pg_sys::Oid, column: &str) -> pg_sys::Oid {
     pg_sys::get_atttype(rel, n)
 }
 
-#[cfg(any(feature = "pg17", feature = "pg18"))]
+/// `PERIOD` and `NOT ENFORCED` foreign keys exist from PostgreSQL 18 on.
+#[cfg(feature = "pg18")]
 unsafe fn period_or_not_enforced(c: &pg_sys::Constraint) -> bool {
-    #[cfg(feature = "pg18")]
-    let not_enforced = !c.is_enforced;
-    #[cfg(not(feature = "pg18"))]
-    let not_enforced = false;
-    c.fk_with_period || c.pk_with_period || not_enforced
+    c.fk_with_period || c.pk_with_period || !c.is_enforced
 }
 
-#[cfg(not(any(feature = "pg17", feature = "pg18")))]
+#[cfg(not(feature = "pg18"))]
 unsafe fn period_or_not_enforced(_c: &pg_sys::Constraint) -> bool {
     false
 }
