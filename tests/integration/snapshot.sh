@@ -73,4 +73,19 @@ check "a sign-up does not wait for a role holding the old advisory keys" "$(know
 q -c "SET statement_timeout = '5s'" -c "SELECT tenancy.add_migration('9003', 'tags', 'CREATE TABLE tags (id int PRIMARY KEY)')" >/dev/null
 check "nor does add_migration's rebuild" "snapshot t $(known)" "$(q -F' ' -c "SELECT path, fresh, migrations FROM tenancy.snapshot_status")"
 wait "$holder"
+
+# The same for every lock pg_tenancy takes (they were advisory locks too: a tenant's, a name's, a
+# registered migration's): an unprivileged role holds all the old keys of org_1, org_301 and
+# version 9003; migrate_tenant, a replayed sign-up applying 9003 and remove_migration finish.
+org1=$(q -c "SELECT 'org_1'::regnamespace::oid::int")
+( PGUSER=nobody_special q -c "SELECT pg_advisory_lock(1952804449, $org1), pg_advisory_lock(1952804450, hashtext('org_301')), pg_advisory_lock(1952804461, hashtext('9003'))" -c "SELECT pg_sleep(8)" >/dev/null ) &
+holder=$!
+sleep 0.5
+q -c "SELECT tenancy.add_migration('9004', 'more', 'CREATE TABLE more_tags (id int PRIMARY KEY)')" >/dev/null
+check "migrate_tenant does not wait for a role holding its old tenant key and 9003's" "9003,9004" \
+  "$(q -c "SET statement_timeout = '5s'" -c "SELECT string_agg(version, ',' ORDER BY version) FROM tenancy.migrate_tenant('org_1')")"
+q -c "SET statement_timeout = '5s'" -c "SET tenancy.use_snapshot = off" -c "INSERT INTO organizations VALUES (301)" >/dev/null
+check "nor does a replayed sign-up (its name's and 9003's old keys held)" "$(known)" \
+  "$(q -c "SELECT count(*) FROM tenancy.ledger WHERE schema_name = 'org_301'")"
+wait "$holder"
 finish snapshot
