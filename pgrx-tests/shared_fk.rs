@@ -1,8 +1,8 @@
 //! Native foreign keys to shared tables in tenant migrations are declared as shared references
-//! (issue 15, src/db/shared_fk.rs) where a later migration of the same run converts them anyway
-//! (a sign-up never creates a foreign key on a shared table only to drop it again, which held
-//! ACCESS EXCLUSIVE on public.plans until the sign-up committed), or everywhere with
-//! `tenancy.convert_shared_foreign_keys`; only where the reference enforces exactly the same.
+//! (issue 15, src/db/shared_fk.rs) where a superuser set `tenancy.convert_shared_foreign_keys`
+//! (then a sign-up never creates a foreign key on a shared table only to drop it again, which
+//! held ACCESS EXCLUSIVE on public.plans until the sign-up committed); only where the reference
+//! enforces exactly the same. Off by default: migrations get the native keys they write.
 
 #[pgrx::pg_schema]
 mod tests {
@@ -24,6 +24,7 @@ mod tests {
     fn a_signup_neither_creates_nor_drops_a_foreign_key_on_a_shared_table() {
         setup();
         let owner = tenant_owner();
+        run("SET LOCAL tenancy.convert_shared_foreign_keys = on");
         run("SELECT tenancy.share_table('public.plans')");
         let (triggers, constraints) = (deleted("pg_trigger"), deleted("pg_constraint"));
         run(&format!("SELECT tenancy.create_tenant('acme', '{owner}')"));
@@ -134,8 +135,8 @@ mod tests {
         );
     }
 
-    /// Off by default: a migration's own foreign key to a shared table stays native unless a
-    /// later migration of the run converts it (the shipped 0005 + 20261127000000 do).
+    /// Off by default: a migration's foreign key to a shared table is native, as written; a
+    /// later migration's reference_shared converts it (the shipped 0005 + 20261127000000 do).
     #[pg_test]
     fn user_migrations_keep_native_keys_unless_asked() {
         setup();

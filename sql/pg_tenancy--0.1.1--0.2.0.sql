@@ -1904,6 +1904,8 @@ CREATE FUNCTION tenancy._snapshot_unprovable(schema_name name) RETURNS SETOF tex
             JOIN pg_class c ON c.oid = r.prrelid, n WHERE c.relnamespace = n.oid
         UNION ALL SELECT 'publication', p.pubname FROM tenancy._publication_schemas() r JOIN pg_publication p ON p.oid = r.pubid, n
             WHERE r.nspid = n.oid
+        UNION ALL SELECT 'table with FORCE ROW LEVEL SECURITY (the proof reads rows as the owner)', c.relname::text FROM pg_class c, n
+            WHERE c.relnamespace = n.oid AND c.relforcerowsecurity
         UNION ALL SELECT 'view column default', c.relname || '.' || a.attname FROM pg_attrdef d
             JOIN pg_class c ON c.oid = d.adrelid JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum, n
             WHERE c.relnamespace = n.oid AND c.relkind = 'v'

@@ -479,10 +479,8 @@ pub fn build_schema(schema: &str, include: impl Fn(&Migration) -> bool) -> Vec<T
     }
     let stmts = statements(&run);
     let (steps, adds) = (plan(&stmts), adding(&stmts));
-    let later = crate::db::shared_fk::Later::of(run.iter().map(|m| m.sql.as_str()));
     for (i, m) in run.iter().enumerate() {
         let info = RunInfo::new(Where::Scratch, m, adders_up_to(&run, &adds, i));
-        let _later = later.before(i);
         run_migration(schema, &owner, m, &steps[i], &info, None);
     }
     left_out
@@ -587,9 +585,7 @@ fn migrate_run(t: &Tenant, target: Option<&str>, stop_after_enum: bool) -> (Vec<
         }
     }
     let steps = plan(&stmts);
-    let later = crate::db::shared_fk::Later::of(todo.iter().map(|m| m.sql.as_str()));
     for (i, m) in todo.iter().enumerate() {
-        let _later = later.before(i);
         let adders = adders_up_to(&todo, &adds, i);
         let place = if new_tenant {
             Where::NewTenant

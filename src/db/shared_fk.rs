@@ -5,7 +5,9 @@
 //! table* per tenant, takes SHARE ROW EXCLUSIVE on it, and invalidates its relation cache entry
 //! in every backend; replacing it afterwards (`tenancy.reference_shared` dropping it) takes
 //! ACCESS EXCLUSIVE on the shared table until the sign-up commits, which blocks every application
-//! query on it meanwhile. So while pg_tenancy runs a tenant's migrations ([`Converting`]), a
+//! query on it meanwhile. So where a superuser set `tenancy.convert_shared_foreign_keys` for the
+//! database (off by default: docs/functions/reference_shared.md says what it changes for later
+//! migrations), while pg_tenancy runs a tenant's migrations ([`Converting`]), a
 //! `ProcessUtility` hook takes such a foreign key out of its `ALTER TABLE` (CREATE TABLE's
 //! foreign keys reach PostgreSQL as one too; `ADD COLUMN … REFERENCES` does not: PostgreSQL adds
 //! that key inside the ALTER TABLE, so it stays native) and declares it with
@@ -26,61 +28,11 @@ use pgrx::PgList;
 
 use crate::db::report::OrRaise;
 use crate::db::{catalog, citus, settings, shared, spi};
-use crate::rules::shared_fk::{explicit_conversions, keep_native, Conversion, Declared};
+use crate::rules::shared_fk::{keep_native, Declared};
 
 thread_local! {
     /// How many tenant-migration runs are under way in this backend (nested calls count).
     static ACTIVE: Cell<u32> = const { Cell::new(0) };
-    /// The explicit conversions (`tenancy.reference_shared` calls) of the migrations that come
-    /// after the one running, in this run: a native key one of them converts anyway is declared
-    /// as a shared reference at once, whatever `tenancy.convert_shared_foreign_keys` says.
-    static LATER: std::cell::RefCell<Vec<Conversion>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// The explicit conversions of each migration of a run, to tell each migration's run which
-/// come later ([`Later::before`]).
-pub struct Later(Vec<Vec<Conversion>>);
-
-impl Later {
-    pub fn of<'a>(texts: impl IntoIterator<Item = &'a str>) -> Later {
-        Later(texts.into_iter().map(explicit_conversions).collect())
-    }
-
-    /// Sets what comes after migration `i` for the hook; cleared when the returned value goes.
-    pub fn before(&self, i: usize) -> LaterScope {
-        let later: Vec<Conversion> = self.0.iter().skip(i + 1).flatten().cloned().collect();
-        LATER.with(|l| *l.borrow_mut() = later);
-        LaterScope(())
-    }
-}
-
-pub struct LaterScope(());
-
-impl Drop for LaterScope {
-    fn drop(&mut self) {
-        LATER.with(|l| l.borrow_mut().clear());
-    }
-}
-
-/// Whether a later migration of this run converts `tbl`'s key on `columns` to `shared_tbl`.
-unsafe fn converted_later(tbl: pg_sys::Oid, columns: &[String], shared_tbl: pg_sys::Oid) -> bool {
-    let later = LATER.with(|l| l.borrow().clone());
-    if later.is_empty() {
-        return false;
-    }
-    let table = catalog::relname(tbl);
-    let mut mine: Vec<&String> = columns.iter().collect();
-    mine.sort();
-    later.iter().any(|c| {
-        let mut theirs: Vec<&String> = c.columns.iter().collect();
-        theirs.sort();
-        c.table == table
-            && theirs == mine
-            && spi::get_one::<pg_sys::Oid>(
-                "SELECT pg_catalog.to_regclass($1::pg_catalog.text)::pg_catalog.oid",
-                &[c.shared.as_str().into()],
-            ) == Some(shared_tbl)
-    })
 }
 
 static mut PREV: pg_sys::ProcessUtility_hook_type = None;
@@ -139,6 +91,7 @@ unsafe extern "C-unwind" fn hook(
     let mut pending = Vec::new();
     let mut skip = false;
     if ACTIVE.with(|a| a.get()) > 0
+        && settings::CONVERT_SHARED_FKS.get()
         && !pstmt.is_null()
         && is_a((*pstmt).utilityStmt, pg_sys::NodeTag::T_AlterTableStmt)
     {
@@ -360,9 +313,6 @@ unsafe fn shared_fk(rel: *mut pg_sys::RangeVar, con: &pg_sys::Constraint) -> Opt
     // A native key of the table on these columns to this shared table (a later migration adding
     // a second one), or a trigger of the name the reference would take: keep native rather than
     // drop the existing key (ACCESS EXCLUSIVE on the shared table) or collide with the trigger.
-    if !settings::CONVERT_SHARED_FKS.get() && !converted_later(tbl, &columns, shared_tbl) {
-        return None;
-    }
     let in_key_order: Vec<String> = settings
         .key
         .iter()

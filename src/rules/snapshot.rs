@@ -242,6 +242,35 @@ const CLOCK: &[&str] = &[
     "inet_server_addr",
 ];
 
+/// Functions whose value depends on the session, the transaction or the schema a migration runs
+/// in, and that two replays of one build share (one session, one transaction) or that a scratch
+/// schema's name answers differently from a tenant's: outside a definition they may shape what a
+/// migration builds (`EXECUTE format(…, current_schema())`), and with rows, anywhere (a function
+/// a migration calls while inserting).
+const SESSION: &[&str] = &[
+    "current_schema",
+    "current_schemas",
+    "session_user",
+    "current_setting",
+    "current_query",
+    "pg_backend_pid",
+    "txid_current",
+    "txid_current_if_assigned",
+    "pg_current_xact_id",
+    "pg_current_xact_id_if_assigned",
+    "inet_client_addr",
+    "inet_client_port",
+    "inet_server_addr",
+    "inet_server_port",
+    "pg_postmaster_start_time",
+    "pg_conf_load_time",
+];
+
+/// The first function of [`SESSION`] that `text` names, if any.
+pub fn names_session(text: &str) -> Option<&'static str> {
+    word_in(SESSION, text)
+}
+
 /// Date/time input literals that PostgreSQL reads as the current time (`'today'`, …), quoted.
 const CLOCK_LITERALS: &[&str] = &["'now'", "'today'", "'tomorrow'", "'yesterday'"];
 
@@ -323,19 +352,35 @@ const DEFINING: &[&[&str]] = &[
     &["COMMENT"],
 ];
 
+fn defining(words: &[String]) -> bool {
+    DEFINING
+        .iter()
+        .any(|d| words.len() >= d.len() && words.iter().zip(d.iter()).all(|(w, d)| w == d))
+}
+
 /// The first statement of a migration (its upper-cased leading words and text) that may write
 /// rows with a [`VOLATILE`] function, with the function.
 pub fn volatile_write<'a>(
     statements: impl IntoIterator<Item = (&'a [String], &'a str)>,
 ) -> Option<&'static str> {
     statements.into_iter().find_map(|(words, text)| {
-        let defining = DEFINING
-            .iter()
-            .any(|d| words.len() >= d.len() && words.iter().zip(d.iter()).all(|(w, d)| w == d));
-        if defining {
+        if defining(words) {
             None
         } else {
             names_volatile(&crate::rules::sqltext::without_comments(text))
+        }
+    })
+}
+
+/// The first statement that is not a definition and names a function of [`SESSION`], with it.
+pub fn session_use<'a>(
+    statements: impl IntoIterator<Item = (&'a [String], &'a str)>,
+) -> Option<&'static str> {
+    statements.into_iter().find_map(|(words, text)| {
+        if defining(words) {
+            None
+        } else {
+            names_session(&crate::rules::sqltext::without_comments(text))
         }
     })
 }
@@ -477,6 +522,31 @@ mod tests {
         );
         assert_eq!(names_volatile("SELECT known, snowflake FROM t"), None);
         assert_eq!(names_volatile("SELECT random_name FROM t"), None);
+    }
+
+    #[test]
+    fn session_functions_outside_definitions() {
+        let w = |s: &str| {
+            s.split_whitespace()
+                .map(|x| x.to_uppercase())
+                .collect::<Vec<_>>()
+        };
+        let (r#do, func) = (w("DO $d$"), w("CREATE FUNCTION f()"));
+        assert_eq!(
+            session_use([(
+                r#do.as_slice(),
+                "DO $d$ BEGIN EXECUTE format('x%s', current_schema()); END $d$"
+            )]),
+            Some("current_schema")
+        );
+        assert_eq!(
+            session_use([(
+                func.as_slice(),
+                "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT pg_backend_pid()'"
+            )]),
+            None
+        );
+        assert_eq!(names_session("SELECT current_schema_name"), None);
     }
 
     #[test]
