@@ -176,23 +176,39 @@ fn own_mode(exclusive: bool) -> pg_sys::LOCKMODE {
 }
 
 /// Takes `kind`/`key` until the transaction ends, waiting (lock_timeout and deadlock detection
-/// apply).
+/// apply). Every caller is a write path: on a hot standby it refuses first ([`spi::writable`]).
 pub fn own_lock(kind: Own, key: u32, exclusive: bool) {
+    spi::writable();
     let tag = own_tag(kind, key);
     // SAFETY: a transaction-level lock through the lock manager, as LockDatabaseObject takes.
     unsafe {
         pg_sys::LockAcquire(&tag, own_mode(exclusive), false, false);
     }
+    after_lock();
+}
+
+/// What comes after a lock must see what committed while it waited: pgrx runs SPI reads with the
+/// statement's snapshot (`read_only`) until the transaction has an ID, so take it now, as the
+/// SPI statement the advisory lock used to be did (the isolation spec concurrent_migrate: a
+/// second `migrate_tenant` that waited finds nothing left to do).
+fn after_lock() {
+    // SAFETY: assigns this transaction's ID if it has none (never on a standby: writable).
+    unsafe {
+        pg_sys::GetCurrentTransactionId();
+    }
 }
 
 /// [`own_lock`] without waiting: whether it was taken.
 pub fn own_try_lock(kind: Own, key: u32, exclusive: bool) -> bool {
+    spi::writable();
     let tag = own_tag(kind, key);
     // SAFETY: as own_lock, not waiting.
-    unsafe {
+    let taken = unsafe {
         pg_sys::LockAcquire(&tag, own_mode(exclusive), false, true)
             != pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL
-    }
+    };
+    after_lock();
+    taken
 }
 
 /// The key of a text (a name, a version): FNV-1a. Collisions only make unrelated keys wait for
