@@ -1,6 +1,8 @@
 //! Native foreign keys to shared tables in tenant migrations are declared as shared references
-//! (issue 15, src/db/shared_fk.rs): a sign-up never creates a foreign key on a shared table only
-//! to drop it again (which held ACCESS EXCLUSIVE on public.plans until the sign-up committed).
+//! (issue 15, src/db/shared_fk.rs) where a superuser set `tenancy.convert_shared_foreign_keys`
+//! (then a sign-up never creates a foreign key on a shared table only to drop it again, which
+//! held ACCESS EXCLUSIVE on public.plans until the sign-up committed); only where the reference
+//! enforces exactly the same. Off by default: migrations get the native keys they write.
 
 #[pgrx::pg_schema]
 mod tests {
@@ -22,6 +24,7 @@ mod tests {
     fn a_signup_neither_creates_nor_drops_a_foreign_key_on_a_shared_table() {
         setup();
         let owner = tenant_owner();
+        run("SET LOCAL tenancy.convert_shared_foreign_keys = on");
         run("SELECT tenancy.share_table('public.plans')");
         let (triggers, constraints) = (deleted("pg_trigger"), deleted("pg_constraint"));
         run(&format!("SELECT tenancy.create_tenant('acme', '{owner}')"));
@@ -65,6 +68,7 @@ mod tests {
     fn migration_foreign_keys_to_a_shared_table() {
         setup();
         let owner = tenant_owner();
+        run("SET LOCAL tenancy.convert_shared_foreign_keys = on");
         run("SELECT tenancy.share_table('public.plans')");
         run("CREATE TABLE public.regions (code text PRIMARY KEY)");
         run(&format!("GRANT REFERENCES ON public.regions TO {owner}"));
@@ -128,6 +132,112 @@ mod tests {
         assert_eq!(
             count("SELECT 1 FROM pg_constraint WHERE contype = 'f' AND conrelid = 'acme.subscription'::regclass"),
             1
+        );
+    }
+
+    /// Off by default: a migration's foreign key to a shared table is native, as written; a
+    /// later migration's reference_shared converts it (the shipped 0005 + 20261127000000 do).
+    #[pg_test]
+    fn user_migrations_keep_native_keys_unless_asked() {
+        setup();
+        let owner = tenant_owner();
+        run("SELECT tenancy.share_table('public.plans')");
+        run("SELECT tenancy.add_migration('30000000000001', 'k', $m$CREATE TABLE k (id int PRIMARY KEY, plan bigint REFERENCES public.plans)$m$)");
+        run("SELECT tenancy.add_migration('30000000000002', 'm', $m$CREATE TABLE m (id int PRIMARY KEY, plan bigint REFERENCES public.plans)$m$)");
+        run("SELECT tenancy.add_migration('30000000000003', 'm2', $m$SELECT tenancy.reference_shared('@tenant@.m', ARRAY['plan'], 'public.plans')$m$)");
+        run(&format!("SELECT tenancy.create_tenant('acme', '{owner}')"));
+        assert_eq!(
+            strings("SELECT referencing::text FROM tenancy.shared_references ORDER BY 1"),
+            vec!["acme.m", "acme.subscription"]
+        );
+        assert_eq!(
+            count(
+                "SELECT 1 FROM pg_constraint WHERE contype = 'f' AND conrelid = 'acme.k'::regclass"
+            ),
+            1
+        );
+        assert_eq!(
+            count(
+                "SELECT 1 FROM pg_constraint WHERE contype = 'f' AND conrelid = 'acme.m'::regclass"
+            ),
+            0
+        );
+    }
+
+    /// The hostile review's cases: whatever the reference could not mirror exactly stays native
+    /// (no statement PostgreSQL accepts fails, no existing key is dropped), and reference_shared
+    /// refuses a key whose collations would compare differently.
+    #[pg_test]
+    fn what_a_reference_cannot_mirror_stays_native() {
+        setup();
+        let owner = tenant_owner();
+        run("SET LOCAL tenancy.convert_shared_foreign_keys = on");
+        run("SELECT tenancy.share_table('public.plans')");
+        run("CREATE TABLE public.pair (a int, b int, PRIMARY KEY (a, b))");
+        run("SELECT tenancy.share_table('public.pair')");
+        run(&format!("GRANT REFERENCES ON public.pair TO {owner}"));
+        run(
+            r#"SELECT tenancy.add_migration('30000000000011', 'cases', $m$
+            CREATE TABLE d1 (id int PRIMARY KEY, plan bigint REFERENCES public.plans,
+                             CONSTRAINT d1_again FOREIGN KEY (plan) REFERENCES public.plans);
+            CREATE TABLE d3 (id int PRIMARY KEY, a_b bigint REFERENCES public.plans, a int, b int,
+                             FOREIGN KEY (a, b) REFERENCES public.pair);
+            CREATE TABLE d2 (id int PRIMARY KEY, plan int);
+            ALTER TABLE d2 ADD FOREIGN KEY (plan) REFERENCES public.plans, ALTER COLUMN plan TYPE bigint;
+            CREATE TABLE d4 (id int PRIMARY KEY, plan bigint);
+            ALTER TABLE d4 ADD CONSTRAINT d4_native FOREIGN KEY (plan) REFERENCES public.plans NOT VALID;
+            ALTER TABLE d4 ADD CONSTRAINT d4_second FOREIGN KEY (plan) REFERENCES public.plans
+        $m$)"#,
+        );
+        run(&format!("SELECT tenancy.create_tenant('acme', '{owner}')"));
+        let native = |t: &str| {
+            count(&format!(
+                "SELECT 1 FROM pg_constraint WHERE contype = 'f' AND conrelid = 'acme.{t}'::regclass"
+            ))
+        };
+        assert_eq!(native("d1"), 2, "two keys on the same column: both native");
+        assert_eq!(
+            native("d2"),
+            1,
+            "a type changed in the same statement: native"
+        );
+        assert_eq!(
+            native("d4"),
+            2,
+            "an existing native key is neither dropped nor joined"
+        );
+        assert_eq!(
+            native("d3"),
+            2,
+            "different keys whose names would collide: native"
+        );
+        assert_eq!(
+            count("SELECT 1 FROM tenancy.shared_references WHERE referencing::text LIKE 'acme.d%'"),
+            0
+        );
+        // Collations: a nondeterministic one on either side (ICU builds only).
+        if count("SELECT 1 FROM pg_collation WHERE collprovider = 'i'") == 0 {
+            pgrx::notice!("skipped: no ICU collations in this build");
+            return;
+        }
+        run("CREATE COLLATION public.ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false)");
+        run("CREATE TABLE public.regions (code text COLLATE public.ci PRIMARY KEY)");
+        run("INSERT INTO public.regions VALUES ('abc')");
+        run("SELECT tenancy.share_table('public.regions')");
+        run(&format!("GRANT REFERENCES ON public.regions TO {owner}"));
+        run("CREATE TABLE acme.rt (id int PRIMARY KEY, code text)");
+        run(&format!("ALTER TABLE acme.rt OWNER TO {owner}"));
+        let f = fails_bare(
+            "SELECT tenancy.reference_shared('acme.rt', ARRAY['code'], 'public.regions')",
+            "42P21",
+        );
+        assert!(f.message.contains("collation"), "{}", f.message);
+        run("SELECT tenancy.add_migration('30000000000012', 'rt2', $m$CREATE TABLE rt2 (id int PRIMARY KEY, code text REFERENCES public.regions)$m$)");
+        run("SELECT tenancy.migrate_tenant('acme')");
+        assert_eq!(
+            native("rt2"),
+            1,
+            "collations that compare differently: native"
         );
     }
 }

@@ -60,6 +60,26 @@ BEGIN
                    'default', CASE WHEN a.attgenerated = '' THEN pg_get_expr(ad.adbin, ad.adrelid) END,
                    'generated', CASE WHEN a.attgenerated <> '' THEN pg_get_expr(ad.adbin, ad.adrelid) END,
                    'identity', CASE a.attidentity WHEN 'a' THEN 'ALWAYS' WHEN 'd' THEN 'BY DEFAULT' END,
+                   -- The identity sequence's options that differ from CREATE TABLE's defaults
+                   -- (as identity options text), NULL when none do.
+                   'identity_options', CASE WHEN a.attidentity <> '' THEN (
+                       SELECT nullif(concat_ws(' ',
+                                  CASE WHEN s.seqincrement <> 1 THEN 'INCREMENT BY ' || s.seqincrement END,
+                                  CASE WHEN s.seqmin <> CASE WHEN s.seqincrement > 0 THEN 1 ELSE b.tmin END
+                                       THEN 'MINVALUE ' || s.seqmin END,
+                                  CASE WHEN s.seqmax <> CASE WHEN s.seqincrement > 0 THEN b.tmax ELSE -1 END
+                                       THEN 'MAXVALUE ' || s.seqmax END,
+                                  CASE WHEN s.seqstart <> CASE WHEN s.seqincrement > 0 THEN s.seqmin ELSE s.seqmax END
+                                       THEN 'START WITH ' || s.seqstart END,
+                                  CASE WHEN s.seqcache <> 1 THEN 'CACHE ' || s.seqcache END,
+                                  CASE WHEN s.seqcycle THEN 'CYCLE' END), '')
+                       FROM pg_depend d JOIN pg_sequence s ON s.seqrelid = d.objid,
+                            LATERAL (SELECT CASE s.seqtypid WHEN 'int2'::regtype THEN -32768 WHEN 'int4'::regtype THEN -2147483648
+                                                            ELSE -9223372036854775808 END AS tmin,
+                                            CASE s.seqtypid WHEN 'int2'::regtype THEN 32767 WHEN 'int4'::regtype THEN 2147483647
+                                                            ELSE 9223372036854775807 END AS tmax) b
+                       WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+                         AND d.refobjid = a.attrelid AND d.refobjsubid = a.attnum AND d.deptype = 'i' LIMIT 1) END,
                    'collation', CASE WHEN a.attcollation <> 0 AND a.attcollation <> ty.typcollation
                                      THEN (SELECT quote_ident(co.collname) FROM pg_collation co WHERE co.oid = a.attcollation) END)
                    ORDER BY a.attnum) AS columns
@@ -131,7 +151,10 @@ BEGIN
                                         WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
                    'permissive', p.polpermissive,
                    'using', pg_get_expr(p.polqual, p.polrelid),
-                   'check', pg_get_expr(p.polwithcheck, p.polrelid))) AS policies
+                   'check', pg_get_expr(p.polwithcheck, p.polrelid),
+                   -- Quoted role names in name order; none for PUBLIC (polroles {0}).
+                   'roles', (SELECT coalesce(jsonb_agg(quote_ident(r.rolname) ORDER BY r.rolname), '[]')
+                             FROM pg_roles r WHERE r.oid = ANY (p.polroles)))) AS policies
         FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
         WHERE c.relnamespace = v_oid
         GROUP BY p.polrelid),

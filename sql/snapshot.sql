@@ -209,6 +209,13 @@ CREATE FUNCTION tenancy._snapshot_unprovable(schema_name name) RETURNS SETOF tex
             JOIN pg_class c ON c.oid = r.prrelid, n WHERE c.relnamespace = n.oid
         UNION ALL SELECT 'publication', p.pubname FROM tenancy._publication_schemas() r JOIN pg_publication p ON p.oid = r.pubid, n
             WHERE r.nspid = n.oid
+        UNION ALL SELECT 'table with FORCE ROW LEVEL SECURITY (the proof reads rows as the owner)', c.relname::text FROM pg_class c, n
+            WHERE c.relnamespace = n.oid AND c.relforcerowsecurity
+        UNION ALL SELECT 'view column default', c.relname || '.' || a.attname FROM pg_attrdef d
+            JOIN pg_class c ON c.oid = d.adrelid JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum, n
+            WHERE c.relnamespace = n.oid AND c.relkind = 'v'
+        UNION ALL SELECT 'invalid index', ic.relname::text FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid, n
+            WHERE ic.relnamespace = n.oid AND NOT i.indisvalid
         UNION ALL SELECT 'comment on an object the snapshot does not recreate', pg_describe_object(d.classoid, d.objoid, d.objsubid)
             FROM pg_description d, n
             WHERE (d.classoid = 'pg_constraint'::regclass AND d.objoid IN (SELECT oid FROM pg_constraint k WHERE k.connamespace = n.oid AND k.contypid <> 0))
@@ -311,18 +318,18 @@ $$;
 CREATE VIEW tenancy.snapshot_status AS
     SELECT CASE WHEN s.steps IS NOT NULL AND f.fresh AND NOT u.off THEN 'snapshot' ELSE 'replay' END AS path,
            CASE WHEN u.off AND s.steps IS NOT NULL AND f.fresh
-                    THEN 'tenancy.use_snapshot is off (the default for now, docs/snapshots.md "Known problems"): new tenants replay their migrations; SET tenancy.use_snapshot = on uses the snapshot'
+                    THEN 'tenancy.use_snapshot is off: new tenants replay their migrations; SET tenancy.use_snapshot = on (or ALTER DATABASE … SET tenancy.use_snapshot = on) uses the snapshot'
                 WHEN s.one_row IS NULL
                     THEN 'no snapshot has been built: SELECT * FROM tenancy.build_snapshot() builds one'
                 WHEN NOT f.fresh
-                    THEN 'the snapshot is stale (the migration set, the shared tables, tenancy.shared_schemas or the server changed since it was built) and is not used: SELECT * FROM tenancy.build_snapshot() rebuilds it'
+                    THEN pg_catalog.format('the snapshot is stale (the migration set, the shared tables, tenancy.shared_schemas or the server changed since it was built) and is not used: SELECT * FROM tenancy.build_snapshot(%L) rebuilds it', s.owner)
                 WHEN s.steps IS NULL THEN s.reason
                 ELSE pg_catalog.format('proven equal to a replay of the %s migrations: new tenants owned by %I are built from it, others replay',
                                        pg_catalog.cardinality(s.versions), s.owner)
            END AS reason,
            s.owner, pg_catalog.cardinality(s.versions) AS migrations,
            pg_catalog.jsonb_array_length(s.steps) AS steps, f.fresh, s.built_at, s.built_by, s.build_ms
-    FROM (SELECT COALESCE(pg_catalog.current_setting('tenancy.use_snapshot', true), 'off') OPERATOR(pg_catalog.<>) 'on' AS off) AS u
+    FROM (SELECT COALESCE(pg_catalog.current_setting('tenancy.use_snapshot', true), 'on') OPERATOR(pg_catalog.<>) 'on' AS off) AS u
     LEFT JOIN tenancy.snapshot AS s ON true
     LEFT JOIN LATERAL (SELECT tenancy._snapshot_fingerprint(s.owner) OPERATOR(pg_catalog.=) s.fingerprint AS fresh) AS f ON true;
 

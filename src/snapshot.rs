@@ -43,6 +43,10 @@ pub fn fingerprint(owner: pg_sys::Oid, known: &[Migration]) -> String {
         owner.to_u32().to_string(),
         settings::shared_schemas(),
         citus::present().to_string(),
+        format!(
+            "convert_shared_foreign_keys={}",
+            settings::CONVERT_SHARED_FKS.get()
+        ),
     ];
     for m in known {
         parts.push(format!(
@@ -119,6 +123,78 @@ fn first(list: &[String], n: usize) -> String {
     s
 }
 
+/// A scratch schema's name: `prefix` and `bytes` random bytes in hex, unpredictable (nobody can
+/// prepare a schema of that name, or tell one build's from another's by it).
+fn scratch_name(prefix: &str, bytes: usize) -> String {
+    let mut bytes = vec![0u8; bytes];
+    // SAFETY: fills the buffer it is given.
+    let ok = unsafe { pg_sys::pg_strong_random(bytes.as_mut_ptr().cast(), bytes.len()) };
+    if !ok {
+        // SAFETY: reads the clock; only when the strong source failed (never seen).
+        let now = unsafe { pg_sys::GetCurrentTimestamp() };
+        for (b, n) in bytes.iter_mut().zip(now.to_le_bytes().iter().cycle()) {
+            *b = *n;
+        }
+    }
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{prefix}{hex}")
+}
+
+/// Why the rows the migrations leave depend on when the migrations run (the text of the set
+/// and the replayed schema tell): a statement that may write rows names a volatile function or
+/// literal; a column default of a table with rows does; or a table with rows has a date/time
+/// column and the set names the clock anywhere (a default dropped after the insert, a
+/// function's body, CREATE TABLE AS: two replays in one build see the same clock).
+fn rows_depend_on_the_run(model: &Schema, extras: &Extras) -> Option<String> {
+    let known = known_set::known_set();
+    for m in &known {
+        let text = sqltext::without_comments(&m.sql);
+        if let Some(f) = rules::names_session(&text) {
+            return Some(format!("migration {} uses {}", m.label(), rules::shown(f)));
+        }
+    }
+    for m in &known {
+        let stmts = sqltext::split_statements(&m.sql).unwrap_or_default();
+        if let Some(f) =
+            rules::volatile_write(stmts.iter().map(|s| (s.words.as_slice(), s.text.as_str())))
+        {
+            return Some(format!("migration {} uses {}", m.label(), rules::shown(f)));
+        }
+    }
+    for t in extras.data.keys() {
+        let Some(table) = model.tables.get(t) else {
+            continue;
+        };
+        for c in &table.columns {
+            let Some(d) = c.default.as_deref().or(c.generated.as_deref()) else {
+                continue;
+            };
+            if let Some(f) = rules::names_volatile(d) {
+                return Some(format!(
+                    "the default of {}.{} uses {}",
+                    quote_ident(t),
+                    quote_ident(&c.name),
+                    rules::shown(f)
+                ));
+            }
+        }
+        if let Some(c) = table.columns.iter().find(|c| rules::is_time_type(&c.ty)) {
+            for m in &known {
+                if let Some(f) = rules::names_clock(&sqltext::without_comments(&m.sql)) {
+                    return Some(format!(
+                        "{}.{} holds dates or times while migration {} uses {}",
+                        quote_ident(t),
+                        quote_ident(&c.name),
+                        m.label(),
+                        rules::shown(f)
+                    ));
+                }
+            }
+        }
+    }
+    None
+}
+
 /// Builds and proves the squashed form of `known` for tenants owned by `owner`, in a
 /// subtransaction: `Ok(steps)`, or `Err(reason)` when new tenants must replay.
 pub fn build(owner: &Role) -> Result<Vec<Step>, String> {
@@ -126,11 +202,9 @@ pub fn build(owner: &Role) -> Result<Vec<Step>, String> {
         return Err("Citus is installed: new tenants replay their migrations, so that each table is distributed as the statement that creates it runs (docs/citus.md)".into());
     }
     catching(|| {
-        // SAFETY: reads this backend's pid.
-        let pid = unsafe { pg_sys::MyProcPid };
         let (a, b) = (
-            format!("tenancy_snapshot_replay_{pid}"),
-            format!("tenancy_snapshot_squash_{pid}"),
+            scratch_name("tenancy_snapshot_replay_", 8),
+            scratch_name("tenancy_snapshot_squash_", 8),
         );
         let saved = spi::current_setting("client_min_messages").unwrap_or_default();
         spi::set_config("client_min_messages", "warning", true);
@@ -176,42 +250,61 @@ pub fn build(owner: &Role) -> Result<Vec<Step>, String> {
         let extras_a = extras_text(&a, owner);
         let parsed: Extras = serde_json::from_str(&extras_a)
             .map_err(|e| format!("cannot read the extras of the replayed schema: {e}"))?;
-        if !parsed.data.is_empty() {
-            // Rows migrations leave, where a statement that may write rows names now(),
-            // random() & co., or a column default of a table with rows does: a replay gives each
-            // tenant its own values.
-            let mut named = None;
-            for m in known_set::known_set() {
-                let stmts = sqltext::split_statements(&m.sql).unwrap_or_default();
-                if let Some(f) = rules::volatile_write(
-                    stmts.iter().map(|s| (s.words.as_slice(), s.text.as_str())),
-                ) {
-                    named = Some((format!("migration {}", m.label()), f));
-                    break;
-                }
-            }
-            if named.is_none() {
-                named = parsed.data.keys().find_map(|t| {
-                    model_a.tables.get(t)?.columns.iter().find_map(|c| {
-                        let d = c.default.as_deref().or(c.generated.as_deref())?;
-                        rules::names_volatile(d).map(|f| {
-                            (
-                                format!(
-                                    "the default of {}.{}",
-                                    quote_ident(t),
-                                    quote_ident(&c.name)
-                                ),
-                                f,
-                            )
-                        })
-                    })
-                });
-            }
-            if let Some((by, f)) = named {
+        for m in known_set::known_set() {
+            let stmts = sqltext::split_statements(&m.sql).unwrap_or_default();
+            if let Some(f) =
+                rules::session_use(stmts.iter().map(|s| (s.words.as_slice(), s.text.as_str())))
+            {
                 return Err(format!(
-                    "the migrations leave rows in the tenant's tables and {by} uses {f}(): a replay gives each tenant its own values, a snapshot would give every tenant the build's"
+                    "migration {} uses {} outside a definition: what it builds may depend on the session or the schema's name, which a snapshot would freeze to the build's",
+                    m.label(),
+                    rules::shown(f)
                 ));
             }
+        }
+        if !parsed.data.is_empty() {
+            if let Some(why) = rows_depend_on_the_run(&model_a, &parsed) {
+                return Err(format!(
+                    "the migrations leave rows in the tenant's tables and {why}: a replay gives each tenant its own values, a snapshot would give every tenant the build's"
+                ));
+            }
+        }
+        // What the text cannot tell (random() in a function, a volatile default dropped after
+        // the insert, the schema's own name or OID in a row or in what a DO block builds):
+        // replay the set a second time under a name of another prefix and length, and compare
+        // everything, rows included.
+        let twin = scratch_name("ts", 5);
+        create_scratch(&twin, owner)?;
+        apply::build_schema(&twin, |_| true);
+        let model_twin = describe(&twin)?;
+        let extras_twin = extras_text(&twin, owner);
+        spi::run(&format!("DROP SCHEMA {} CASCADE", quote_ident(&twin)));
+        let mine: serde_json::Value = serde_json::from_str(&extras_a).unwrap_or_default();
+        let theirs: serde_json::Value = serde_json::from_str(&extras_twin).unwrap_or_default();
+        if let Some(t) = rules::rows_differing(&mine, &theirs) {
+            return Err(format!(
+                "the migrations leave rows in {} that differ between two replays (values from random(), gen_random_uuid(), a sequence outside the schema, the schema's own name or an OID): a replay gives each tenant its own values, a snapshot would give every tenant the build's",
+                quote_ident(&t)
+            ));
+        }
+        let mut twin_diffs: Vec<String> = schema_diff::differences(&model_a, &model_twin)
+            .into_iter()
+            .map(|(o, w)| format!("{o}: {w}"))
+            .collect();
+        let ja: serde_json::Value =
+            serde_json::from_str(&extras_a.replace(&a, "@tenant@")).unwrap_or_default();
+        let jt: serde_json::Value =
+            serde_json::from_str(&extras_twin.replace(&twin, "@tenant@")).unwrap_or_default();
+        twin_diffs.extend(
+            rules::extras_differences(&ja, &jt)
+                .into_iter()
+                .map(|(o, w)| format!("{o}: {w}")),
+        );
+        if !twin_diffs.is_empty() {
+            return Err(format!(
+                "two replays of the migrations under different schema names differ (what they build depends on the schema's name, its OID or chance): {}",
+                first(&twin_diffs, 3)
+            ));
         }
         let steps = rules::squash(&model_a, &parsed);
         create_scratch(&b, owner)?;
@@ -321,7 +414,7 @@ fn usable(owner: &Role, todo: &[Migration]) -> Option<std::rc::Rc<Vec<Step>>> {
         return Some(steps);
     }
     let steps: std::rc::Rc<Vec<Step>> =
-        std::rc::Rc::new(serde_json::from_str(&store::steps()?).ok()?);
+        std::rc::Rc::new(serde_json::from_str(&store::steps(&s.row_version)?).ok()?);
     STEPS.with(|c| *c.borrow_mut() = Some((s.row_version, steps.clone())));
     Some(steps)
 }
@@ -377,8 +470,9 @@ pub fn provision(t: &Tenant, owner: &Role, todo: &[Migration]) -> bool {
         }
         Err(e) => {
             pgrx::warning!(
-                "tenant {}: the snapshot could not be applied ({e}); replaying its migrations instead (SELECT * FROM tenancy.build_snapshot() rebuilds the snapshot)",
-                quote_ident(&t.name)
+                "tenant {}: the snapshot could not be applied ({e}); replaying its migrations instead (SELECT * FROM tenancy.build_snapshot({}) rebuilds the snapshot)",
+                quote_ident(&t.name),
+                crate::rules::names::quote_literal(&owner.name)
             );
             false
         }

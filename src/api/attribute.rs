@@ -11,7 +11,7 @@ use crate::db::registry;
 use crate::db::report::{raise, OrRaise};
 use crate::db::spi;
 use crate::rules::error::{SqlState, TenancyError};
-use crate::rules::names::{quote_ident, quote_literal};
+use crate::rules::names::{quote_ident, quote_literal, truncate_name};
 
 /// The RLS policy pg_tenancy installs.
 pub const POLICY: &str = "tenancy_isolation";
@@ -167,15 +167,6 @@ fn add_foreign_key(
         list(&to_key)
     ));
     name
-}
-
-/// Constraint names are identifiers: at most 63 bytes, cut on a character boundary.
-fn truncate_name(name: &str) -> String {
-    let mut end = name.len().min(63);
-    while !name.is_char_boundary(end) {
-        end -= 1;
-    }
-    name[..end].to_string()
 }
 
 /// Used by `set_tenant`: whether `tenant` is a registered attribute tenant.

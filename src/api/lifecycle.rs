@@ -490,7 +490,7 @@ pub fn drop(name: &str, lock_timeout_ms: u32) {
 /// What stopped an attempt of [`drop_locked`]: the lock it waits for in the next attempt.
 #[derive(Clone, Copy)]
 enum Busy {
-    /// The tenant's advisory lock (a migration, rename or drop of the tenant is under way).
+    /// The tenant's lock (a migration, rename or drop of the tenant is under way).
     Tenant,
     /// A relation the drop locks; `in_tenant`: it lies in the tenant's schema.
     Relation { oid: pg_sys::Oid, in_tenant: bool },
@@ -625,7 +625,7 @@ fn in_use(t: &registry::Tenant, stopped: Busy, lock_timeout_ms: u32) -> TenancyE
         Busy::Tenant => (
             "another pg_tenancy operation on it (a migration, rename or drop) holds its lock"
                 .to_string(),
-            locks::advisory_holders(registry::TENANCY_LOCK_CLASS, t.oid.to_u32() as i32),
+            locks::own_holders(locks::Own::Tenant, t.oid.to_u32()),
         ),
         Busy::Relation { oid, .. } => (
             format!(

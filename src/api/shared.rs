@@ -33,7 +33,7 @@ use crate::db::report::{raise, OrRaise};
 use crate::db::shared::{self, Param, Snap};
 use crate::db::spi;
 use crate::rules::error::{SqlState, TenancyError};
-use crate::rules::names::{quote_ident, quote_literal};
+use crate::rules::names::{quote_ident, quote_literal, truncate_name};
 
 /// The shared table's row trigger and TRUNCATE guard.
 const GUARD: &str = "tenancy_shared_guard";
@@ -47,15 +47,6 @@ fn ident(name: &str) -> String {
     unsafe { std::ffi::CStr::from_ptr(pg_sys::quote_identifier(c.as_ptr())) }
         .to_string_lossy()
         .into_owned()
-}
-
-/// Identifiers are at most 63 bytes: cut on a character boundary.
-fn truncate_name(name: &str) -> String {
-    let mut end = name.len().min(63);
-    while !name.is_char_boundary(end) {
-        end -= 1;
-    }
-    name[..end].to_string()
 }
 
 fn list(cols: &[String]) -> String {
@@ -470,6 +461,24 @@ fn reference_shared(
                 )),
             );
         }
+        if catalog::collations_differ(tbl, c, shared_tbl, k) {
+            raise(
+                TenancyError::new(
+                    SqlState::CollationMismatch,
+                    format!(
+                        "{tenant}: {table}.{} and {shared_table}.{} have different collations, one of them nondeterministic: keys equal under one could differ under the other",
+                        ident(c),
+                        ident(k)
+                    ),
+                )
+                .hint(format!(
+                    "Give the referencing column the key's collation: ALTER TABLE {table} ALTER COLUMN {} TYPE {} COLLATE <the collation of {shared_table}.{}>.",
+                    ident(c),
+                    catalog::column_type(shared_tbl, k),
+                    ident(k)
+                )),
+            );
+        }
         let may = spi::get_one::<bool>(
             "SELECT pg_catalog.has_column_privilege($1, $2, $3::pg_catalog.text, 'REFERENCES')",
             &[
@@ -500,11 +509,7 @@ fn reference_shared(
             .hint(format!("Keep a native foreign key on it: ALTER TABLE {table} ADD FOREIGN KEY ({}) REFERENCES {shared_table} ({}).", list(&columns), list(&settings.key))),
         );
     }
-    let name = truncate_name(&format!(
-        "{}_{}_shared_ref",
-        catalog::relname(tbl),
-        columns.join("_")
-    ));
+    let name = shared::reference_name(tbl, &columns);
     // What a dropped column, trigger or shared table left behind is cleared first: a registry row
     // whose trigger is gone enforces nothing, and a trigger of ours whose registry row is gone
     // (its shared table was dropped) only refuses writes.
@@ -514,6 +519,15 @@ fn reference_shared(
         shared::forget_reference(tbl, &name);
     } else if triggered && !registered && shared::is_reference_trigger(tbl, &name) {
         spi::run(&format!("DROP TRIGGER {} ON {table}", ident(&name)));
+    }
+    if shared::has_same_reference(tbl, &name, &columns, shared_tbl)
+        && catalog::has_trigger(&table, &name)
+    {
+        // Declared already (e.g. by the same run from the migration's native foreign key,
+        // src/db/shared_fk.rs): nothing to do but what a first call would also do to a native
+        // key on the same columns.
+        drop_native_foreign_keys(tbl, &table, &columns, shared_tbl, &settings.key);
+        return name;
     }
     if shared::has_reference(tbl, &name) || catalog::has_trigger(&table, &name) {
         raise(

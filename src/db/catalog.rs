@@ -249,6 +249,30 @@ pub fn has_trigger(table: &str, name: &str) -> bool {
     .unwrap_or(false)
 }
 
+/// Whether the table (by OID) has a trigger of this name.
+pub fn rel_has_trigger(tbl: pg_sys::Oid, name: &str) -> bool {
+    get_one::<bool>(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_trigger t \
+         WHERE t.tgrelid OPERATOR(pg_catalog.=) $1 AND t.tgname OPERATOR(pg_catalog.=) $2::pg_catalog.text)",
+        &[tbl.into(), name.into()],
+    )
+    .unwrap_or(false)
+}
+
+/// Whether `tbl` has a native foreign key on exactly `columns` (any order) to `referenced`.
+pub fn has_native_fk(tbl: pg_sys::Oid, referenced: pg_sys::Oid, columns: &[String]) -> bool {
+    get_one::<bool>(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_constraint k \
+         WHERE k.contype OPERATOR(pg_catalog.=) 'f' AND k.conrelid OPERATOR(pg_catalog.=) $1 \
+           AND k.confrelid OPERATOR(pg_catalog.=) $2 \
+           AND (SELECT pg_catalog.array_agg(a.attname::pg_catalog.text ORDER BY a.attname) FROM pg_catalog.pg_attribute a \
+                WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attnum OPERATOR(pg_catalog.=) ANY (k.conkey)) \
+               OPERATOR(pg_catalog.=) (SELECT pg_catalog.array_agg(c ORDER BY c) FROM pg_catalog.unnest($3::pg_catalog.text[]) c))",
+        &[tbl.into(), referenced.into(), columns.to_vec().into()],
+    )
+    .unwrap_or(false)
+}
+
 /// Whether the table has a row-level security policy of this name.
 pub fn has_policy(tbl: pg_sys::Oid, name: &str) -> bool {
     get_one::<bool>(
@@ -614,4 +638,26 @@ pub fn outside_dependents(nsp: pg_sys::Oid) -> Vec<String> {
         .map(|r| r.get::<String>(1).or_raise().unwrap_or_default())
         .collect()
     })
+}
+
+/// Whether a key compared under the collations of `col` and `key_col` could match rows
+/// differently: they differ and either is nondeterministic (deterministic collations compare
+/// equality bytewise alike). Native RI compares under the key's collation; the shared reference's
+/// lookups use each side's own.
+pub fn collations_differ(
+    tbl: pg_sys::Oid,
+    col: &str,
+    shared_tbl: pg_sys::Oid,
+    key_col: &str,
+) -> bool {
+    get_one::<bool>(
+        "SELECT a.attcollation OPERATOR(pg_catalog.<>) b.attcollation AND NOT ( \
+                    coalesce((SELECT c.collisdeterministic FROM pg_catalog.pg_collation c WHERE c.oid OPERATOR(pg_catalog.=) a.attcollation), true) \
+                AND coalesce((SELECT c.collisdeterministic FROM pg_catalog.pg_collation c WHERE c.oid OPERATOR(pg_catalog.=) b.attcollation), true)) \
+         FROM pg_catalog.pg_attribute a, pg_catalog.pg_attribute b \
+         WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attname OPERATOR(pg_catalog.=) $2::pg_catalog.name \
+           AND b.attrelid OPERATOR(pg_catalog.=) $3 AND b.attname OPERATOR(pg_catalog.=) $4::pg_catalog.name",
+        &[tbl.into(), col.into(), shared_tbl.into(), key_col.into()],
+    )
+    .unwrap_or(false)
 }

@@ -111,15 +111,6 @@ pub fn relation_holders(oid: pg_sys::Oid) -> String {
     )
 }
 
-/// The other sessions holding the advisory lock `(class, key)`, as for [`relation_holders`].
-pub fn advisory_holders(class: i32, key: i32) -> String {
-    holders(
-        "l.locktype OPERATOR(pg_catalog.=) 'advisory' AND l.objsubid OPERATOR(pg_catalog.=) 2 \
-         AND l.classid::pg_catalog.int8 OPERATOR(pg_catalog.=) $1 AND l.objid::pg_catalog.int8 OPERATOR(pg_catalog.=) $2",
-        vec![(class as u32 as i64).into(), (key as u32 as i64).into()],
-    )
-}
-
 fn holders(which: &str, args: Vec<pgrx::datum::DatumWithOid>) -> String {
     let pids = spi::get_one::<String>(
         &format!(
@@ -135,4 +126,105 @@ fn holders(which: &str, args: Vec<pgrx::datum::DatumWithOid>) -> String {
         Some(p) => format!("PID {p}"),
         None => String::new(),
     }
+}
+
+/// pg_tenancy's own locks (a tenant, a tenant name, a registered migration, the re-link after a
+/// `pg_upgrade`): heavyweight object locks whose class is `tenancy.tenants`' OID, a class no
+/// catalog has and no SQL function can lock. Advisory locks (their earlier form) can be taken by
+/// any role with `pg_advisory_lock` on the same keys, which stalled every migration of a tenant
+/// or every sign-up of a name for as long as that role liked; these cannot. Transaction-level:
+/// released when the transaction (or the subtransaction that took them) ends. Shown in
+/// `pg_locks` as `locktype = 'object'`, `classid = 'tenancy.tenants'::regclass`, `objid` = the
+/// key, `objsubid` = the kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Own {
+    /// Everything done to one tenant (migrate, rename, drop), keyed by its schema's OID.
+    Tenant = 1,
+    /// Creating or renaming *to* a tenant name, keyed by a hash of its case-folded key.
+    Name = 2,
+    /// Applying a registered migration (shared) against removing it (exclusive), keyed by a hash
+    /// of its version.
+    Registered = 3,
+    /// Re-linking the registry after a `pg_upgrade` (key 0).
+    Relink = 4,
+}
+
+fn own_tag(kind: Own, key: u32) -> pg_sys::LOCKTAG {
+    // SAFETY: syscache lookups by name; the registry exists wherever these locks are taken
+    // (after CREATE EXTENSION).
+    let class = unsafe {
+        let nsp = pg_sys::get_namespace_oid(c"tenancy".as_ptr(), false);
+        pg_sys::get_relname_relid(c"tenants".as_ptr(), nsp)
+    };
+    pg_sys::LOCKTAG {
+        // SAFETY: this backend's database.
+        locktag_field1: unsafe { pg_sys::MyDatabaseId }.to_u32(),
+        locktag_field2: class.to_u32(),
+        locktag_field3: key,
+        locktag_field4: kind as u16,
+        locktag_type: pg_sys::LockTagType::LOCKTAG_OBJECT as u8,
+        locktag_lockmethodid: pg_sys::DEFAULT_LOCKMETHOD as u8,
+    }
+}
+
+fn own_mode(exclusive: bool) -> pg_sys::LOCKMODE {
+    (if exclusive {
+        pg_sys::ExclusiveLock
+    } else {
+        pg_sys::ShareLock
+    }) as pg_sys::LOCKMODE
+}
+
+/// Takes `kind`/`key` until the transaction ends, waiting (lock_timeout and deadlock detection
+/// apply). Every caller is a write path: on a hot standby it refuses first ([`spi::writable`]).
+pub fn own_lock(kind: Own, key: u32, exclusive: bool) {
+    spi::writable();
+    let tag = own_tag(kind, key);
+    // SAFETY: a transaction-level lock through the lock manager, as LockDatabaseObject takes.
+    unsafe {
+        pg_sys::LockAcquire(&tag, own_mode(exclusive), false, false);
+    }
+    after_lock();
+}
+
+/// What comes after a lock must see what committed while it waited: pgrx runs SPI reads with the
+/// statement's snapshot (`read_only`) until the transaction has an ID, so take it now, as the
+/// SPI statement the advisory lock used to be did (the isolation spec concurrent_migrate: a
+/// second `migrate_tenant` that waited finds nothing left to do).
+fn after_lock() {
+    // SAFETY: assigns this transaction's ID if it has none (never on a standby: writable).
+    unsafe {
+        pg_sys::GetCurrentTransactionId();
+    }
+}
+
+/// [`own_lock`] without waiting: whether it was taken.
+pub fn own_try_lock(kind: Own, key: u32, exclusive: bool) -> bool {
+    spi::writable();
+    let tag = own_tag(kind, key);
+    // SAFETY: as own_lock, not waiting.
+    let taken = unsafe {
+        pg_sys::LockAcquire(&tag, own_mode(exclusive), false, true)
+            != pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL
+    };
+    after_lock();
+    taken
+}
+
+/// The key of a text (a name, a version): FNV-1a. Collisions only make unrelated keys wait for
+/// each other.
+pub fn own_key(text: &str) -> u32 {
+    text.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// The other sessions holding `kind`/`key`, as for [`relation_holders`].
+pub fn own_holders(kind: Own, key: u32) -> String {
+    holders(
+        "l.locktype OPERATOR(pg_catalog.=) 'object' \
+         AND l.classid OPERATOR(pg_catalog.=) 'tenancy.tenants'::pg_catalog.regclass::pg_catalog.oid \
+         AND l.objid::pg_catalog.int8 OPERATOR(pg_catalog.=) $1 AND l.objsubid OPERATOR(pg_catalog.=) $2",
+        vec![i64::from(key).into(), (kind as i32).into()],
+    )
 }

@@ -8,12 +8,12 @@ use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 
 use crate::db::identity::as_extension_owner;
+use crate::db::locks::{own_key, own_lock, own_try_lock, Own};
 use crate::db::report::OrRaise;
 use crate::db::spi::{get_one, kept_rows, kept_write, write_one};
 
 const TEXT: PgOid = PgOid::BuiltIn(PgBuiltInOids::TEXTOID);
 const OID: PgOid = PgOid::BuiltIn(PgBuiltInOids::OIDOID);
-const INT4: PgOid = PgOid::BuiltIn(PgBuiltInOids::INT4OID);
 const INT8: PgOid = PgOid::BuiltIn(PgBuiltInOids::INT8OID);
 const FLOAT8: PgOid = PgOid::BuiltIn(PgBuiltInOids::FLOAT8OID);
 const BOOL: PgOid = PgOid::BuiltIn(PgBuiltInOids::BOOLOID);
@@ -112,14 +112,7 @@ pub fn relink_if_moved() {
     if oids_are_home() {
         return;
     }
-    as_extension_owner(|| {
-        const TENANCY_RELINK_LOCK: i64 = 0x7465_6e61_7265_6c6b; // "tenarelk"
-        crate::db::spi::run_with_args(
-            "SELECT pg_catalog.pg_advisory_xact_lock($1)",
-            &[TENANCY_RELINK_LOCK.into()],
-        )
-        .or_raise();
-    });
+    own_lock(Own::Relink, 0, true);
     // A fresh snapshot: another session may have re-linked while this one waited.
     if oids_are_home() {
         return;
@@ -615,32 +608,16 @@ pub fn registered_sql(versions: &[String]) -> Vec<(String, String)> {
 /// an entry of the shared lock table until the transaction ends) rather than by row locks.
 pub const FEW_REGISTERED: usize = 8;
 
-/// The class (first key) of the advisory lock on a registered migration's version: "tenm".
-pub const REGISTERED_LOCK_CLASS: i32 = 0x7465_6e6d;
-
 /// A shared advisory lock on a registered migration's version until the transaction ends: held
 /// by every transaction applying it ([`registered_sql`]); `remove_migration` takes it exclusively.
 fn lock_registered_shared(version: &str) {
-    as_extension_owner(|| {
-        kept_write(
-            "SELECT pg_catalog.pg_advisory_xact_lock_shared($1, pg_catalog.hashtext($2))",
-            &[INT4, TEXT],
-            &[REGISTERED_LOCK_CLASS.into(), version.into()],
-            |_| (),
-        );
-    })
+    own_lock(Own::Registered, own_key(version), false);
 }
 
 /// Waits for every transaction applying registered migration `version` (they hold its advisory
 /// lock shared, see [`registered_sql`]) and keeps new ones waiting until this transaction ends.
 pub fn lock_registered_exclusive(version: &str) {
-    as_extension_owner(|| {
-        crate::db::spi::run_with_args(
-            "SELECT pg_catalog.pg_advisory_xact_lock($1, pg_catalog.hashtext($2))",
-            &[REGISTERED_LOCK_CLASS.into(), version.into()],
-        )
-        .or_raise()
-    })
+    own_lock(Own::Registered, own_key(version), true);
 }
 
 /// The registered migrations without their text (what deciding the pending set needs), and the
@@ -779,42 +756,19 @@ pub fn insert_registered(m: &Migration) {
 /// across a `pg_upgrade` is re-linked ([`relink_if_moved`]), before any tenant lock is held.
 pub fn lock_tenant(oid: pg_sys::Oid) {
     relink_if_moved();
-    as_extension_owner(|| {
-        kept_write(
-            "SELECT pg_catalog.pg_advisory_xact_lock($1, $2)",
-            &[INT4, INT4],
-            &[TENANCY_LOCK_CLASS.into(), (oid.to_u32() as i32).into()],
-            |_| (),
-        );
-    })
+    own_lock(Own::Tenant, oid.to_u32(), true);
 }
-
-/// The class (first key) of [`lock_tenant`]'s advisory lock: "tena".
-pub const TENANCY_LOCK_CLASS: i32 = 0x7465_6e61;
 
 /// [`lock_tenant`] without waiting: `false` (and no lock) when another session holds it.
 pub fn try_lock_tenant(oid: pg_sys::Oid) -> bool {
     relink_if_moved();
-    as_extension_owner(|| {
-        get_one::<bool>(
-            "SELECT pg_catalog.pg_try_advisory_xact_lock($1, $2)",
-            &[TENANCY_LOCK_CLASS.into(), (oid.to_u32() as i32).into()],
-        )
-        .unwrap_or(false)
-    })
+    own_try_lock(Own::Tenant, oid.to_u32(), true)
 }
 
 /// Serialises creating or renaming *to* a tenant name (by its case-folded key) until the
 /// transaction ends. Hash collisions only make unrelated names wait for each other.
 pub fn lock_name(key: &str) {
-    as_extension_owner(|| {
-        const TENANCY_NAME_LOCK_CLASS: i32 = 0x7465_6e62;
-        crate::db::spi::run_with_args(
-            "SELECT pg_catalog.pg_advisory_xact_lock($1, pg_catalog.hashtext($2))",
-            &[TENANCY_NAME_LOCK_CLASS.into(), key.into()],
-        )
-        .or_raise()
-    })
+    own_lock(Own::Name, own_key(key), true);
 }
 
 /// Whether `tenancy.managed_table_settings` has the `owner` column of 0.2.0.

@@ -35,6 +35,7 @@ fn sqlstate(state: SqlState) -> PgSqlErrorCode {
         SqlState::DatatypeMismatch => ERRCODE_DATATYPE_MISMATCH,
         SqlState::InvalidForeignKey => ERRCODE_INVALID_FOREIGN_KEY,
         SqlState::TriggerProtocolViolated => ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+        SqlState::CollationMismatch => ERRCODE_COLLATION_MISMATCH,
     }
 }
 

@@ -26,9 +26,17 @@ pub static TENANT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::
 pub static TENANT_OID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 /// `tenancy.use_snapshot`: whether new tenants are built from the proven snapshot when there is
-/// one (docs/snapshots.md); off (the default until the findings of its hostile review are fixed,
-/// docs/snapshots.md "Known problems") replays every migration, as without a snapshot.
-pub static USE_SNAPSHOT: GucSetting<bool> = GucSetting::<bool>::new(false);
+/// one (docs/snapshots.md; on by default: a snapshot exists only once someone built one); off
+/// replays every migration, as without a snapshot.
+pub static USE_SNAPSHOT: GucSetting<bool> = GucSetting::<bool>::new(true);
+
+/// `tenancy.convert_shared_foreign_keys`: whether a native foreign key to a shared table that a
+/// tenant migration declares becomes a shared reference (src/db/shared_fk.rs). Off by default:
+/// the converted key has no constraint name and its trigger depends on its columns, so later
+/// migrations written against the native key behave differently on converted tenants
+/// (docs/functions/reference_shared.md). Superuser-set (ALTER DATABASE … SET), so every session
+/// and fleet worker of a database converts alike.
+pub static CONVERT_SHARED_FKS: GucSetting<bool> = GucSetting::<bool>::new(false);
 
 /// `tenancy.distribute`: whether tenants become Citus distributed schemas (docs/citus.md).
 #[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
@@ -74,9 +82,17 @@ pub fn init() {
         GucFlags::UNIT_MS,
     );
     GucRegistry::define_bool_guc(
+        c"tenancy.convert_shared_foreign_keys",
+        c"Whether tenant migrations' native foreign keys to shared tables become shared references.",
+        c"Off by default: see docs/functions/reference_shared.md. Set it for the database (ALTER DATABASE ... SET), not per session, so that every tenant is built alike.",
+        &CONVERT_SHARED_FKS,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
         c"tenancy.use_snapshot",
         c"Whether new tenants are built from the proven snapshot (tenancy.build_snapshot) when there is one.",
-        c"off: new tenants replay every migration, as without a snapshot. tenancy.snapshot_status says which path new tenants take. Default: off (opt-in while known problems are open, docs/snapshots.md).",
+        c"off: new tenants replay every migration, as without a snapshot. tenancy.snapshot_status says which path new tenants take. Default: on (a snapshot exists only after tenancy.build_snapshot).",
         &USE_SNAPSHOT,
         GucContext::Userset,
         GucFlags::default(),

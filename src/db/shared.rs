@@ -336,6 +336,24 @@ pub fn has_reference(referencing: pg_sys::Oid, name: &str) -> bool {
     })
 }
 
+/// Whether `referencing` has the reference `name` on exactly `columns` to `shared`.
+pub fn has_same_reference(
+    referencing: pg_sys::Oid,
+    name: &str,
+    columns: &[String],
+    shared: pg_sys::Oid,
+) -> bool {
+    as_extension_owner(|| {
+        spi::get_one::<bool>(
+            "SELECT EXISTS (SELECT FROM tenancy.shared_references r \
+             WHERE r.referencing::pg_catalog.oid OPERATOR(pg_catalog.=) $1 AND r.name OPERATOR(pg_catalog.=) $2::pg_catalog.name \
+               AND r.columns::pg_catalog.text[] OPERATOR(pg_catalog.=) $3 AND r.shared::pg_catalog.oid OPERATOR(pg_catalog.=) $4)",
+            &[referencing.into(), name.into(), columns.to_vec().into(), shared.into()],
+        )
+        .unwrap_or(false)
+    })
+}
+
 /// Records that `referencing` holds rows with this key of `shared` (nothing if it is noted
 /// already). Under the latest snapshot: a row another transaction committed after this
 /// transaction's snapshot is a conflict that needs nothing, not a serialization failure.
@@ -539,4 +557,15 @@ pub fn guard_key(tbl: pg_sys::Oid) -> Option<Vec<String>> {
         &GUARD_KEY.replace("r.shared::pg_catalog.oid", "$1"),
         &[tbl.into()],
     )
+}
+
+/// The name of the trigger (and registration) `tenancy.reference_shared` gives a reference of
+/// `tbl` on `columns` (in the shared key's order): `<table>_<columns>_shared_ref`, cut to 63
+/// bytes on a character boundary.
+pub fn reference_name(tbl: pg_sys::Oid, columns: &[String]) -> String {
+    crate::rules::names::truncate_name(&format!(
+        "{}_{}_shared_ref",
+        crate::db::catalog::relname(tbl),
+        columns.join("_")
+    ))
 }

@@ -5,7 +5,9 @@
 //! table* per tenant, takes SHARE ROW EXCLUSIVE on it, and invalidates its relation cache entry
 //! in every backend; replacing it afterwards (`tenancy.reference_shared` dropping it) takes
 //! ACCESS EXCLUSIVE on the shared table until the sign-up commits, which blocks every application
-//! query on it meanwhile. So while pg_tenancy runs a tenant's migrations ([`Converting`]), a
+//! query on it meanwhile. So where a superuser set `tenancy.convert_shared_foreign_keys` for the
+//! database (off by default: docs/functions/reference_shared.md says what it changes for later
+//! migrations), while pg_tenancy runs a tenant's migrations ([`Converting`]), a
 //! `ProcessUtility` hook takes such a foreign key out of its `ALTER TABLE` (CREATE TABLE's
 //! foreign keys reach PostgreSQL as one too; `ADD COLUMN … REFERENCES` does not: PostgreSQL adds
 //! that key inside the ALTER TABLE, so it stays native) and declares it with
@@ -25,7 +27,7 @@ use pgrx::prelude::*;
 use pgrx::PgList;
 
 use crate::db::report::OrRaise;
-use crate::db::{catalog, citus, shared, spi};
+use crate::db::{catalog, citus, settings, shared, spi};
 use crate::rules::shared_fk::{keep_native, Declared};
 
 thread_local! {
@@ -64,6 +66,8 @@ impl Drop for Converting {
 /// One foreign key taken out of a statement, to declare as a shared reference after it.
 struct Pending {
     rel: pgrx::PgBox<pg_sys::RangeVar>,
+    /// The name `tenancy.reference_shared` gives it.
+    name: String,
     columns: Vec<String>,
     shared: pg_sys::Oid,
     key: Vec<String>,
@@ -87,6 +91,7 @@ unsafe extern "C-unwind" fn hook(
     let mut pending = Vec::new();
     let mut skip = false;
     if ACTIVE.with(|a| a.get()) > 0
+        && settings::CONVERT_SHARED_FKS.get()
         && !pstmt.is_null()
         && is_a((*pstmt).utilityStmt, pg_sys::NodeTag::T_AlterTableStmt)
     {
@@ -99,7 +104,11 @@ unsafe extern "C-unwind" fn hook(
     }
     if !skip {
         match PREV {
-            Some(prev) => prev(pstmt, query, read_only_tree, context, params, env, dest, qc),
+            // Another extension's hook (C): an ERROR there must unwind through pgrx, not
+            // longjmp past this frame's Rust values.
+            Some(prev) => pg_sys::ffi::pg_guard_ffi_boundary(|| {
+                prev(pstmt, query, read_only_tree, context, params, env, dest, qc)
+            }),
             None => pg_sys::standard_ProcessUtility(
                 pstmt,
                 query,
@@ -196,6 +205,26 @@ unsafe fn take_shared_fks(
             take.push((i, p));
         }
     }
+    // Anything the reference could not mirror exactly stays native: another subcommand of the
+    // statement that changes the type of, or drops, one of the key's columns (the reference is
+    // declared after the statement, with the types of then); two keys of the statement on the
+    // same columns or with the same generated name (the second would collide).
+    let touched: Vec<String> = cmds
+        .iter_ptr()
+        .filter(|c| {
+            matches!(
+                (**c).subtype,
+                pg_sys::AlterTableType::AT_AlterColumnType | pg_sys::AlterTableType::AT_DropColumn
+            )
+        })
+        .filter(|c| !(**c).name.is_null())
+        .map(|c| CStr::from_ptr((*c).name).to_string_lossy().into_owned())
+        .collect();
+    let names: Vec<String> = take.iter().map(|(_, p)| p.name.clone()).collect();
+    take.retain(|(_, p)| {
+        !p.columns.iter().any(|c| touched.contains(c))
+            && names.iter().filter(|n| **n == p.name).count() == 1
+    });
     if take.is_empty() {
         return None;
     }
@@ -256,10 +285,14 @@ unsafe fn shared_fk(rel: *mut pg_sys::RangeVar, con: &pg_sys::Constraint) -> Opt
     if key.is_empty() {
         key = catalog::primary_key_columns(shared_tbl);
     }
+    // Same types, and collations that compare keys alike (the reference's lookups use each
+    // side's own collation; native RI uses the key's).
     let same_types = columns.len() == key.len()
         && columns.iter().zip(&key).all(|(c, k)| {
             let t = column_type(tbl, c);
-            t != pg_sys::InvalidOid && t == column_type(shared_tbl, k)
+            t != pg_sys::InvalidOid
+                && t == column_type(shared_tbl, k)
+                && !catalog::collations_differ(tbl, c, shared_tbl, k)
         });
     let declared = Declared {
         relkind: pg_sys::get_rel_relkind(tbl) as u8 as char,
@@ -277,8 +310,21 @@ unsafe fn shared_fk(rel: *mut pg_sys::RangeVar, con: &pg_sys::Constraint) -> Opt
     if keep_native(&declared, &settings.key).is_some() {
         return None;
     }
+    // A native key of the table on these columns to this shared table (a later migration adding
+    // a second one), or a trigger of the name the reference would take: keep native rather than
+    // drop the existing key (ACCESS EXCLUSIVE on the shared table) or collide with the trigger.
+    let in_key_order: Vec<String> = settings
+        .key
+        .iter()
+        .filter_map(|k| key.iter().position(|x| x == k).map(|i| columns[i].clone()))
+        .collect();
+    let name = shared::reference_name(tbl, &in_key_order);
+    if catalog::has_native_fk(tbl, shared_tbl, &columns) || catalog::rel_has_trigger(tbl, &name) {
+        return None;
+    }
     Some(Pending {
         rel: pgrx::PgBox::from_pg(pg_sys::copyObjectImpl(rel as *const _) as *mut pg_sys::RangeVar),
+        name,
         columns,
         shared: shared_tbl,
         key,

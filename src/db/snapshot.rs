@@ -66,28 +66,42 @@ pub fn load() -> Option<Stored> {
     })
 }
 
-/// The stored steps (JSON text), if the snapshot was proven.
-pub fn steps() -> Option<String> {
+/// The stored steps (JSON text) of the row version `row_version` ([`Stored::row_version`]), if
+/// the snapshot was proven and is still that version: a rebuild committed since the caller
+/// checked its fingerprint gives nothing (the caller replays) rather than newer steps.
+pub fn steps(row_version: &str) -> Option<String> {
     as_extension_owner(|| {
-        spi::get_one::<String>("SELECT steps::pg_catalog.text FROM tenancy.snapshot", &[])
+        spi::get_one::<String>(
+            "SELECT steps::pg_catalog.text FROM tenancy.snapshot \
+             WHERE (xmin::pg_catalog.text OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) built_at::pg_catalog.text) OPERATOR(pg_catalog.=) $1",
+            &[row_version.into()],
+        )
     })
 }
 
-/// A sign-up built from the snapshot takes this lock shared, `remove_migration` exclusive (the
-/// tenant-lock class with key 1, which no schema OID has): a migration is never removed while a
-/// snapshot tenant being built records it, without locking every registered migration's row.
+/// Locks `tenancy.snapshot` itself: a sign-up built from the snapshot in ROW SHARE mode,
+/// `remove_migration` in EXCLUSIVE mode (a migration is never removed while a snapshot tenant
+/// being built records it, without locking every registered migration's row). A table lock,
+/// not an advisory one: nobody without privileges on the table (none are granted) can take a
+/// conflicting lock on it and stall sign-ups.
 pub fn lock_use(exclusive: bool) {
-    as_extension_owner(|| {
-        spi::run_with_args(
-            if exclusive {
-                "SELECT pg_catalog.pg_advisory_xact_lock($1, 1)"
-            } else {
-                "SELECT pg_catalog.pg_advisory_xact_lock_shared($1, 1)"
-            },
-            &[crate::db::registry::TENANCY_LOCK_CLASS.into()],
-        )
-        .or_raise()
-    })
+    lock_table(if exclusive {
+        pg_sys::ExclusiveLock
+    } else {
+        pg_sys::RowShareLock
+    } as pg_sys::LOCKMODE);
+}
+
+fn lock_table(mode: pg_sys::LOCKMODE) {
+    // SAFETY: syscache lookups by name (the catalog exists: callers checked has_catalog or
+    // run after CREATE EXTENSION), then a heavyweight lock held until the transaction ends.
+    unsafe {
+        let nsp = pg_sys::get_namespace_oid(c"tenancy".as_ptr(), false);
+        let rel = pg_sys::get_relname_relid(c"snapshot".as_ptr(), nsp);
+        if rel != pg_sys::InvalidOid {
+            pg_sys::LockRelationOid(rel, mode);
+        }
+    }
 }
 
 /// Replaces the stored snapshot (`steps` JSON, or the `reason` it cannot be used).
@@ -130,15 +144,10 @@ pub fn delete() -> bool {
     })
 }
 
-/// Serialises snapshot builds (the tenant-lock class with key 0, which no schema OID has).
+/// Serialises snapshot builds: SHARE UPDATE EXCLUSIVE on `tenancy.snapshot` (conflicts with
+/// itself and `remove_migration`'s lock, not with sign-ups' ROW SHARE; see [`lock_use`]).
 pub fn lock_builds() {
-    as_extension_owner(|| {
-        spi::run_with_args(
-            "SELECT pg_catalog.pg_advisory_xact_lock($1, 0)",
-            &[crate::db::registry::TENANCY_LOCK_CLASS.into()],
-        )
-        .or_raise()
-    })
+    lock_table(pg_sys::ShareUpdateExclusiveLock as pg_sys::LOCKMODE);
 }
 
 /// The shared tables prepared with `tenancy.share_table`, with their keys (part of the

@@ -57,11 +57,14 @@ pub enum SqlState {
     InvalidForeignKey,
     /// 39P01 trigger_protocol_violated
     TriggerProtocolViolated,
+    /// 42P21 collation_mismatch (a referencing column whose collation would compare keys
+    /// differently from the shared key's)
+    CollationMismatch,
 }
 
 impl SqlState {
     /// Every state, for tests that check each one.
-    pub const ALL: [SqlState; 23] = [
+    pub const ALL: [SqlState; 24] = [
         SqlState::InvalidName,
         SqlState::NameTooLong,
         SqlState::DuplicateSchema,
@@ -85,6 +88,7 @@ impl SqlState {
         SqlState::DatatypeMismatch,
         SqlState::InvalidForeignKey,
         SqlState::TriggerProtocolViolated,
+        SqlState::CollationMismatch,
     ];
 
     pub fn code(self) -> &'static str {
@@ -112,6 +116,7 @@ impl SqlState {
             SqlState::DatatypeMismatch => "42804",
             SqlState::InvalidForeignKey => "42830",
             SqlState::TriggerProtocolViolated => "39P01",
+            SqlState::CollationMismatch => "42P21",
         }
     }
 }

@@ -119,6 +119,15 @@ pub fn collision(name: &str, existing: &str) -> TenancyError {
     .hint("Choose a name that differs from every existing tenant ignoring case, or rename the existing tenant.")
 }
 
+/// Identifiers are at most 63 bytes (NAMEDATALEN - 1): cut on a character boundary.
+pub fn truncate_name(name: &str) -> String {
+    let mut end = name.len().min(63);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    name[..end].to_string()
+}
+
 /// Always-quoted SQL identifier: `org_1` → `"org_1"`, `a"b` → `"a""b"`.
 pub fn quote_ident(name: &str) -> String {
     let mut out = String::with_capacity(name.len() + 2);

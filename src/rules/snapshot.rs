@@ -224,12 +224,61 @@ const VOLATILE: &[&str] = &[
     "inet_server_addr",
 ];
 
-/// The first function of [`VOLATILE`] that `text` names as a word (any case), if any.
-pub fn names_volatile(text: &str) -> Option<&'static str> {
+/// The part of [`VOLATILE`] that is the same in two replays of one build (one transaction) and
+/// differs between tenants replayed at different times: what comparing two replays cannot find.
+const CLOCK: &[&str] = &[
+    "now",
+    "current_timestamp",
+    "current_date",
+    "current_time",
+    "localtime",
+    "localtimestamp",
+    "statement_timestamp",
+    "transaction_timestamp",
+    "txid_current",
+    "pg_current_xact_id",
+    "pg_backend_pid",
+    "inet_client_addr",
+    "inet_server_addr",
+];
+
+/// Functions whose value depends on the session, the transaction or the schema a migration runs
+/// in, and that two replays of one build share (one session, one transaction) or that a scratch
+/// schema's name answers differently from a tenant's: outside a definition they may shape what a
+/// migration builds (`EXECUTE format(…, current_schema())`), and with rows, anywhere (a function
+/// a migration calls while inserting).
+const SESSION: &[&str] = &[
+    "current_schema",
+    "current_schemas",
+    "session_user",
+    "current_setting",
+    "current_query",
+    "pg_backend_pid",
+    "txid_current",
+    "txid_current_if_assigned",
+    "pg_current_xact_id",
+    "pg_current_xact_id_if_assigned",
+    "inet_client_addr",
+    "inet_client_port",
+    "inet_server_addr",
+    "inet_server_port",
+    "pg_postmaster_start_time",
+    "pg_conf_load_time",
+];
+
+/// The first function of [`SESSION`] that `text` names, if any.
+pub fn names_session(text: &str) -> Option<&'static str> {
+    word_in(SESSION, text)
+}
+
+/// Date/time input literals that PostgreSQL reads as the current time (`'today'`, …), quoted.
+const CLOCK_LITERALS: &[&str] = &["'now'", "'today'", "'tomorrow'", "'yesterday'"];
+
+fn word_in(list: &[&'static str], text: &str) -> Option<&'static str> {
     let lower = text.to_ascii_lowercase();
     let bytes = lower.as_bytes();
     let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'$';
-    VOLATILE.iter().copied().find(|f| {
+    list.iter().copied().find(|f| {
         lower.match_indices(f).any(|(i, _)| {
             let before = i == 0 || !word(bytes[i - 1]);
             let end = i + f.len();
@@ -237,6 +286,50 @@ pub fn names_volatile(text: &str) -> Option<&'static str> {
             before && after
         })
     })
+}
+
+/// The first of [`CLOCK_LITERALS`] that `text` holds (any case, spaces inside the quotes allowed).
+fn clock_literal(text: &str) -> Option<&'static str> {
+    let squeezed: String = text
+        .to_ascii_lowercase()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    CLOCK_LITERALS
+        .iter()
+        .copied()
+        .find(|l| squeezed.contains(l))
+}
+
+/// The first function of [`VOLATILE`] that `text` names as a word (any case), or a literal of
+/// [`CLOCK_LITERALS`] it holds, if any.
+pub fn names_volatile(text: &str) -> Option<&'static str> {
+    word_in(VOLATILE, text).or_else(|| clock_literal(text))
+}
+
+/// The first function of [`CLOCK`] that `text` names, or a literal of [`CLOCK_LITERALS`].
+pub fn names_clock(text: &str) -> Option<&'static str> {
+    word_in(CLOCK, text).or_else(|| clock_literal(text))
+}
+
+/// How a finding of [`names_volatile`] / [`names_clock`] reads in a reason: `now()`, `'today'`.
+pub fn shown(found: &str) -> String {
+    if found.starts_with('\'') {
+        found.to_string()
+    } else {
+        format!("{found}()")
+    }
+}
+
+/// Whether a column of this type (as `format_type` prints it) holds dates or times, which the
+/// clock functions and literals feed.
+pub fn is_time_type(ty: &str) -> bool {
+    let t = ty.trim_end_matches("[]");
+    t == "date"
+        || t.starts_with("timestamp")
+        || t.starts_with("time ")
+        || t.starts_with("time(")
+        || t == "time"
 }
 
 /// Statements that only define objects: a volatile function they name (a column default, a
@@ -259,21 +352,53 @@ const DEFINING: &[&[&str]] = &[
     &["COMMENT"],
 ];
 
+fn defining(words: &[String]) -> bool {
+    DEFINING
+        .iter()
+        .any(|d| words.len() >= d.len() && words.iter().zip(d.iter()).all(|(w, d)| w == d))
+}
+
 /// The first statement of a migration (its upper-cased leading words and text) that may write
 /// rows with a [`VOLATILE`] function, with the function.
 pub fn volatile_write<'a>(
     statements: impl IntoIterator<Item = (&'a [String], &'a str)>,
 ) -> Option<&'static str> {
     statements.into_iter().find_map(|(words, text)| {
-        let defining = DEFINING
-            .iter()
-            .any(|d| words.len() >= d.len() && words.iter().zip(d.iter()).all(|(w, d)| w == d));
-        if defining {
+        if defining(words) {
             None
         } else {
             names_volatile(&crate::rules::sqltext::without_comments(text))
         }
     })
+}
+
+/// The first statement that is not a definition and names a function of [`SESSION`], with it.
+pub fn session_use<'a>(
+    statements: impl IntoIterator<Item = (&'a [String], &'a str)>,
+) -> Option<&'static str> {
+    statements.into_iter().find_map(|(words, text)| {
+        if defining(words) {
+            None
+        } else {
+            names_session(&crate::rules::sqltext::without_comments(text))
+        }
+    })
+}
+
+/// The first table whose rows differ between two extras descriptions (as JSON), if any.
+pub fn rows_differing(a: &Value, b: &Value) -> Option<String> {
+    let empty = serde_json::Map::new();
+    let data = |v: &Value| {
+        v.get("data")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_else(|| empty.clone())
+    };
+    let (da, db) = (data(a), data(b));
+    da.keys()
+        .chain(db.keys())
+        .find(|t| da.get(*t) != db.get(*t))
+        .cloned()
 }
 
 /// Hex sha256 over the parts (each ended by a NUL, so that parts cannot run into each other).
@@ -400,6 +525,56 @@ mod tests {
     }
 
     #[test]
+    fn session_functions_outside_definitions() {
+        let w = |s: &str| {
+            s.split_whitespace()
+                .map(|x| x.to_uppercase())
+                .collect::<Vec<_>>()
+        };
+        let (r#do, func) = (w("DO $d$"), w("CREATE FUNCTION f()"));
+        assert_eq!(
+            session_use([(
+                r#do.as_slice(),
+                "DO $d$ BEGIN EXECUTE format('x%s', current_schema()); END $d$"
+            )]),
+            Some("current_schema")
+        );
+        assert_eq!(
+            session_use([(
+                func.as_slice(),
+                "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT pg_backend_pid()'"
+            )]),
+            None
+        );
+        assert_eq!(names_session("SELECT current_schema_name"), None);
+    }
+
+    #[test]
+    fn clock_literals_and_time_types() {
+        assert_eq!(
+            names_volatile("INSERT INTO t VALUES ( ' Today ' )"),
+            Some("'today'")
+        );
+        assert_eq!(names_clock("SELECT random()"), None);
+        assert_eq!(names_clock("DEFAULT now()"), Some("now"));
+        assert_eq!(names_clock("x = 'nowhere'"), None);
+        assert_eq!(shown("now"), "now()");
+        assert_eq!(shown("'today'"), "'today'");
+        for t in [
+            "date",
+            "timestamp with time zone",
+            "timestamp(3) without time zone",
+            "time without time zone",
+            "date[]",
+        ] {
+            assert!(is_time_type(t), "{t}");
+        }
+        for t in ["text", "interval", "timezone_name", "integer"] {
+            assert!(!is_time_type(t), "{t}");
+        }
+    }
+
+    #[test]
     fn only_statements_that_may_write_rows_count() {
         let w = |s: &str| {
             s.split_whitespace()
@@ -447,5 +622,15 @@ mod tests {
             vec![("enums m".to_string(), "differs".to_string())]
         );
         assert!(extras_differences(&a, &a).is_empty());
+    }
+
+    #[test]
+    fn rows_differing_names_the_table() {
+        let a: Value =
+            serde_json::from_str(r#"{"data": {"k": {"columns": ["v"], "rows": [[1]]}}}"#).unwrap();
+        let b: Value =
+            serde_json::from_str(r#"{"data": {"k": {"columns": ["v"], "rows": [[2]]}}}"#).unwrap();
+        assert_eq!(rows_differing(&a, &b), Some("k".to_string()));
+        assert_eq!(rows_differing(&a, &a), None);
     }
 }

@@ -10,8 +10,7 @@ PORT=${SNAPSHOT_PORT:-28837}
 dir=$(cluster_start snapshot "$PORT") || exit 1
 trap 'cluster_stop snapshot >/dev/null 2>&1 || true' EXIT
 export PGHOST="$dir/sock" PGPORT="$PORT" PGUSER=postgres PGDATABASE=postgres
-# Snapshots are opt-in for now (docs/snapshots.md, "Known problems").
-export PGOPTIONS="-c client_min_messages=warning -c tenancy.use_snapshot=on"
+export PGOPTIONS="-c client_min_messages=warning"
 
 from_snapshot() { q -c "SELECT count(*) FROM tenancy.ledger WHERE schema_name = '$1' AND from_snapshot"; }
 known() { q -c "SELECT count(*) FROM tenancy.migrations"; }
@@ -59,4 +58,34 @@ check "each equal to a replayed tenant" "0" \
 q -c "INSERT INTO org_101.subscription (plan_id) VALUES (1)" >/dev/null
 q -c "DELETE FROM plans WHERE id = 1" >/dev/null 2>&1
 check "deleting a plan a snapshot tenant references is refused" "1" "$(q -c "SELECT count(*) FROM plans WHERE id = 1")"
+
+# Locks anyone could take do not stall sign-ups or builds (the hostile review's finding: fixed
+# advisory keys): an unprivileged role holds both former keys while a tenant signs up and a
+# migration is added (which rebuilds the snapshot); each must finish within its statement_timeout.
+q -c "CREATE ROLE nobody_special LOGIN" >/dev/null
+( PGUSER=nobody_special q -c "SELECT pg_advisory_lock(1952804449, 0), pg_advisory_lock(1952804449, 1)" -c "SELECT pg_sleep(8)" >/dev/null ) &
+holder=$!
+sleep 0.5
+check "an unprivileged role cannot lock tenancy.snapshot" "42501" \
+  "$(PGUSER=nobody_special q -v VERBOSITY=verbose -c "BEGIN" -c "LOCK tenancy.snapshot IN ROW SHARE MODE" 2>&1 | grep -o 42501 | head -1)"
+q -c "SET statement_timeout = '5s'" -c "INSERT INTO organizations VALUES (201)" >/dev/null
+check "a sign-up does not wait for a role holding the old advisory keys" "$(known)" "$(from_snapshot org_201)"
+q -c "SET statement_timeout = '5s'" -c "SELECT tenancy.add_migration('9003', 'tags', 'CREATE TABLE tags (id int PRIMARY KEY)')" >/dev/null
+check "nor does add_migration's rebuild" "snapshot t $(known)" "$(q -F' ' -c "SELECT path, fresh, migrations FROM tenancy.snapshot_status")"
+wait "$holder"
+
+# The same for every lock pg_tenancy takes (they were advisory locks too: a tenant's, a name's, a
+# registered migration's): an unprivileged role holds all the old keys of org_1, org_301 and
+# version 9003; migrate_tenant, a replayed sign-up applying 9003 and remove_migration finish.
+org1=$(q -c "SELECT 'org_1'::regnamespace::oid::int")
+( PGUSER=nobody_special q -c "SELECT pg_advisory_lock(1952804449, $org1), pg_advisory_lock(1952804450, hashtext('org_301')), pg_advisory_lock(1952804461, hashtext('9003'))" -c "SELECT pg_sleep(8)" >/dev/null ) &
+holder=$!
+sleep 0.5
+q -c "SELECT tenancy.add_migration('9004', 'more', 'CREATE TABLE more_tags (id int PRIMARY KEY)')" >/dev/null
+check "migrate_tenant does not wait for a role holding its old tenant key and 9003's" "9003,9004" \
+  "$(q -c "SET statement_timeout = '5s'" -c "SELECT string_agg(version, ',' ORDER BY version) FROM tenancy.migrate_tenant('org_1')")"
+q -c "SET statement_timeout = '5s'" -c "SET tenancy.use_snapshot = off" -c "INSERT INTO organizations VALUES (301)" >/dev/null
+check "nor does a replayed sign-up (its name's and 9003's old keys held)" "$(known)" \
+  "$(q -c "SELECT count(*) FROM tenancy.ledger WHERE schema_name = 'org_301'")"
+wait "$holder"
 finish snapshot

@@ -258,6 +258,13 @@ fn table(x: &Table, y: &Table) -> Vec<String> {
                         &opt(&q.identity),
                     )));
                 }
+                if p.identity_options != q.identity_options {
+                    out.push(column(values(
+                        "identity options",
+                        &opt(&p.identity_options),
+                        &opt(&q.identity_options),
+                    )));
+                }
             }
             (p, q) => {
                 let c = p.or(q).expect("a column of either side");

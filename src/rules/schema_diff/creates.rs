@@ -19,7 +19,10 @@ pub(super) fn column_sql(c: &Column) -> String {
         s.push_str(&format!(" GENERATED ALWAYS AS ({g}) STORED"));
     }
     if let Some(i) = &c.identity {
-        s.push_str(&format!(" GENERATED {i} AS IDENTITY"));
+        s.push_str(&format!(
+            " GENERATED {i} AS IDENTITY{}",
+            identity_options(c)
+        ));
     } else if let Some(d) = &c.default {
         s.push_str(&format!(" DEFAULT {d}"));
     }
@@ -27,6 +30,61 @@ pub(super) fn column_sql(c: &Column) -> String {
         s.push_str(" NOT NULL");
     }
     s
+}
+
+/// ` (INCREMENT BY 5 …)` for an identity column with options, empty otherwise.
+fn identity_options(c: &Column) -> String {
+    c.identity_options
+        .as_ref()
+        .map(|o| format!(" ({o})"))
+        .unwrap_or_default()
+}
+
+/// The clauses of an identity options text, by option: (`INCREMENT`, `INCREMENT BY 5`), …
+fn identity_clauses(options: Option<&str>) -> Vec<(&'static str, String)> {
+    let words: Vec<&str> = options.unwrap_or("").split_whitespace().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < words.len() {
+        let (key, len) = match words[i] {
+            "INCREMENT" => ("INCREMENT", 3),
+            "MINVALUE" => ("MINVALUE", 2),
+            "MAXVALUE" => ("MAXVALUE", 2),
+            "START" => ("START", 3),
+            "CACHE" => ("CACHE", 2),
+            "CYCLE" => ("CYCLE", 1),
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        let end = (i + len).min(words.len());
+        out.push((key, words[i..end].join(" ")));
+        i = end;
+    }
+    out
+}
+
+/// `SET …` clauses that take an identity column's sequence from `old`'s options to `new`'s:
+/// each option of `new`, and the default back for one only `old` sets (START WITH has no
+/// "default" form: left as it is).
+fn identity_option_changes(old: Option<&str>, new: Option<&str>) -> Option<String> {
+    let (o, n) = (identity_clauses(old), identity_clauses(new));
+    let mut sets: Vec<String> = n.iter().map(|(_, c)| format!("SET {c}")).collect();
+    for (key, _) in &o {
+        if n.iter().any(|(k, _)| k == key) {
+            continue;
+        }
+        match *key {
+            "INCREMENT" => sets.push("SET INCREMENT BY 1".into()),
+            "MINVALUE" => sets.push("SET NO MINVALUE".into()),
+            "MAXVALUE" => sets.push("SET NO MAXVALUE".into()),
+            "CACHE" => sets.push("SET CACHE 1".into()),
+            "CYCLE" => sets.push("SET NO CYCLE".into()),
+            _ => {}
+        }
+    }
+    (!sets.is_empty()).then(|| sets.join(" "))
 }
 
 fn sequence_options(s: &Sequence) -> String {
@@ -63,6 +121,9 @@ pub(super) fn policy_clauses(p: &Policy) -> String {
         },
         p.cmd
     );
+    if !p.roles.is_empty() {
+        s.push_str(&format!(" TO {}", p.roles.join(", ")));
+    }
     if let Some(u) = &p.using {
         s.push_str(&format!(" USING ({u})"));
     }
@@ -242,6 +303,7 @@ fn after_parent(old: &Table, old_parent: &Table, new_parent: &Table) -> Table {
                     }
                     if op.identity != n.identity {
                         c.identity = n.identity.clone();
+                        c.identity_options = n.identity_options.clone();
                     }
                     c
                 }
@@ -284,7 +346,17 @@ fn columns(t: &str, old: &Table, table: &Table) -> Vec<String> {
                 out.push(alter("DROP IDENTITY IF EXISTS".into()));
             }
             if let Some(i) = &c.identity {
-                out.push(alter(format!("ADD GENERATED {i} AS IDENTITY")));
+                out.push(alter(format!(
+                    "ADD GENERATED {i} AS IDENTITY{}",
+                    identity_options(c)
+                )));
+            }
+        } else if o.identity_options != c.identity_options && c.identity.is_some() {
+            if let Some(sets) = identity_option_changes(
+                o.identity_options.as_deref(),
+                c.identity_options.as_deref(),
+            ) {
+                out.push(alter(sets));
             }
         }
         if o.default != c.default && c.identity.is_none() {

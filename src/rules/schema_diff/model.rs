@@ -90,6 +90,10 @@ pub struct Column {
     pub default: Option<String>,
     pub generated: Option<String>,
     pub identity: Option<String>,
+    /// The identity sequence's options that differ from the defaults (`INCREMENT BY 5 CACHE 3
+    /// CYCLE`, in that order: INCREMENT BY, MINVALUE, MAXVALUE, START WITH, CACHE, CYCLE).
+    #[serde(default)]
+    pub identity_options: Option<String>,
     pub collation: Option<String>,
 }
 
@@ -185,6 +189,9 @@ pub struct Policy {
     pub permissive: bool,
     pub using: Option<String>,
     pub check: Option<String>,
+    /// The roles it applies to, quoted, in name order; empty for PUBLIC.
+    #[serde(default)]
+    pub roles: Vec<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]

@@ -8,6 +8,7 @@ fn col(name: &str, ty: &str) -> Column {
         default: None,
         generated: None,
         identity: None,
+        identity_options: None,
         collation: None,
     }
 }
@@ -237,6 +238,42 @@ fn column_changes() {
             "ALTER TABLE \"t\" ALTER COLUMN \"n\" DROP DEFAULT",
             "ALTER TABLE \"t\" ALTER COLUMN \"n\" SET NOT NULL",
         ]
+    );
+}
+
+#[test]
+fn identity_options_are_created_and_changed_in_place() {
+    let mut c = col("id", "integer");
+    c.identity = Some("ALWAYS".into());
+    c.identity_options = Some("INCREMENT BY 5 MAXVALUE 1000 CACHE 3".into());
+    let mut b = Schema::default();
+    b.tables.insert("t".into(), table(vec![c.clone()]));
+    assert_eq!(
+        diff(&Schema::default(), &b, &TenantColumns::new()),
+        vec!["CREATE TABLE \"t\" (\n    \"id\" integer GENERATED ALWAYS AS IDENTITY (INCREMENT BY 5 MAXVALUE 1000 CACHE 3)\n)"]
+    );
+    let mut c2 = c.clone();
+    c2.identity_options = Some("INCREMENT BY 2 CYCLE".into());
+    let mut b2 = Schema::default();
+    b2.tables.insert("t".into(), table(vec![c2]));
+    assert_eq!(
+        diff(&b, &b2, &TenantColumns::new()),
+        vec!["ALTER TABLE \"t\" ALTER COLUMN \"id\" SET INCREMENT BY 2 SET CYCLE SET NO MAXVALUE SET CACHE 1"]
+    );
+}
+
+#[test]
+fn policy_roles_are_part_of_the_policy() {
+    let p = Policy {
+        cmd: "SELECT".into(),
+        permissive: true,
+        using: Some("true".into()),
+        check: None,
+        roles: vec!["app".into(), "\"Readers\"".into()],
+    };
+    assert_eq!(
+        super::creates::policy_clauses(&p),
+        "AS PERMISSIVE FOR SELECT TO app, \"Readers\" USING (true)"
     );
 }
 
