@@ -233,6 +233,29 @@ mod tests {
             one::<String>("SELECT tenancy.reference_shared('acme.orders', ARRAY['plan_id'], 'public.plans')::text").unwrap(),
             "orders_plan_id_shared_ref"
         );
+        // …only while pg_tenancy's trigger is there and enabled (a review found a disabled or
+        // swapped trigger accepted as "declared already").
+        run("ALTER TABLE acme.orders DISABLE TRIGGER orders_plan_id_shared_ref");
+        fails(
+            "SELECT tenancy.reference_shared('acme.orders', ARRAY['plan_id'], 'public.plans')",
+            "42710",
+        );
+        run("ALTER TABLE acme.orders ENABLE TRIGGER orders_plan_id_shared_ref");
+        // A trigger of that name that runs another function: verify() says so.
+        run("CREATE FUNCTION acme.noop() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END'");
+        run("DROP TRIGGER orders_plan_id_shared_ref ON acme.orders");
+        run("CREATE TRIGGER orders_plan_id_shared_ref AFTER INSERT OR UPDATE OF plan_id ON acme.orders FOR EACH ROW EXECUTE FUNCTION acme.noop()");
+        let owner_now = one::<String>("SELECT current_user::text").unwrap();
+        run("RESET ROLE");
+        assert!(
+            strings("SELECT problem FROM tenancy.verify() WHERE problem LIKE '%orders_plan_id_shared_ref%'")
+                .iter()
+                .any(|p| p.contains("not pg_tenancy's")),
+            "verify() reports a swapped trigger"
+        );
+        run(&format!("SET LOCAL ROLE {owner_now}"));
+        run("DROP TRIGGER orders_plan_id_shared_ref ON acme.orders");
+        run("SELECT tenancy.reference_shared('acme.orders', ARRAY['plan_id'], 'public.plans')");
         run("RESET ROLE");
         assert_eq!(
             count(

@@ -1418,11 +1418,13 @@ CREATE FUNCTION tenancy._verify_shared() RETURNS TABLE (schema_name name, proble
     -- from the table visits every tenant (issue 15's measurements).
     WHERE k.tenants > 1000 OR EXISTS (SELECT FROM tenancy.shared_table_settings s WHERE s.tbl = k.shared)
     UNION ALL
-    -- A reference whose trigger a tenant owner dropped or disabled is not enforced.
+    -- A reference whose trigger a tenant owner dropped, disabled or replaced is not enforced.
     SELECT n.nspname,
            format('%s: its shared reference %I to %s is not enforced: its trigger is %s; %s',
                   r.referencing, r.name, r.shared,
-                  CASE WHEN g.oid IS NULL THEN 'gone' ELSE 'disabled' END,
+                  CASE WHEN g.oid IS NULL THEN 'gone'
+                       WHEN g.tgfoid <> 'tenancy._shared_ref_check()'::regprocedure THEN 'not pg_tenancy''s (it runs another function)'
+                       ELSE 'disabled' END,
                   format('%sdeclare it again in a tenant migration, SELECT tenancy.reference_shared(%L, ARRAY[%s], %L), which checks the rows written meanwhile',
                          CASE WHEN g.oid IS NULL THEN '' ELSE format('DROP TRIGGER %I ON %s, then ', r.name, r.referencing) END,
                          r.referencing::text, (SELECT string_agg(quote_literal(x), ', ') FROM unnest(r.columns) AS x), r.shared::text))
@@ -1430,7 +1432,7 @@ CREATE FUNCTION tenancy._verify_shared() RETURNS TABLE (schema_name name, proble
     JOIN pg_class c ON c.oid = r.referencing
     JOIN pg_namespace n ON n.oid = c.relnamespace
     LEFT JOIN pg_trigger g ON g.tgrelid = r.referencing AND g.tgname = r.name
-    WHERE g.oid IS NULL OR g.tgenabled IN ('D', 'R')
+    WHERE g.oid IS NULL OR g.tgenabled IN ('D', 'R') OR g.tgfoid <> 'tenancy._shared_ref_check()'::regprocedure
     UNION ALL
     -- A shared table whose guard its owner dropped or disabled (a bulk load's habit) lets
     -- referenced rows go.

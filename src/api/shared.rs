@@ -472,10 +472,10 @@ fn reference_shared(
                     ),
                 )
                 .hint(format!(
-                    "Give the referencing column the key's collation: ALTER TABLE {table} ALTER COLUMN {} TYPE {} COLLATE <the collation of {shared_table}.{}>.",
+                    "Give the referencing column the key's collation: ALTER TABLE {table} ALTER COLUMN {} TYPE {} COLLATE {}.",
                     ident(c),
                     catalog::column_type(shared_tbl, k),
-                    ident(k)
+                    catalog::column_collation(shared_tbl, k)
                 )),
             );
         }
@@ -521,11 +521,11 @@ fn reference_shared(
         spi::run(&format!("DROP TRIGGER {} ON {table}", ident(&name)));
     }
     if shared::has_same_reference(tbl, &name, &columns, shared_tbl)
-        && catalog::has_trigger(&table, &name)
+        && shared::is_enabled_reference_trigger(tbl, &name)
     {
-        // Declared already (e.g. by the same run from the migration's native foreign key,
-        // src/db/shared_fk.rs): nothing to do but what a first call would also do to a native
-        // key on the same columns.
+        // Declared already, with pg_tenancy's own trigger, enabled (a trigger of that name that
+        // is not ours, or disabled, is the 42710 below): nothing to do but what a first call
+        // would also do to a native key on the same columns.
         drop_native_foreign_keys(tbl, &table, &columns, shared_tbl, &settings.key);
         return name;
     }

@@ -661,3 +661,14 @@ pub fn collations_differ(
     )
     .unwrap_or(false)
 }
+
+/// A column's collation as SQL (`"C"`, `public.ci`), `"default"` when it has none.
+pub fn column_collation(tbl: pg_sys::Oid, col: &str) -> String {
+    get_one::<String>(
+        "SELECT coalesce(nullif(a.attcollation, 0)::pg_catalog.regcollation::pg_catalog.text, '\"default\"') \
+         FROM pg_catalog.pg_attribute a \
+         WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attname OPERATOR(pg_catalog.=) $2::pg_catalog.name",
+        &[tbl.into(), col.into()],
+    )
+    .unwrap_or_else(|| "\"default\"".into())
+}

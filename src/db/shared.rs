@@ -541,10 +541,25 @@ pub fn forget_reference(referencing: pg_sys::Oid, name: &str) {
 
 /// Whether trigger `name` on `tbl` calls pg_tenancy's tenant-side check.
 pub fn is_reference_trigger(tbl: pg_sys::Oid, name: &str) -> bool {
+    is_reference_trigger_where(tbl, name, "")
+}
+
+/// [`is_reference_trigger`], and enabled (fires in normal sessions: `tgenabled` O or A).
+pub fn is_enabled_reference_trigger(tbl: pg_sys::Oid, name: &str) -> bool {
+    is_reference_trigger_where(
+        tbl,
+        name,
+        " AND g.tgenabled OPERATOR(pg_catalog.=) ANY ('{O,A}'::pg_catalog.\"char\"[])",
+    )
+}
+
+fn is_reference_trigger_where(tbl: pg_sys::Oid, name: &str, more: &str) -> bool {
     spi::get_one::<bool>(
-        "SELECT EXISTS (SELECT FROM pg_catalog.pg_trigger g WHERE g.tgrelid OPERATOR(pg_catalog.=) $1 \
-           AND g.tgname OPERATOR(pg_catalog.=) $2::pg_catalog.name \
-           AND g.tgfoid OPERATOR(pg_catalog.=) 'tenancy._shared_ref_check()'::pg_catalog.regprocedure)",
+        &format!(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_trigger g WHERE g.tgrelid OPERATOR(pg_catalog.=) $1 \
+               AND g.tgname OPERATOR(pg_catalog.=) $2::pg_catalog.name \
+               AND g.tgfoid OPERATOR(pg_catalog.=) 'tenancy._shared_ref_check()'::pg_catalog.regprocedure{more})"
+        ),
         &[tbl.into(), name.into()],
     )
     .unwrap_or(false)

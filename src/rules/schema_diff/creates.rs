@@ -66,8 +66,8 @@ fn identity_clauses(options: Option<&str>) -> Vec<(&'static str, String)> {
 }
 
 /// `SET …` clauses that take an identity column's sequence from `old`'s options to `new`'s:
-/// each option of `new`, and the default back for one only `old` sets (START WITH has no
-/// "default" form: left as it is).
+/// each option of `new`, and the default back for one only `old` sets (START WITH's default is
+/// the new minimum, or maximum for a descending sequence).
 fn identity_option_changes(old: Option<&str>, new: Option<&str>) -> Option<String> {
     let (o, n) = (identity_clauses(old), identity_clauses(new));
     let mut sets: Vec<String> = n.iter().map(|(_, c)| format!("SET {c}")).collect();
@@ -81,6 +81,21 @@ fn identity_option_changes(old: Option<&str>, new: Option<&str>) -> Option<Strin
             "MAXVALUE" => sets.push("SET NO MAXVALUE".into()),
             "CACHE" => sets.push("SET CACHE 1".into()),
             "CYCLE" => sets.push("SET NO CYCLE".into()),
+            "START" => {
+                let value = |k: &str| {
+                    n.iter()
+                        .find(|(key, _)| *key == k)
+                        .and_then(|(_, c)| c.split_whitespace().last())
+                        .map(str::to_string)
+                };
+                let descending = value("INCREMENT").is_some_and(|i| i.starts_with('-'));
+                let start = if descending {
+                    value("MAXVALUE").unwrap_or_else(|| "-1".into())
+                } else {
+                    value("MINVALUE").unwrap_or_else(|| "1".into())
+                };
+                sets.push(format!("SET START WITH {start}"));
+            }
             _ => {}
         }
     }

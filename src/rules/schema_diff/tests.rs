@@ -260,6 +260,15 @@ fn identity_options_are_created_and_changed_in_place() {
         diff(&b, &b2, &TenantColumns::new()),
         vec!["ALTER TABLE \"t\" ALTER COLUMN \"id\" SET INCREMENT BY 2 SET CYCLE SET NO MAXVALUE SET CACHE 1"]
     );
+    let mut c3 = c.clone();
+    c3.identity_options = Some("INCREMENT BY 3 START WITH 5".into());
+    let mut b3 = Schema::default();
+    b3.tables.insert("t".into(), table(vec![c3]));
+    assert_eq!(
+        diff(&b3, &b, &TenantColumns::new()),
+        vec!["ALTER TABLE \"t\" ALTER COLUMN \"id\" SET INCREMENT BY 5 SET MAXVALUE 1000 SET CACHE 3 SET START WITH 1"],
+        "a START WITH only the old options set goes back to its default"
+    );
 }
 
 #[test]
