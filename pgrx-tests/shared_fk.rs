@@ -6,7 +6,7 @@
 
 #[pgrx::pg_schema]
 mod tests {
-    use crate::in_db::support::{count, fails_bare, run, setup, strings, tenant_owner};
+    use crate::in_db::support::{count, fails_bare, one, run, setup, strings, tenant_owner};
     use pgrx::prelude::*;
 
     fn deleted(catalog: &str) -> i64 {
@@ -216,11 +216,14 @@ mod tests {
             0
         );
         // Collations: a nondeterministic one on either side (ICU builds only).
-        if count("SELECT 1 FROM pg_collation WHERE collprovider = 'i'") == 0 {
-            pgrx::notice!("skipped: no ICU collations in this build");
+        let icu = one::<bool>(
+            "SELECT pg_temp.try_sql($c$CREATE COLLATION public.ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false)$c$) IS NULL",
+        );
+        if icu != Some(true) {
+            // The relocatable builds of some majors have no ICU.
+            pgrx::notice!("skipped: ICU is not supported in this build");
             return;
         }
-        run("CREATE COLLATION public.ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false)");
         run("CREATE TABLE public.regions (code text COLLATE public.ci PRIMARY KEY)");
         run("INSERT INTO public.regions VALUES ('abc')");
         run("SELECT tenancy.share_table('public.regions')");
