@@ -1449,7 +1449,8 @@ def report():
         peer_section(d["peer"], w)
     w(ARGS.discussion.read() if ARGS.discussion else "")
     w("\n## Rerun\n\n```sh\nmake bench                        # full run, rewrites BENCHMARKS.md and bench/plots/*.png\n"
-      "BENCH_SCALE=100,1000,5000 make bench   # a shorter scale curve\nmake bench-quick                  # tiny N, checks the harness (part of make test)\n```\n"
+      "BENCH_SCALE=100,1000,5000 make bench   # a shorter scale curve\nmake bench-history                # only the history curve (BENCH_ONLY=phase,… for any phases)\n"
+      "make bench-quick                  # tiny N, checks the harness (part of make test)\n```\n"
       "Raw results: `target/bench/results/*.json`.")
     with open(ARGS.out, "w") as f:
         f.write("\n".join(L) + "\n")
