@@ -586,8 +586,13 @@ def phase_scale():
                 q(admin[v], "INSERT INTO public.plans VALUES (%s), (%s)", (a, b))
                 c = connect(dbs[v])
                 t = Timer(c)
-                s[v]["delete_first"].append(t.run(lambda: q(c, "DELETE FROM public.plans WHERE id = %s", (a,))))
-                s[v]["delete_again"].append(t.run(lambda: q(c, "DELETE FROM public.plans WHERE id = %s", (b,))))
+                for key, row in (("delete_first", a), ("delete_again", b)):
+                    try:
+                        s[v][key].append(t.run(lambda: q(c, "DELETE FROM public.plans WHERE id = %s", (row,))))
+                    except psycopg.errors.OutOfMemory as e:
+                        # with native foreign keys, one lock per tenant table: past max_locks_per_transaction
+                        # the delete fails (a finding, not a harness error)
+                        point["variants"][v].setdefault("errors", {})[key] = f"{e.sqlstate} {str(e).splitlines()[0]}"
                 c.close()
         # the application's query on plans while a sign-up is open (not committed yet): does the
         # sign-up hold a lock on plans that blocks it? (lock_timeout 1 s)
@@ -619,7 +624,7 @@ def phase_scale():
             point["variants"][v]["tenants_after"] = made[v]
             for key, samples in s[v].items():
                 point["variants"][v][key] = {"wall": walls([w for w, _ in samples]),
-                                             "cpu_ms": cpu_mean_ms([c for _, c in samples])}
+                                             "cpu_ms": cpu_mean_ms([c for _, c in samples])} if samples else None
         points.append(point)
         print(f"scale: {target} tenants measured", flush=True)
     for v in names:
@@ -1287,9 +1292,12 @@ def plot_scale(scale, path):
               ("delete_first", "DELETE of an unreferenced plans row,\nfirst in session: wall (ms)")]
     for ax, (key, title) in zip(axes, panels):
         for v, label in scale["variants"].items():
-            ys = [p["variants"][v][key]["wall"]["p50"] if key == "delete_first" else p["variants"][v][key]["cpu_ms"]
-                  for p in pts]
-            ax.plot(xs, ys, marker="o", label=label)
+            ys = [None if not p["variants"][v].get(key) else p["variants"][v][key]["wall"]["p50"] if key == "delete_first"
+                  else p["variants"][v][key]["cpu_ms"] for p in pts]
+            ax.plot(xs, [float("nan") if y is None else y for y in ys], marker="o", label=label)
+            for x, y in zip(xs, ys):
+                if y is None and key == "delete_first":
+                    ax.annotate(f"{v}: fails", (x, 0), textcoords="offset points", xytext=(-30, 8), fontsize=7, color="red")
         ax.set_xscale("log")
         ax.minorticks_off()
         ax.set_xticks(xs)
@@ -1494,11 +1502,19 @@ def targets(d, w):
             else:
                 v = "not measured at 10 000"
             w(f"| {name} | {text} | {v} |")
-        hi = last["variants"][main]["delete_first"]["wall"]["p50"]
-        v = verdict(hi <= 50) if at10k else (f"**missed** (already above at {last['target']})" if hi > 50 else "not measured at 10 000")
-        w(f"| deleting an unreferenced shared row at 10 000 tenants ≤ 50 ms | {main}: {hi:.1f} ms wall, first in a session, "
-          f"at {last['target']} (" + ", ".join(f"{o}: {last['variants'][o]['delete_first']['wall']['p50']:.1f} ms" for o in others)
-          + f") | {v} |")
+        def dwall(var):
+            m = last["variants"][var].get("delete_first")
+            if m:
+                return m["wall"]["p50"], f"{m['wall']['p50']:.1f} ms"
+            return None, "fails: " + last["variants"][var].get("errors", {}).get("delete_first", "no sample")
+
+        hi, hi_text = dwall(main)
+        if hi is None:
+            v = "**missed** (the delete fails)"
+        else:
+            v = verdict(hi <= 50) if at10k else (f"**missed** (already above at {last['target']})" if hi > 50 else "not measured at 10 000")
+        w(f"| deleting an unreferenced shared row at 10 000 tenants ≤ 50 ms | {main}: {hi_text} wall, first in a session, "
+          f"at {last['target']} (" + ", ".join(f"{o}: {dwall(o)[1]}" for o in others) + f") | {v} |")
     hs = d.get("history")
     if hs and not ARGS.quick:
         by = {p["migrations"]: p for p in hs["points"]}
@@ -1586,7 +1602,8 @@ def scale_section(sc, w, rel):
             for v in names:
                 m = p["variants"][v].get(key)
                 if m is None:
-                    cells.append("–")
+                    err = p["variants"][v].get("errors", {}).get(key)
+                    cells.append(f"fails ({err})" if err else "–")
                     continue
                 cells.append(f"{m['cpu_ms']:.1f}" if kind == "cpu" else f"{m['wall']['p50']:.1f}")
         w(f"| {label} | " + " | ".join(cells) + " |")
