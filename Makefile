@@ -1,5 +1,5 @@
 # pg_tenancy: every target installs what it needs first (scripts/setup.sh is idempotent).
-.PHONY: setup build install demo demo-stop test test-slow test-package test-pg-upgrade package regress bench bench-quick bench-fifty bench-citus clean
+.PHONY: setup build install demo demo-stop test test-slow test-package test-pg-upgrade package regress bench bench-quick bench-fifty bench-history bench-citus clean
 
 DEMO_PORT ?= 28815
 # The PostgreSQL major under test: 15 (Debian's, the default), 14, 16, 17 or 18.
@@ -37,6 +37,11 @@ bench-quick: setup
 # report from the results already in target/bench/results. BENCH_FIFTY_N=5000 for a shorter run.
 bench-fifty: setup
 	@BENCH_ONLY=fifty bash bench/run.sh
+
+# Only the history curve (release build; a build embedding no migrations), then the report from the
+# results already in target/bench/results. Any phases: BENCH_ONLY=scale,history make bench.
+bench-history: setup
+	@BENCH_ONLY=history bash bench/run.sh
 
 # pg_tenancy on a 3-node Citus cluster vs a single node (docs/citus.md); skipped (and successful)
 # when the PostgreSQL under test has no Citus installed. PROFILE=debug for the debug build.

@@ -4,8 +4,9 @@
 # bench/plots/*.png. Quick: the debug build, tiny N, target/bench/BENCHMARKS-quick.md and target/bench/plots.
 # The cluster runs with fsync on (cluster_start's fsync=off is for tests). BENCH_SCALE=100,1000,5000
 # shortens the scale curve of a full run. BENCH_FIFTY=1 adds the 50 000-tenant run of the shipped set
-# (BENCH_FIFTY_N tenants; hours); `make bench-fifty` (BENCH_ONLY=fifty) runs only that phase and
-# rewrites the report from the results already there plus its own.
+# (BENCH_FIFTY_N tenants; hours). BENCH_ONLY=phase[,phase…] (shipped, fifty, peer, zabbix, scale,
+# history) runs only those phases and rewrites the report from the results already there plus its
+# own: `make bench-fifty` is BENCH_ONLY=fifty, `make bench-history` BENCH_ONLY=history.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/common.sh"
 cd "$ROOT"
@@ -24,9 +25,18 @@ fi
 py="$work/venv/bin/python"
 rm -rf "$work/django" && cp -r bench/django "$work/django"
 
+ONLY=${BENCH_ONLY:-}
+case ",$ONLY," in ,,) ;; *) for p in ${ONLY//,/ }; do
+  case "$p" in shipped|fifty|peer|zabbix|scale|history) ;; *) echo "BENCH_ONLY: no phase $p (shipped, fifty, peer, zabbix, scale, history)" >&2; exit 2 ;; esac
+done ;; esac
+# wants PHASE: whether this run measures PHASE (every phase but fifty when BENCH_ONLY is unset).
+wants() {
+  if [ -z "$ONLY" ]; then [ "$1" != fifty ] || [ "${BENCH_FIFTY:-0}" = 1 ]; else [[ ",$ONLY," == *",$1,"* ]]; fi
+}
+
 # The zabbix schema, as the one migration of a second build.
 zdir="$ROOT/target/zabbix"
-if [ ! -s "$zdir/schema.sql" ]; then
+if wants zabbix && [ ! -s "$zdir/schema.sql" ]; then
   mkdir -p "$zdir"
   (cd "$zdir" && { apt-get download zabbix-server-pgsql >/dev/null 2>&1 || { apt-get update -qq && apt-get download zabbix-server-pgsql >/dev/null; }; })
   dpkg-deb -x "$zdir"/zabbix-server-pgsql_*.deb "$zdir/x"
@@ -41,27 +51,36 @@ dir=$(cluster_start bench "$PORT" "-c fsync=on")
 trap 'cluster_stop bench >/dev/null 2>&1 || true' EXIT
 args=(--host "$dir/sock" --port "$PORT" --results "$results" --django-dir "$work/django" --zabbix "$zdir/schema.sql" $flag)
 
-install_extension
-if [ "${BENCH_ONLY:-}" = fifty ]; then
-  echo "== bench: ${BENCH_FIFTY_N:-50000} tenants of the shipped set ($PROFILE build)"
-  "$py" bench/bench.py fifty "${args[@]}"
-else
-  echo "== bench: shipped migration set ($PROFILE build)"
-  "$py" bench/bench.py shipped "${args[@]}"
-  if [ "${BENCH_FIFTY:-0}" = 1 ]; then
-    echo "== bench: ${BENCH_FIFTY_N:-50000} tenants of the shipped set"
+if wants shipped || wants fifty || wants peer; then
+  install_extension
+  if wants shipped; then
+    echo "== bench: shipped migration set ($PROFILE build)"
+    "$py" bench/bench.py shipped "${args[@]}"
+  fi
+  if wants fifty; then
+    echo "== bench: ${BENCH_FIFTY_N:-50000} tenants of the shipped set ($PROFILE build)"
     "$py" bench/bench.py fifty "${args[@]}"
   fi
-  echo "== bench: django-tenants"
-  "$py" bench/bench.py peer "${args[@]}"
-  echo "== bench: a build embedding no migrations (zabbix, scale curve, history curve)"
+  if wants peer; then
+    echo "== bench: django-tenants"
+    "$py" bench/bench.py peer "${args[@]}"
+  fi
+fi
+if wants zabbix || wants scale || wants history; then
+  echo "== bench: a build embedding no migrations (zabbix, scale curve, history curve; $PROFILE build)"
   TENANCY_MIGRATIONS_DIR="$work/empty-set" install_extension
-  echo "== bench: zabbix schema as the one migration"
-  "$py" bench/bench.py zabbix "${args[@]}"
-  echo "== bench: scale curve"
-  "$py" bench/bench.py scale "${args[@]}"
-  echo "== bench: history curve"
-  "$py" bench/bench.py history "${args[@]}"
+  if wants zabbix; then
+    echo "== bench: zabbix schema as the one migration"
+    "$py" bench/bench.py zabbix "${args[@]}"
+  fi
+  if wants scale; then
+    echo "== bench: scale curve"
+    "$py" bench/bench.py scale "${args[@]}"
+  fi
+  if wants history; then
+    echo "== bench: history curve"
+    "$py" bench/bench.py history "${args[@]}"
+  fi
 fi
 "$py" bench/bench.py report "${args[@]}" --out "$out" --plots "$plots" --discussion bench/discussion.md
 echo "== bench: report written to $out, plots in $plots"
