@@ -195,6 +195,30 @@ fn rows_depend_on_the_run(model: &Schema, extras: &Extras) -> Option<String> {
     None
 }
 
+/// What differs between the replayed schema `x` and another built schema `y` (name,
+/// description, extras), each name as `@tenant@`: the generator's comparison and the extras'.
+fn differences(x: (&str, &Schema, &str), y: (&str, &Schema, &str), y_is: &str) -> Vec<String> {
+    let mut out: Vec<String> = schema_diff::differences(x.1, y.1)
+        .into_iter()
+        .map(|(o, w)| {
+            format!(
+                "{o}: {}",
+                w.replace("the first schema", "the replayed schema")
+                    .replace("the second schema", y_is)
+            )
+        })
+        .collect();
+    let json = |(name, _, extras): (&str, &Schema, &str)| -> serde_json::Value {
+        serde_json::from_str(&extras.replace(name, "@tenant@")).unwrap_or_default()
+    };
+    out.extend(
+        rules::extras_differences(&json(x), &json(y))
+            .into_iter()
+            .map(|(o, w)| format!("{o}: {w}")),
+    );
+    out
+}
+
 /// Builds and proves the squashed form of `known` for tenants owned by `owner`, in a
 /// subtransaction: `Ok(steps)`, or `Err(reason)` when new tenants must replay.
 pub fn build(owner: &Role) -> Result<Vec<Step>, String> {
@@ -287,18 +311,10 @@ pub fn build(owner: &Role) -> Result<Vec<Step>, String> {
                 quote_ident(&t)
             ));
         }
-        let mut twin_diffs: Vec<String> = schema_diff::differences(&model_a, &model_twin)
-            .into_iter()
-            .map(|(o, w)| format!("{o}: {w}"))
-            .collect();
-        let ja: serde_json::Value =
-            serde_json::from_str(&extras_a.replace(&a, "@tenant@")).unwrap_or_default();
-        let jt: serde_json::Value =
-            serde_json::from_str(&extras_twin.replace(&twin, "@tenant@")).unwrap_or_default();
-        twin_diffs.extend(
-            rules::extras_differences(&ja, &jt)
-                .into_iter()
-                .map(|(o, w)| format!("{o}: {w}")),
+        let twin_diffs = differences(
+            (&a, &model_a, &extras_a),
+            (&twin, &model_twin, &extras_twin),
+            "the second replay",
         );
         if !twin_diffs.is_empty() {
             return Err(format!(
@@ -311,24 +327,10 @@ pub fn build(owner: &Role) -> Result<Vec<Step>, String> {
         run_batched(&b, owner, &steps);
         let model_b = describe(&b)?;
         let extras_b = extras_text(&b, owner);
-        let mut diffs: Vec<String> = schema_diff::differences(&model_a, &model_b)
-            .into_iter()
-            .map(|(o, w)| {
-                format!(
-                    "{o}: {}",
-                    w.replace("the first schema", "the replayed schema")
-                        .replace("the second schema", "the snapshot's schema")
-                )
-            })
-            .collect();
-        let ja: serde_json::Value =
-            serde_json::from_str(&extras_a.replace(&a, "@tenant@")).unwrap_or_default();
-        let jb: serde_json::Value =
-            serde_json::from_str(&extras_b.replace(&b, "@tenant@")).unwrap_or_default();
-        diffs.extend(
-            rules::extras_differences(&ja, &jb)
-                .into_iter()
-                .map(|(o, w)| format!("{o}: {w}")),
+        let diffs = differences(
+            (&a, &model_a, &extras_a),
+            (&b, &model_b, &extras_b),
+            "the snapshot's schema",
         );
         spi::run(&format!("DROP SCHEMA {} CASCADE", quote_ident(&a)));
         spi::run(&format!("DROP SCHEMA {} CASCADE", quote_ident(&b)));

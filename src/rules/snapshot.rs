@@ -363,24 +363,26 @@ fn defining(words: &[String]) -> bool {
 pub fn volatile_write<'a>(
     statements: impl IntoIterator<Item = (&'a [String], &'a str)>,
 ) -> Option<&'static str> {
-    statements.into_iter().find_map(|(words, text)| {
-        if defining(words) {
-            None
-        } else {
-            names_volatile(&crate::rules::sqltext::without_comments(text))
-        }
-    })
+    outside_definitions(statements, names_volatile)
 }
 
 /// The first statement that is not a definition and names a function of [`SESSION`], with it.
 pub fn session_use<'a>(
     statements: impl IntoIterator<Item = (&'a [String], &'a str)>,
 ) -> Option<&'static str> {
+    outside_definitions(statements, names_session)
+}
+
+/// What `find` finds first in a statement that is not a definition (comments left out).
+fn outside_definitions<'a>(
+    statements: impl IntoIterator<Item = (&'a [String], &'a str)>,
+    find: fn(&str) -> Option<&'static str>,
+) -> Option<&'static str> {
     statements.into_iter().find_map(|(words, text)| {
         if defining(words) {
             None
         } else {
-            names_session(&crate::rules::sqltext::without_comments(text))
+            find(&crate::rules::sqltext::without_comments(text))
         }
     })
 }
