@@ -198,34 +198,9 @@ pub fn statement(step: &Step, substituted: &str) -> String {
     }
 }
 
-/// Functions whose value depends on when or where a migration runs: rows a migration inserts
-/// with them differ from tenant to tenant under replay, so a set whose migrations leave rows
-/// and name one of these is not squashed (the snapshot would give every tenant the build's values).
-const VOLATILE: &[&str] = &[
-    "now",
-    "current_timestamp",
-    "current_date",
-    "current_time",
-    "localtime",
-    "localtimestamp",
-    "clock_timestamp",
-    "statement_timestamp",
-    "transaction_timestamp",
-    "timeofday",
-    "random",
-    "setseed",
-    "gen_random_uuid",
-    "uuid_generate_v1",
-    "uuid_generate_v4",
-    "txid_current",
-    "pg_current_xact_id",
-    "pg_backend_pid",
-    "inet_client_addr",
-    "inet_server_addr",
-];
-
-/// The part of [`VOLATILE`] that is the same in two replays of one build (one transaction) and
-/// differs between tenants replayed at different times: what comparing two replays cannot find.
+/// Functions whose value depends on when a migration runs and that two replays of one build
+/// share (one transaction): rows a migration inserts with them differ from tenant to tenant under
+/// replay, which comparing two replays cannot find.
 const CLOCK: &[&str] = &[
     "now",
     "current_timestamp",
@@ -235,11 +210,18 @@ const CLOCK: &[&str] = &[
     "localtimestamp",
     "statement_timestamp",
     "transaction_timestamp",
-    "txid_current",
-    "pg_current_xact_id",
-    "pg_backend_pid",
-    "inet_client_addr",
-    "inet_server_addr",
+];
+
+/// Functions whose value differs at every call: the second replay finds what they write, the
+/// text rules name them first.
+const CHANCE: &[&str] = &[
+    "clock_timestamp",
+    "timeofday",
+    "random",
+    "setseed",
+    "gen_random_uuid",
+    "uuid_generate_v1",
+    "uuid_generate_v4",
 ];
 
 /// Functions whose value depends on the session, the transaction or the schema a migration runs
@@ -301,10 +283,14 @@ fn clock_literal(text: &str) -> Option<&'static str> {
         .find(|l| squeezed.contains(l))
 }
 
-/// The first function of [`VOLATILE`] that `text` names as a word (any case), or a literal of
-/// [`CLOCK_LITERALS`] it holds, if any.
+/// The first function of [`CLOCK`], [`CHANCE`] or [`SESSION`] that `text` names as a word (any
+/// case), or a literal of [`CLOCK_LITERALS`] it holds, if any: what makes rows a statement writes
+/// differ from tenant to tenant.
 pub fn names_volatile(text: &str) -> Option<&'static str> {
-    word_in(VOLATILE, text).or_else(|| clock_literal(text))
+    word_in(CLOCK, text)
+        .or_else(|| word_in(CHANCE, text))
+        .or_else(|| word_in(SESSION, text))
+        .or_else(|| clock_literal(text))
 }
 
 /// The first function of [`CLOCK`] that `text` names, or a literal of [`CLOCK_LITERALS`].
@@ -359,7 +345,7 @@ fn defining(words: &[String]) -> bool {
 }
 
 /// The first statement of a migration (its upper-cased leading words and text) that may write
-/// rows with a [`VOLATILE`] function, with the function.
+/// rows with a function [`names_volatile`] finds, with the function.
 pub fn volatile_write<'a>(
     statements: impl IntoIterator<Item = (&'a [String], &'a str)>,
 ) -> Option<&'static str> {
