@@ -140,25 +140,47 @@ fn scratch_name(prefix: &str, bytes: usize) -> String {
     format!("{prefix}{hex}")
 }
 
+/// A migration of the set as the proof's text rules read it: split once per build.
+struct Read {
+    label: String,
+    /// Its text without comments.
+    code: String,
+    statements: Vec<sqltext::Statement>,
+}
+
+impl Read {
+    fn all() -> Vec<Read> {
+        known_set::known_set()
+            .into_iter()
+            .map(|m| Read {
+                label: m.label(),
+                code: sqltext::without_comments(&m.sql),
+                statements: sqltext::split_statements(&m.sql).unwrap_or_default(),
+            })
+            .collect()
+    }
+
+    fn words_and_text(&self) -> impl Iterator<Item = (&[String], &str)> {
+        self.statements
+            .iter()
+            .map(|s| (s.words.as_slice(), s.text.as_str()))
+    }
+}
+
 /// Why the rows the migrations leave depend on when the migrations run (the text of the set
 /// and the replayed schema tell): a statement that may write rows names a volatile function or
 /// literal; a column default of a table with rows does; or a table with rows has a date/time
 /// column and the set names the clock anywhere (a default dropped after the insert, a
 /// function's body, CREATE TABLE AS: two replays in one build see the same clock).
-fn rows_depend_on_the_run(model: &Schema, extras: &Extras) -> Option<String> {
-    let known = known_set::known_set();
-    for m in &known {
-        let text = sqltext::without_comments(&m.sql);
-        if let Some(f) = rules::names_session(&text) {
-            return Some(format!("migration {} uses {}", m.label(), rules::shown(f)));
+fn rows_depend_on_the_run(model: &Schema, extras: &Extras, set: &[Read]) -> Option<String> {
+    for m in set {
+        if let Some(f) = rules::names_session(&m.code) {
+            return Some(format!("migration {} uses {}", m.label, rules::shown(f)));
         }
     }
-    for m in &known {
-        let stmts = sqltext::split_statements(&m.sql).unwrap_or_default();
-        if let Some(f) =
-            rules::volatile_write(stmts.iter().map(|s| (s.words.as_slice(), s.text.as_str())))
-        {
-            return Some(format!("migration {} uses {}", m.label(), rules::shown(f)));
+    for m in set {
+        if let Some(f) = rules::volatile_write(m.words_and_text()) {
+            return Some(format!("migration {} uses {}", m.label, rules::shown(f)));
         }
     }
     for t in extras.data.keys() {
@@ -179,13 +201,13 @@ fn rows_depend_on_the_run(model: &Schema, extras: &Extras) -> Option<String> {
             }
         }
         if let Some(c) = table.columns.iter().find(|c| rules::is_time_type(&c.ty)) {
-            for m in &known {
-                if let Some(f) = rules::names_clock(&sqltext::without_comments(&m.sql)) {
+            for m in set {
+                if let Some(f) = rules::names_clock(&m.code) {
                     return Some(format!(
                         "{}.{} holds dates or times while migration {} uses {}",
                         quote_ident(t),
                         quote_ident(&c.name),
-                        m.label(),
+                        m.label,
                         rules::shown(f)
                     ));
                 }
@@ -274,20 +296,18 @@ pub fn build(owner: &Role) -> Result<Vec<Step>, String> {
         let extras_a = extras_text(&a, owner);
         let parsed: Extras = serde_json::from_str(&extras_a)
             .map_err(|e| format!("cannot read the extras of the replayed schema: {e}"))?;
-        for m in known_set::known_set() {
-            let stmts = sqltext::split_statements(&m.sql).unwrap_or_default();
-            if let Some(f) =
-                rules::session_use(stmts.iter().map(|s| (s.words.as_slice(), s.text.as_str())))
-            {
+        let set = Read::all();
+        for m in &set {
+            if let Some(f) = rules::session_use(m.words_and_text()) {
                 return Err(format!(
                     "migration {} uses {} outside a definition: what it builds may depend on the session or the schema's name, which a snapshot would freeze to the build's",
-                    m.label(),
+                    m.label,
                     rules::shown(f)
                 ));
             }
         }
         if !parsed.data.is_empty() {
-            if let Some(why) = rows_depend_on_the_run(&model_a, &parsed) {
+            if let Some(why) = rows_depend_on_the_run(&model_a, &parsed, &set) {
                 return Err(format!(
                     "the migrations leave rows in the tenant's tables and {why}: a replay gives each tenant its own values, a snapshot would give every tenant the build's"
                 ));
