@@ -235,6 +235,8 @@ mod tests {
             "DO $d$ BEGIN IF current_schema() LIKE 'ent\\_%' THEN CREATE TABLE ent_only (x int); END IF; END $d$",
             "DO $d$ BEGIN EXECUTE format('CREATE TABLE t_%s (x int)', length(current_schemas(false)::text)); END $d$",
             "DO $d$ BEGIN EXECUTE format('CREATE TABLE t_%s (x int)', length('@tenant@')); END $d$",
+            "DO $d$ BEGIN EXECUTE format('CREATE TABLE t_%s (x int)', to_char(clock_timestamp(), 'SS')); END $d$",
+            "DO $d$ BEGIN IF NOT EXISTS (SELECT FROM pg_namespace WHERE nspname LIKE 'tenancy\\_snapshot\\_replay\\_%') THEN CREATE TABLE only_in_replay (id int); END IF; END $d$",
         ]
         .iter()
         .enumerate()

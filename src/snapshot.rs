@@ -300,7 +300,7 @@ pub fn build(owner: &Role) -> Result<Vec<Step>, String> {
         for m in &set {
             if let Some(f) = rules::session_use(m.words_and_text()) {
                 return Err(format!(
-                    "migration {} uses {} outside a definition: what it builds may depend on the session or the schema's name, which a snapshot would freeze to the build's",
+                    "migration {} uses {} outside a definition: what it builds may depend on when it runs, the session or the schema's name, which a snapshot would freeze to the build's",
                     m.label,
                     rules::shown(f)
                 ));
@@ -317,6 +317,9 @@ pub fn build(owner: &Role) -> Result<Vec<Step>, String> {
         // the insert, the schema's own name or OID in a row or in what a DO block builds):
         // replay the set a second time under a name of another prefix and length, and compare
         // everything, rows included.
+        // The first scratch schema is gone by then (its description is read): a migration that
+        // looks for it in pg_namespace sees it in one replay only.
+        spi::run(&format!("DROP SCHEMA {} CASCADE", quote_ident(&a)));
         let twin = scratch_name("ts", 5);
         create_scratch(&twin, owner)?;
         apply::build_schema(&twin, |_| true);
@@ -352,7 +355,6 @@ pub fn build(owner: &Role) -> Result<Vec<Step>, String> {
             (&b, &model_b, &extras_b),
             "the snapshot's schema",
         );
-        spi::run(&format!("DROP SCHEMA {} CASCADE", quote_ident(&a)));
         spi::run(&format!("DROP SCHEMA {} CASCADE", quote_ident(&b)));
         spi::set_config("client_min_messages", &saved, true);
         if !diffs.is_empty() {

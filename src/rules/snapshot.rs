@@ -352,11 +352,15 @@ pub fn volatile_write<'a>(
     outside_definitions(statements, names_volatile)
 }
 
-/// The first statement that is not a definition and names a function of [`SESSION`], with it.
+/// The first statement that is not a definition and names a function of [`SESSION`], or of
+/// [`CLOCK`] or [`CHANCE`] (a `DO` block naming a table after the clock leaves no row to compare,
+/// and both replays share the transaction's clock), with it.
 pub fn session_use<'a>(
     statements: impl IntoIterator<Item = (&'a [String], &'a str)>,
 ) -> Option<&'static str> {
-    outside_definitions(statements, names_session)
+    outside_definitions(statements, |t| {
+        names_session(t).or_else(|| names_volatile(t))
+    })
 }
 
 /// What `find` finds first in a statement that is not a definition (comments left out).
