@@ -103,7 +103,7 @@ BEGIN
             SELECT jsonb_object_agg(c.relname::text, s.pos)
             FROM pg_class c
             CROSS JOIN LATERAL (SELECT tenancy._snapshot_sequence(c.oid) AS pos) s
-            WHERE c.relnamespace = v_oid AND c.relkind = 'S'), '{}'));
+            WHERE c.relnamespace = v_oid AND c.relkind = 'S' AND s.pos IS NOT NULL), '{}'));
 END
 $$;
 
@@ -124,14 +124,17 @@ CREATE FUNCTION tenancy._snapshot_refs(schema_name name) RETURNS jsonb
             WHERE n.nspname = schema_name), '[]'))
 $$;
 
--- A sequence's position: [last_value, is_called].
+-- A sequence's position: [last_value, is_called]; NULL while it is where a new sequence starts
+-- (nothing for the squashed form to set).
 CREATE FUNCTION tenancy._snapshot_sequence(seq regclass) RETURNS jsonb
     LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
     AS $$
 DECLARE
     v jsonb;
 BEGIN
-    EXECUTE format('SELECT jsonb_build_array(last_value, is_called) FROM %s', seq) INTO v;
+    EXECUTE format('SELECT CASE WHEN NOT s.is_called AND s.last_value = p.seqstart THEN NULL '
+                   'ELSE jsonb_build_array(s.last_value, s.is_called) END '
+                   'FROM %s s, pg_catalog.pg_sequence p WHERE p.seqrelid = %s', seq, seq::oid) INTO v;
     RETURN v;
 END
 $$;

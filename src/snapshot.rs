@@ -477,12 +477,15 @@ fn run_batched(schema: &str, owner: &Role, steps: &[Step]) {
 /// documentation): whether it did. The caller has locked the tenant and checked the authors;
 /// the migrations' text is never read.
 pub fn provision(t: &Tenant, owner: &Role, todo: &[Migration]) -> bool {
-    if !settings::USE_SNAPSHOT.get() || citus::present() || !store::schema_is_empty(t.oid) {
+    if !settings::USE_SNAPSHOT.get() || citus::present() {
         return false;
     }
     let Some(steps) = usable(owner, todo) else {
         return false;
     };
+    if !store::schema_is_empty(t.oid) {
+        return false;
+    }
     let started = Instant::now();
     match catching(|| {
         run_batched(&t.name, owner, &steps);

@@ -231,12 +231,15 @@ pub fn unprovable(schema: &str) -> Vec<String> {
     })
 }
 
-/// Whether the schema holds any relation, routine or type yet.
+/// Whether the schema holds no object yet: nothing depends on it. Every object that lives in a
+/// schema records a dependency on it (indexes, constraints, triggers, policies and row types
+/// hang off their table instead), so this is one probe of `pg_depend`'s index whatever the size
+/// of the catalog (scanning `pg_class` by namespace read every relation of every tenant).
 pub fn schema_is_empty(oid: pg_sys::Oid) -> bool {
     spi::get_one::<bool>(
-        "SELECT NOT EXISTS (SELECT FROM pg_catalog.pg_class WHERE relnamespace OPERATOR(pg_catalog.=) $1) \
-            AND NOT EXISTS (SELECT FROM pg_catalog.pg_proc WHERE pronamespace OPERATOR(pg_catalog.=) $1) \
-            AND NOT EXISTS (SELECT FROM pg_catalog.pg_type WHERE typnamespace OPERATOR(pg_catalog.=) $1)",
+        "SELECT NOT EXISTS (SELECT FROM pg_catalog.pg_depend \
+            WHERE refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_namespace'::pg_catalog.regclass \
+              AND refobjid OPERATOR(pg_catalog.=) $1)",
         &[oid.into()],
     )
     .unwrap_or(false)

@@ -4,9 +4,11 @@
 //! and the comparison of two descriptions' extras for the proof.
 //!
 //! Order of the squashed form: enum types with their final values; sequences and tables with all
-//! their columns; the rows the migrations left (bound as a parameter, never substituted);
-//! sequence positions; constraints, indexes, row-level security, functions, triggers and views
-//! (the generator's `creates` from an empty schema); shared references through
+//! their columns and the constraints their CREATE TABLE can carry (`schema_diff::build_phases`;
+//! foreign keys only when no rows are left); the rows the migrations left (bound as a parameter,
+//! never substituted); sequence positions that differ from a new sequence's; the other
+//! constraints, indexes, row-level security, functions, triggers and views (the generator's
+//! `creates` from an empty schema); shared references through
 //! `tenancy.reference_shared` (never a native foreign key it would then drop: the described
 //! schema has none left); privileges; comments.
 
@@ -117,7 +119,8 @@ pub fn squash(model: &Schema, extras: &Extras) -> Vec<Step> {
             t.triggers.remove(&r.name);
         }
     }
-    let (relations, rest) = schema_diff::build_phases(&model);
+    // Rows go in table by table: foreign keys then come after them.
+    let (relations, rest) = schema_diff::build_phases(&model, extras.data.is_empty());
     out.extend(relations.into_iter().map(Step::ddl));
     for (table, rows) in &extras.data {
         let cols = rows
@@ -458,7 +461,9 @@ mod tests {
                 {"name": "m", "type": "mood", "not_null": false, "default": null, "generated": null,
                  "identity": null, "collation": null}],
                "constraints": {"t_pkey": {"kind": "primary", "def": "PRIMARY KEY (id)", "columns": ["id"],
-                 "deferrable": false, "initially_deferred": false, "validated": true, "foreign_key": null}},
+                 "deferrable": false, "initially_deferred": false, "validated": true, "foreign_key": null},
+                 "t_id_check": {"kind": "check", "def": "CHECK ((id > 0)) NOT VALID", "columns": ["id"],
+                 "deferrable": false, "initially_deferred": false, "validated": false, "foreign_key": null}},
                "triggers": {"t_x_shared_ref": "CREATE TRIGGER t_x_shared_ref AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION tenancy._shared_ref_check()"}}}}"#,
         )
         .unwrap();
@@ -478,6 +483,13 @@ mod tests {
             "CREATE TYPE @tenant@.\"mood\" AS ENUM ('sad', 'ok', 'happy')"
         );
         assert!(sql[1].starts_with("CREATE TABLE \"t\""), "{}", sql[1]);
+        // a valid key goes into CREATE TABLE; a NOT VALID check keeps its ALTER TABLE (CREATE
+        // TABLE would mark it valid)
+        assert!(
+            sql[1].ends_with(",\n    CONSTRAINT \"t_pkey\" PRIMARY KEY (id)\n)"),
+            "{}",
+            sql[1]
+        );
         assert!(sql[2]
             .starts_with("INSERT INTO @tenant@.\"t\" (\"id\", \"m\") OVERRIDING SYSTEM VALUE"));
         assert_eq!(steps[2].json.as_deref(), Some(r#"[{"id":1,"m":"ok"}]"#));
@@ -485,7 +497,10 @@ mod tests {
             sql[3],
             "SELECT pg_catalog.setval('@tenant@.\"s\"', 5, true)"
         );
-        assert!(sql[4].contains("PRIMARY KEY"), "{}", sql[4]);
+        assert_eq!(
+            sql[4],
+            "ALTER TABLE \"t\" ADD CONSTRAINT \"t_id_check\" CHECK ((id > 0)) NOT VALID"
+        );
         // the reference's trigger is not created by hand: reference_shared makes it
         assert!(!sql.iter().any(|s| s.starts_with("CREATE TRIGGER")));
         assert!(sql[5].starts_with("SELECT tenancy.reference_shared('@tenant@.\"t\"'"));

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 
+use super::build::Inline;
 use super::model::{
     Column, Constraint, ConstraintKind, ForeignKey, Policy, Sequence, Table, TenantColumns,
 };
@@ -243,10 +244,15 @@ pub(super) fn sequences(p: &Pair) -> Vec<String> {
 
 /// Tables that come (CREATE TABLE with their columns, or `PARTITION OF` their parent, each
 /// partitioned table before its partitions); for tables that stay, the columns that come and the
-/// changes of the others.
-pub(super) fn tables_and_columns(p: &Pair) -> Vec<String> {
+/// changes of the others. With `inline` (building from nothing: [`super::build`]), in its order
+/// and with its constraint clauses after the columns.
+pub(super) fn tables_and_columns(p: &Pair, inline: Option<&Inline>) -> Vec<String> {
     let mut out = Vec::new();
-    for t in parents_first(p.to) {
+    let order: Vec<&String> = match inline {
+        Some(i) => i.order.iter().collect(),
+        None => parents_first(p.to),
+    };
+    for t in order {
         let table = &p.to.tables[t];
         let key = table
             .partition_by
@@ -274,7 +280,15 @@ pub(super) fn tables_and_columns(p: &Pair) -> Vec<String> {
                 let cols: Vec<String> = table
                     .columns
                     .iter()
-                    .map(|c| format!("    {}", column_sql(c)))
+                    .map(column_sql)
+                    .chain(
+                        inline
+                            .and_then(|i| i.clauses.get(t.as_str()))
+                            .into_iter()
+                            .flatten()
+                            .cloned(),
+                    )
+                    .map(|c| format!("    {c}"))
                     .collect();
                 out.push(format!(
                     "CREATE TABLE {} (\n{}\n){key}",

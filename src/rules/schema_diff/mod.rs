@@ -7,6 +7,7 @@
 //! keys, row-level security, functions, triggers, views in dependency order: `creates`). Names are
 //! always quoted. The types are in `model`.
 
+mod build;
 mod compare;
 mod creates;
 mod drops;
@@ -16,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::rules::names::quote_ident;
 
+pub use build::build_phases;
 pub use compare::differences;
 pub use model::*;
 
@@ -173,7 +175,7 @@ pub fn diff(from: &Schema, to: &Schema, tenants: &TenantColumns) -> Vec<String> 
         drops::tables(&p),
         drops::sequences(&p),
         creates::sequences(&p),
-        creates::tables_and_columns(&p),
+        creates::tables_and_columns(&p, None),
         creates::sequence_ownership(&p),
         creates::constraints_and_indexes(&p, tenants),
         creates::row_level_security(&p),
@@ -182,32 +184,6 @@ pub fn diff(from: &Schema, to: &Schema, tenants: &TenantColumns) -> Vec<String> 
         creates::views(&p),
     ]
     .concat()
-}
-
-/// The DDL that builds `to` in an empty schema, in two phases (a snapshot's squashed form,
-/// src/rules/snapshot.rs, puts the rows between them): the sequences and tables with all their
-/// columns, then everything else (constraints and indexes, row-level security, functions,
-/// triggers, views), each in the order `diff` uses.
-pub fn build_phases(to: &Schema) -> (Vec<String>, Vec<String>) {
-    let empty = Schema::default();
-    let p = Pair::new(&empty, to);
-    let none = TenantColumns::new();
-    (
-        [
-            creates::sequences(&p),
-            creates::tables_and_columns(&p),
-            creates::sequence_ownership(&p),
-        ]
-        .concat(),
-        [
-            creates::constraints_and_indexes(&p, &none),
-            creates::row_level_security(&p),
-            creates::functions(&p),
-            creates::triggers(&p),
-            creates::views(&p),
-        ]
-        .concat(),
-    )
 }
 
 /// `names` ordered so that each view comes after the views it depends on.

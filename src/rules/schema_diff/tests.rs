@@ -640,3 +640,96 @@ fn the_template_name_is_never_in_generated_ddl() {
     scratch.functions.get_mut("f()").unwrap().def = tpl.functions["f()"].def.clone();
     assert!(diff(&scratch, &tpl, &TenantColumns::new()).is_empty());
 }
+
+/// Building from nothing: own keys and valid foreign keys go into CREATE TABLE, referenced
+/// tables first; a cycle's closing key, a NOT VALID check, a key whose target has no inline key
+/// and everything without `foreign_keys` keep their ALTER TABLE.
+#[test]
+fn building_from_nothing_puts_keys_into_create_table() {
+    let mut s = Schema::default();
+    let mut a = table(vec![col("id", "bigint"), col("b_id", "bigint")]);
+    a.constraints.insert(
+        "a_pkey".into(),
+        constraint(ConstraintKind::Primary, "PRIMARY KEY (id)", &["id"]),
+    );
+    a.constraints.insert(
+        "a_b_fkey".into(),
+        foreign_key(
+            "FOREIGN KEY (b_id) REFERENCES b(id)",
+            &["b_id"],
+            "b",
+            &["id"],
+        ),
+    );
+    let mut b = table(vec![
+        col("id", "bigint"),
+        col("a_id", "bigint"),
+        col("n", "int"),
+    ]);
+    b.constraints.insert(
+        "b_pkey".into(),
+        constraint(ConstraintKind::Primary, "PRIMARY KEY (id)", &["id"]),
+    );
+    b.constraints.insert(
+        "b_a_fkey".into(),
+        foreign_key(
+            "FOREIGN KEY (a_id) REFERENCES a(id)",
+            &["a_id"],
+            "a",
+            &["id"],
+        ),
+    );
+    b.constraints.insert(
+        "b_n_check".into(),
+        Constraint {
+            validated: false,
+            ..constraint(ConstraintKind::Check, "CHECK ((n > 0)) NOT VALID", &["n"])
+        },
+    );
+    let mut c = table(vec![
+        col("id", "bigint"),
+        col("b_n", "int"),
+        col("p", "bigint"),
+    ]);
+    c.constraints.insert(
+        "c_b_fkey".into(),
+        foreign_key("FOREIGN KEY (b_n) REFERENCES b(n)", &["b_n"], "b", &["n"]),
+    );
+    let mut to_plans = foreign_key(
+        "FOREIGN KEY (p) REFERENCES public.plans(id)",
+        &["p"],
+        "plans",
+        &["id"],
+    );
+    fk_mut(&mut to_plans).schema = Some("public".into());
+    c.constraints.insert("c_p_fkey".into(), to_plans);
+    s.tables.insert("a".into(), a);
+    s.tables.insert("b".into(), b);
+    s.tables.insert("c".into(), c);
+
+    let (tables, rest) = build_phases(&s, true);
+    // b first (a references it); b's key to a closes the cycle and stays an ALTER TABLE
+    assert!(tables[0].starts_with("CREATE TABLE \"b\""), "{tables:?}");
+    assert!(tables[0].contains("CONSTRAINT \"b_pkey\" PRIMARY KEY (id)"));
+    assert!(!tables[0].contains("b_a_fkey") && !tables[0].contains("b_n_check"));
+    assert!(tables[1].starts_with("CREATE TABLE \"a\""), "{tables:?}");
+    assert!(tables[1].contains("CONSTRAINT \"a_b_fkey\" FOREIGN KEY (b_id) REFERENCES b(id)"));
+    // c: the shared table's key inline, the key to b(n) (no key of b on n) not
+    assert!(
+        tables[2].contains("CONSTRAINT \"c_p_fkey\" FOREIGN KEY (p) REFERENCES public.plans(id)")
+    );
+    assert!(!tables[2].contains("c_b_fkey"));
+    assert_eq!(
+        rest,
+        strings(&[
+            "ALTER TABLE \"b\" ADD CONSTRAINT \"b_n_check\" CHECK ((n > 0)) NOT VALID",
+            "ALTER TABLE \"b\" ADD CONSTRAINT \"b_a_fkey\" FOREIGN KEY (a_id) REFERENCES a(id)",
+            "ALTER TABLE \"c\" ADD CONSTRAINT \"c_b_fkey\" FOREIGN KEY (b_n) REFERENCES b(n)",
+        ])
+    );
+
+    // without foreign keys: names' order, every foreign key an ALTER TABLE
+    let (tables, rest) = build_phases(&s, false);
+    assert!(tables[0].starts_with("CREATE TABLE \"a\"") && tables[0].contains("\"a_pkey\""));
+    assert_eq!(rest.iter().filter(|r| r.contains("FOREIGN KEY")).count(), 4);
+}
