@@ -161,7 +161,7 @@ fn remove_migration(version: Option<&str>) -> String {
     // A sign-up built from the snapshot records every migration without reading (and so
     // locking) their rows: wait for those in flight (src/snapshot.rs).
     if crate::db::snapshot::has_catalog() {
-        crate::db::snapshot::lock_use(true);
+        crate::db::snapshot::lock_for_removal(&m.label());
     }
     registry::delete_registered(&m.version);
     let (count, first) =

@@ -7,9 +7,15 @@ use std::panic::AssertUnwindSafe;
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
 
+use std::time::Instant;
+
 use crate::db::identity::as_extension_owner;
+use crate::db::locks;
+use crate::db::report::raise;
 use crate::db::report::OrRaise;
 use crate::db::spi;
+use crate::rules::error::{SqlState, TenancyError};
+use crate::rules::lock_wait;
 
 /// The stored snapshot.
 pub struct Stored {
@@ -92,15 +98,68 @@ pub fn lock_use(exclusive: bool) {
     } as pg_sys::LOCKMODE);
 }
 
-fn lock_table(mode: pg_sys::LOCKMODE) {
-    // SAFETY: syscache lookups by name (the catalog exists: callers checked has_catalog or
-    // run after CREATE EXTENSION), then a heavyweight lock held until the transaction ends.
-    unsafe {
-        let nsp = pg_sys::get_namespace_oid(c"tenancy".as_ptr(), false);
-        let rel = pg_sys::get_relname_relid(c"snapshot".as_ptr(), nsp);
-        if rel != pg_sys::InvalidOid {
-            pg_sys::LockRelationOid(rel, mode);
+/// `remove_migration`'s EXCLUSIVE lock (see [`lock_use`]) taken without holding sign-ups back:
+/// a waiting request would make every later sign-up's ROW SHARE queue behind it for as long as
+/// it waits. Each wait lasts at most [`lock_wait::SHARED_WAIT_MS`]; then the request leaves the
+/// queue, pauses and tries again, until the session's `lock_timeout` (0: no limit) runs out:
+/// 55P03 naming the sessions signing up. `label` names the migration in the error.
+pub fn lock_for_removal(label: &str) {
+    let Some(rel) = relation() else { return };
+    // SAFETY: reads the lock_timeout setting (milliseconds) and this backend's PID.
+    let (limit, pid) = unsafe { (pg_sys::LockTimeout.max(0) as u32, pg_sys::MyProcPid as u32) };
+    let started = Instant::now();
+    let elapsed = || started.elapsed().as_millis() as u64;
+    for attempt in 0u32.. {
+        let Some(wait) = lock_wait::wait_ms(lock_wait::left(limit, elapsed()), false) else {
+            break;
+        };
+        let taken = locks::attempt(
+            || {
+                locks::with_lock_timeout(wait, || {
+                    lock_table(pg_sys::ExclusiveLock as pg_sys::LOCKMODE)
+                });
+                Ok(())
+            },
+            || (),
+        );
+        if taken.is_ok() {
+            return;
         }
+        let left = lock_wait::left(limit, elapsed());
+        if left == lock_wait::Left::Nothing {
+            break;
+        }
+        locks::sleep_ms(lock_wait::pause_ms(attempt, pid.rotate_left(attempt), left));
+    }
+    let holders = locks::relation_holders(rel);
+    let mut e = TenancyError::new(
+        SqlState::LockNotAvailable,
+        format!(
+            "migration {label} cannot be removed yet: tenants being built from the snapshot are recording it (lock timeout {})",
+            lock_wait::describe_ms(limit)
+        ),
+    )
+    .hint("Retry once those sign-ups have committed, or give it more time: SET lock_timeout = '30s' before tenancy.remove_migration. It never holds sign-ups back while it waits.");
+    if !holders.is_empty() {
+        e = e.detail(format!("tenancy.snapshot is in use by {holders}."));
+    }
+    raise(e)
+}
+
+/// `tenancy.snapshot`'s OID (None before the catalog has it).
+fn relation() -> Option<pg_sys::Oid> {
+    // SAFETY: syscache lookups by name.
+    unsafe {
+        let nsp = pg_sys::get_namespace_oid(c"tenancy".as_ptr(), true);
+        let rel = pg_sys::get_relname_relid(c"snapshot".as_ptr(), nsp);
+        (rel != pg_sys::InvalidOid).then_some(rel)
+    }
+}
+
+fn lock_table(mode: pg_sys::LOCKMODE) {
+    if let Some(rel) = relation() {
+        // SAFETY: a heavyweight lock by OID, held until the transaction ends.
+        unsafe { pg_sys::LockRelationOid(rel, mode) }
     }
 }
 

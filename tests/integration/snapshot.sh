@@ -88,4 +88,20 @@ q -c "SET statement_timeout = '5s'" -c "SET tenancy.use_snapshot = off" -c "INSE
 check "nor does a replayed sign-up (its name's and 9003's old keys held)" "$(known)" \
   "$(q -c "SELECT count(*) FROM tenancy.ledger WHERE schema_name = 'org_301'")"
 wait "$holder"
+
+# remove_migration never holds snapshot sign-ups back while it waits: an open sign-up holds ROW
+# SHARE on tenancy.snapshot; remove_migration (EXCLUSIVE) waits for it in bounded steps and gives
+# up at its lock_timeout with 55P03, and a sign-up that starts meanwhile does not queue behind it.
+q -c "SELECT tenancy.add_migration('9005', 'gone', 'CREATE TABLE gone (id int)')" >/dev/null
+( q -c "BEGIN" -c "INSERT INTO organizations VALUES (401)" -c "SELECT pg_sleep(6)" -c "COMMIT" >/dev/null ) &
+signup=$!
+sleep 0.5
+( q -v VERBOSITY=verbose -c "SET lock_timeout = '4s'" -c "SELECT tenancy.remove_migration('9005')" >"$dir/remove.out" 2>&1 ) &
+remover=$!
+sleep 0.5
+q -c "SET statement_timeout = '2s'" -c "INSERT INTO organizations VALUES (402)" >/dev/null
+check "a sign-up does not queue behind a waiting remove_migration" "$(known)" "$(from_snapshot org_402)"
+wait "$remover"
+check "remove_migration gives up at its lock_timeout with 55P03" "55P03" "$(grep -o 55P03 "$dir/remove.out" | head -1)"
+wait "$signup"
 finish snapshot
