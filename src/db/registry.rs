@@ -533,12 +533,11 @@ pub fn repair(version: &str, checksum: &str) -> i64 {
     })
 }
 
-/// The migrations stored with `tenancy.add_migration`.
 /// The migrations stored with `tenancy.add_migration`; with `with_sql` false their text is left
 /// empty (what deciding the pending set needs), see [`registered_sql`].
 pub fn registered_migrations(with_sql: bool) -> Vec<Migration> {
     if !with_sql {
-        return registered_versions().0;
+        return registered_versions();
     }
     as_extension_owner(|| {
         let query = "SELECT version, name, checksum, sql, added_by::pg_catalog.text FROM tenancy.registered_migrations";
@@ -620,38 +619,25 @@ pub fn lock_registered_exclusive(version: &str) {
     own_lock(Own::Registered, own_key(version), true);
 }
 
-/// The registered migrations without their text (what deciding the pending set needs), and the
-/// labels of those whose stored text no longer matches their checksum (edited behind
-/// `tenancy.add_migration`):
-/// one kept plan, which every tenant's step runs.
-pub fn registered_versions() -> (Vec<Migration>, Vec<String>) {
+/// The registered migrations without their text (what deciding the pending set needs): one kept
+/// plan. Text edited behind `tenancy.add_migration` is found where text is read or a tenant's run
+/// starts ([`run_state`], [`registered_sql`]), not here: hashing every migration's text on each
+/// sign-up's fingerprint check cost more than the rest of the read.
+pub fn registered_versions() -> Vec<Migration> {
     as_extension_owner(|| {
-        let rows = kept_rows(
-            "SELECT version, name, checksum, added_by::pg_catalog.text, \
-                    pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(sql, 'UTF8')), 'hex') \
-                    OPERATOR(pg_catalog.<>) checksum \
+        kept_rows(
+            "SELECT version, name, checksum, added_by::pg_catalog.text \
              FROM tenancy.registered_migrations ORDER BY version",
             &[],
             &[],
-            |row| {
-                (
-                    Migration {
-                        version: row.get::<String>(1).or_raise().unwrap_or_default(),
-                        name: row.get::<String>(2).or_raise().unwrap_or_default(),
-                        checksum: row.get::<String>(3).or_raise().unwrap_or_default(),
-                        sql: String::new(),
-                        author: row.get::<String>(4).or_raise(),
-                    },
-                    row.get::<bool>(5).or_raise().unwrap_or(false),
-                )
+            |row| Migration {
+                version: row.get::<String>(1).or_raise().unwrap_or_default(),
+                name: row.get::<String>(2).or_raise().unwrap_or_default(),
+                checksum: row.get::<String>(3).or_raise().unwrap_or_default(),
+                sql: String::new(),
+                author: row.get::<String>(4).or_raise(),
             },
-        );
-        let tampered = rows
-            .iter()
-            .filter(|(_, t)| *t)
-            .map(|(m, _)| format!("{}_{}", m.version, m.name))
-            .collect();
-        (rows.into_iter().map(|(m, _)| m).collect(), tampered)
+        )
     })
 }
 
