@@ -477,7 +477,12 @@ fn run_batched(schema: &str, owner: &Role, steps: &[Step]) {
 /// documentation): whether it did. The caller has locked the tenant and checked the authors;
 /// the migrations' text is never read.
 pub fn provision(t: &Tenant, owner: &Role, todo: &[Migration]) -> bool {
-    if !settings::USE_SNAPSHOT.get() || citus::present() {
+    // At REPEATABLE READ and SERIALIZABLE the set is read with the transaction's snapshot even
+    // after the lock below, so a migration removed meanwhile would look present: replay, whose
+    // row locks raise a serialization failure instead (the hostile review's F1).
+    // SAFETY: reads the transaction's isolation level.
+    let xact_snapshot = unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32;
+    if !settings::USE_SNAPSHOT.get() || citus::present() || xact_snapshot {
         return false;
     }
     let Some(steps) = usable(owner, todo) else {

@@ -157,12 +157,10 @@ fn remove_migration(version: Option<&str>) -> String {
     // Locking and deleting first waits for runs applying it (they hold its advisory lock or its
     // row, see registry::registered_sql); the ledger is read afterwards, so their commits are
     // seen. A refusal rolls the delete back.
-    registry::lock_registered_exclusive(&m.version);
     // A sign-up built from the snapshot records every migration without reading (and so
-    // locking) their rows: wait for those in flight (src/snapshot.rs).
-    if crate::db::snapshot::has_catalog() {
-        crate::db::snapshot::lock_for_removal(&m.label());
-    }
+    // locking) their rows: wait for those in flight too (src/snapshot.rs). Neither wait holds
+    // anyone back.
+    crate::db::snapshot::lock_for_removal(&m.label(), &m.version);
     registry::delete_registered(&m.version);
     let (count, first) =
         registry::tenants_with(&m.version, built_in.map(|e| e.checksum.as_str()), LISTED);

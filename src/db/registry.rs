@@ -613,8 +613,9 @@ fn lock_registered_shared(version: &str) {
     own_lock(Own::Registered, own_key(version), false);
 }
 
-/// Waits for every transaction applying registered migration `version` (they hold its advisory
-/// lock shared, see [`registered_sql`]) and keeps new ones waiting until this transaction ends.
+/// Waits for every transaction applying registered migration `version` (they hold its lock
+/// shared, see [`registered_sql`]) and keeps new ones waiting until this transaction ends
+/// (`remove_migration`, through `db::snapshot::lock_for_removal`'s bounded attempts).
 pub fn lock_registered_exclusive(version: &str) {
     own_lock(Own::Registered, own_key(version), true);
 }

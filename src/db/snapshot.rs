@@ -4,6 +4,7 @@
 
 use std::panic::AssertUnwindSafe;
 
+use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
 
@@ -98,13 +99,17 @@ pub fn lock_use(exclusive: bool) {
     } as pg_sys::LOCKMODE);
 }
 
-/// `remove_migration`'s EXCLUSIVE lock (see [`lock_use`]) taken without holding sign-ups back:
-/// a waiting request would make every later sign-up's ROW SHARE queue behind it for as long as
-/// it waits. Each wait lasts at most [`lock_wait::SHARED_WAIT_MS`]; then the request leaves the
-/// queue, pauses and tries again, until the session's `lock_timeout` (0: no limit) runs out:
-/// 55P03 naming the sessions signing up. `label` names the migration in the error.
-pub fn lock_for_removal(label: &str) {
-    let Some(rel) = relation() else { return };
+/// `remove_migration`'s locks, taken without holding anyone back while it waits: its version's
+/// lock (exclusive, against runs applying the migration, which hold it shared) and, when the
+/// snapshot catalog exists, EXCLUSIVE on `tenancy.snapshot` (see [`lock_use`]: sign-ups built
+/// from the snapshot record every migration without reading it). A waiting request would make
+/// every later sign-up or run queue behind it for as long as it waits; so both are taken in one
+/// attempt whose waits last at most [`lock_wait::SHARED_WAIT_MS`], then the attempt gives both
+/// back, pauses and tries again, until the session's `lock_timeout` (0: no limit) runs out:
+/// 55P03 naming the sessions. `label` names the migration in the error.
+pub fn lock_for_removal(label: &str, version: &str) {
+    let rel = if has_catalog() { relation() } else { None };
+    let key = locks::own_key(version);
     // SAFETY: reads the lock_timeout setting (milliseconds) and this backend's PID.
     let (limit, pid) = unsafe { (pg_sys::LockTimeout.max(0) as u32, pg_sys::MyProcPid as u32) };
     let started = Instant::now();
@@ -116,7 +121,13 @@ pub fn lock_for_removal(label: &str) {
         let taken = locks::attempt(
             || {
                 locks::with_lock_timeout(wait, || {
-                    lock_table(pg_sys::ExclusiveLock as pg_sys::LOCKMODE)
+                    crate::db::registry::lock_registered_exclusive(version);
+                    if let Some(rel) = rel {
+                        // SAFETY: a heavyweight lock by OID, held until the transaction ends.
+                        unsafe {
+                            pg_sys::LockRelationOid(rel, pg_sys::ExclusiveLock as pg_sys::LOCKMODE)
+                        }
+                    }
                 });
                 Ok(())
             },
@@ -131,17 +142,23 @@ pub fn lock_for_removal(label: &str) {
         }
         locks::sleep_ms(lock_wait::pause_ms(attempt, pid.rotate_left(attempt), left));
     }
-    let holders = locks::relation_holders(rel);
+    let holders: Vec<String> = [
+        locks::own_holders(locks::Own::Registered, key),
+        rel.map(locks::relation_holders).unwrap_or_default(),
+    ]
+    .into_iter()
+    .filter(|h| !h.is_empty())
+    .collect();
     let mut e = TenancyError::new(
         SqlState::LockNotAvailable,
         format!(
-            "migration {label} cannot be removed yet: tenants being built from the snapshot are recording it (lock timeout {})",
+            "migration {label} cannot be removed yet: runs applying it or sign-ups built from the snapshot are still in progress (lock timeout {})",
             lock_wait::describe_ms(limit)
         ),
     )
-    .hint("Retry once those sign-ups have committed, or give it more time: SET lock_timeout = '30s' before tenancy.remove_migration. It never holds sign-ups back while it waits.");
+    .hint("Retry once they have committed, or give it more time: SET lock_timeout = '30s' before tenancy.remove_migration. While it waits it never holds sign-ups or runs back.");
     if !holders.is_empty() {
-        e = e.detail(format!("tenancy.snapshot is in use by {holders}."));
+        e = e.detail(format!("In progress in {}.", holders.join("; ")));
     }
     raise(e)
 }
@@ -222,7 +239,10 @@ pub fn shared_tables() -> Vec<String> {
 }
 
 /// Runs `f` in a subtransaction of its own; an error inside rolls it back (undoing everything
-/// `f` did) and comes back as its message (with its detail), for the snapshot's `reason`.
+/// `f` did) and comes back as its message (with its detail), for the snapshot's `reason`. A
+/// cancel (`pg_cancel_backend`, `statement_timeout`: 57014) is raised again once the
+/// subtransaction is rolled back, as PL/pgSQL's `WHEN OTHERS` never catches it: a sign-up must
+/// not turn a timeout into a replay.
 pub fn catching<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
     // SAFETY: the sequence of db::locks::attempt (PL/pgSQL's exec_stmt_block).
     unsafe {
@@ -230,28 +250,34 @@ pub fn catching<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
         let owner = pg_sys::CurrentResourceOwner;
         pg_sys::BeginInternalSubTransaction(std::ptr::null());
         pg_sys::MemoryContextSwitchTo(context);
-        let outcome = PgTryBuilder::new(AssertUnwindSafe(f))
-            .catch_others(|e| {
-                Err(match &e {
-                    CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => {
-                        match r.detail() {
-                            Some(d) => format!("{} ({d})", r.message()),
-                            None => r.message().to_string(),
-                        }
-                    }
-                    CaughtError::RustPanic { ereport, .. } => ereport.message().to_string(),
-                })
+        let outcome = PgTryBuilder::new(AssertUnwindSafe(|| Ok(f())))
+            .catch_others(|e| match &e {
+                CaughtError::PostgresError(r) | CaughtError::ErrorReport(r)
+                    if r.sql_error_code() == PgSqlErrorCode::ERRCODE_QUERY_CANCELED =>
+                {
+                    Err(Box::new(e))
+                }
+                CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => {
+                    Ok(Err(match r.detail() {
+                        Some(d) => format!("{} ({d})", r.message()),
+                        None => r.message().to_string(),
+                    }))
+                }
+                CaughtError::RustPanic { ereport, .. } => Ok(Err(ereport.message().to_string())),
             })
             .execute();
         pg_sys::MemoryContextSwitchTo(context);
-        if outcome.is_ok() {
+        if matches!(outcome, Ok(Ok(_))) {
             pg_sys::ReleaseCurrentSubTransaction();
         } else {
             pg_sys::RollbackAndReleaseCurrentSubTransaction();
         }
         pg_sys::MemoryContextSwitchTo(context);
         pg_sys::CurrentResourceOwner = owner;
-        outcome
+        match outcome {
+            Ok(result) => result,
+            Err(cancel) => cancel.rethrow(),
+        }
     }
 }
 

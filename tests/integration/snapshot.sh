@@ -101,7 +101,37 @@ remover=$!
 sleep 0.5
 q -c "SET statement_timeout = '2s'" -c "INSERT INTO organizations VALUES (402)" >/dev/null
 check "a sign-up does not queue behind a waiting remove_migration" "$(known)" "$(from_snapshot org_402)"
+q -c "SET statement_timeout = '2s'" -c "SET tenancy.use_snapshot = off" -c "INSERT INTO organizations VALUES (403)" >/dev/null
+check "nor does a replayed sign-up applying the migration (its version's lock)" "$(known)" \
+  "$(q -c "SELECT count(*) FROM tenancy.ledger WHERE schema_name = 'org_403'")"
 wait "$remover"
 check "remove_migration gives up at its lock_timeout with 55P03" "55P03" "$(grep -o 55P03 "$dir/remove.out" | head -1)"
 wait "$signup"
+
+# At REPEATABLE READ a sign-up reads the set with its transaction's snapshot: one that started
+# before a remove_migration committed must not record the removed migration from the snapshot
+# (the hostile review's F1); it replays, and the replay's row lock raises a serialization failure.
+q -c "SELECT tenancy.add_migration('9006', 'gone2', 'CREATE TABLE gone2 (id int)')" >/dev/null
+( sleep 0.5; q -c "BEGIN" -c "SELECT tenancy.remove_migration('9006')" -c "SELECT pg_sleep(2.5)" -c "COMMIT" >/dev/null ) &
+remover=$!
+q -c "BEGIN ISOLATION LEVEL REPEATABLE READ" -c "SELECT count(*) FROM tenancy.migrations" -c "SELECT pg_sleep(1.5)" \
+  -c "INSERT INTO organizations VALUES (501)" -c "COMMIT" >"$dir/rr.out" 2>&1
+wait "$remover"
+check "a REPEATABLE READ sign-up racing remove_migration never records the removed migration" "0" \
+  "$(q -c "SELECT count(*) FROM tenancy.ledger WHERE version = '9006'")"
+check "…it fails with a serialization failure instead" "1" "$(grep -c 'could not serialize' "$dir/rr.out")"
+
+# A cancel or statement_timeout while the snapshot is applied is raised, never turned into a replay
+# (the hostile review's F5): a public table a migration's foreign key references is locked, the
+# sign-up's statement_timeout fires while the snapshot's CREATE TABLE waits for it.
+q -c "CREATE TABLE regions (id int PRIMARY KEY)" -c "GRANT REFERENCES ON regions TO tenant_owner" \
+  -c "SELECT tenancy.add_migration('9007', 'sites', 'CREATE TABLE sites (id int PRIMARY KEY, region int REFERENCES public.regions (id))')" >/dev/null
+check "the snapshot covers it" "snapshot t" "$(q -F' ' -c "SELECT path, fresh FROM tenancy.snapshot_status")"
+( q -c "BEGIN" -c "LOCK regions IN ACCESS EXCLUSIVE MODE" -c "SELECT pg_sleep(4)" -c "COMMIT" >/dev/null ) &
+locker=$!
+sleep 0.5
+q -v VERBOSITY=verbose -c "SET statement_timeout = '1s'" -c "INSERT INTO organizations VALUES (502)" >"$dir/cancel.out" 2>&1
+check "a statement_timeout during a snapshot sign-up cancels it (57014)" "57014" "$(grep -o 57014 "$dir/cancel.out" | head -1)"
+check "…with no replay after it" "0" "$(grep -c 'replaying' "$dir/cancel.out")"
+wait "$locker"
 finish snapshot

@@ -70,7 +70,9 @@ fn take_inline(s: &mut Schema, foreign_keys: bool) -> Inline {
             .collect();
         for name in own {
             let c = table.constraints.remove(&name).expect("listed above");
-            if matches!(c.kind, ConstraintKind::Primary | ConstraintKind::Unique) {
+            // A foreign key cannot use a deferrable key (PostgreSQL looks for another unique
+            // index, which may come later): such a key does not let one go inline.
+            if matches!(c.kind, ConstraintKind::Primary | ConstraintKind::Unique) && !c.deferrable {
                 keys.entry(t.clone())
                     .or_default()
                     .push(c.columns.iter().cloned().collect());

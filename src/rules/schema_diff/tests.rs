@@ -728,6 +728,18 @@ fn building_from_nothing_puts_keys_into_create_table() {
         ])
     );
 
+    // a deferrable key is no target for an inline foreign key (the hostile review's F2)
+    let mut d = s.clone();
+    d.tables
+        .get_mut("b")
+        .unwrap()
+        .constraints
+        .get_mut("b_pkey")
+        .unwrap()
+        .deferrable = true;
+    let (tables, _) = build_phases(&d, true);
+    assert!(tables.iter().all(|t| !t.contains("a_b_fkey")), "{tables:?}");
+
     // without foreign keys: names' order, every foreign key an ALTER TABLE
     let (tables, rest) = build_phases(&s, false);
     assert!(tables[0].starts_with("CREATE TABLE \"a\"") && tables[0].contains("\"a_pkey\""));
