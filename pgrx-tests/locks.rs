@@ -15,6 +15,20 @@ mod tests {
         .unwrap()
     }
 
+    /// pg_tenancy's own locks are object locks of a catalog's class: monitoring queries that
+    /// describe every lock in `pg_locks` work while one is held (with the first form's class,
+    /// `tenancy.tenants`' OID, PostgreSQL raised XX000 "invalid non-zero objectSubId").
+    #[pg_test]
+    fn its_locks_can_be_described() {
+        setup();
+        run("SELECT tenancy.create_tenant('described')");
+        run("SELECT tenancy.migrate_tenant('described')");
+        assert!(
+            count("SELECT 1 FROM pg_locks WHERE locktype = 'object' AND classid = 'pg_class'::regclass AND objsubid = 1 AND pid = pg_backend_pid()") >= 1
+        );
+        count("SELECT pg_describe_object(classid, objid, objsubid), pg_identify_object(classid, objid, objsubid) FROM pg_locks WHERE locktype = 'object'");
+    }
+
     #[pg_test]
     fn drop_lock_timeout_is_a_setting_and_an_argument() {
         setup();

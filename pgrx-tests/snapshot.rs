@@ -313,6 +313,20 @@ mod tests {
         assert!(reason.contains("invalid index"), "{reason}");
     }
 
+    /// A foreign key whose columns have both a unique index and a unique constraint uses the
+    /// one that existed first; the squashed form creates them in another order, so the key
+    /// would use the other one (and a later DROP of it would behave differently per tenant):
+    /// the proof compares each key's index and falls back (the hostile review's F3).
+    #[pg_test]
+    fn a_foreign_key_using_another_index_falls_back() {
+        setup();
+        let owner = tenant_owner();
+        run("SELECT tenancy.add_migration('9811', 'keys', $m$CREATE TABLE p (id int PRIMARY KEY, code text); CREATE UNIQUE INDEX p_code_idx ON p (code); ALTER TABLE p ADD CONSTRAINT p_code_key UNIQUE (code); CREATE TABLE c (code text REFERENCES p (code))$m$)");
+        let (path, reason) = build(owner);
+        assert_eq!(path, "replay");
+        assert!(reason.contains("key_indexes"), "{reason}");
+    }
+
     /// The hints name the snapshot's owner: build_snapshot() without it would rebuild the
     /// snapshot for the caller.
     #[pg_test]

@@ -99,6 +99,12 @@ BEGIN
                OR (d.classoid = 'pg_policy'::regclass AND d.objoid IN (SELECT p.oid FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid WHERE c.relnamespace = v_oid))
                OR (d.classoid = 'pg_namespace'::regclass AND d.objoid = v_oid)), '{}'),
         'data', v_data,
+        -- The index each foreign key uses (PostgreSQL picks one when the key is made; a later
+        -- DROP of that index or constraint then fails): the same in every tenant.
+        'key_indexes', coalesce((
+            SELECT jsonb_object_agg(c.relname || '.' || k.conname, i.relname::text)
+            FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_class i ON i.oid = k.conindid
+            WHERE k.connamespace = v_oid AND k.contype = 'f'), '{}'),
         'sequences', coalesce((
             SELECT jsonb_object_agg(c.relname::text, s.pos)
             FROM pg_class c

@@ -129,13 +129,17 @@ fn holders(which: &str, args: Vec<pgrx::datum::DatumWithOid>) -> String {
 }
 
 /// pg_tenancy's own locks (a tenant, a tenant name, a registered migration, the re-link after a
-/// `pg_upgrade`): heavyweight object locks whose class is `tenancy.tenants`' OID, a class no
-/// catalog has and no SQL function can lock. Advisory locks (their earlier form) can be taken by
-/// any role with `pg_advisory_lock` on the same keys, which stalled every migration of a tenant
-/// or every sign-up of a name for as long as that role liked; these cannot. Transaction-level:
-/// released when the transaction (or the subtransaction that took them) ends. Shown in
-/// `pg_locks` as `locktype = 'object'`, `classid = 'tenancy.tenants'::regclass`, `objid` = the
-/// key, `objsubid` = the kind.
+/// `pg_upgrade`): heavyweight object locks of class `pg_class` with a non-zero sub-ID (the
+/// kind). PostgreSQL locks relations with relation locks, and objects with object locks of
+/// sub-ID 0; no SQL function takes object locks at all, so nobody but pg_tenancy can hold these.
+/// Advisory locks (their earlier form) can be taken by any role with `pg_advisory_lock` on the
+/// same keys, which stalled every migration of a tenant or every sign-up of a name for as long
+/// as that role liked. The class is a catalog's so that `pg_describe_object` over `pg_locks`
+/// (monitoring queries) describes them (NULL, or a column of whatever relation has the key's
+/// OID) instead of failing, as it did for the first form's class (`tenancy.tenants`' OID).
+/// Transaction-level: released when the transaction (or the subtransaction that took them)
+/// ends. Shown in `pg_locks` as `locktype = 'object'`, `classid = 'pg_class'::regclass`, `objid`
+/// = the key, `objsubid` = the kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Own {
     /// Everything done to one tenant (migrate, rename, drop), keyed by its schema's OID.
@@ -150,16 +154,10 @@ pub enum Own {
 }
 
 fn own_tag(kind: Own, key: u32) -> pg_sys::LOCKTAG {
-    // SAFETY: syscache lookups by name; the registry exists wherever these locks are taken
-    // (after CREATE EXTENSION).
-    let class = unsafe {
-        let nsp = pg_sys::get_namespace_oid(c"tenancy".as_ptr(), false);
-        pg_sys::get_relname_relid(c"tenants".as_ptr(), nsp)
-    };
     pg_sys::LOCKTAG {
         // SAFETY: this backend's database.
         locktag_field1: unsafe { pg_sys::MyDatabaseId }.to_u32(),
-        locktag_field2: class.to_u32(),
+        locktag_field2: pg_sys::RelationRelationId.to_u32(),
         locktag_field3: key,
         locktag_field4: kind as u16,
         locktag_type: pg_sys::LockTagType::LOCKTAG_OBJECT as u8,
@@ -223,7 +221,7 @@ pub fn own_key(text: &str) -> u32 {
 pub fn own_holders(kind: Own, key: u32) -> String {
     holders(
         "l.locktype OPERATOR(pg_catalog.=) 'object' \
-         AND l.classid OPERATOR(pg_catalog.=) 'tenancy.tenants'::pg_catalog.regclass::pg_catalog.oid \
+         AND l.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass::pg_catalog.oid \
          AND l.objid::pg_catalog.int8 OPERATOR(pg_catalog.=) $1 AND l.objsubid OPERATOR(pg_catalog.=) $2",
         vec![i64::from(key).into(), (kind as i32).into()],
     )
