@@ -359,7 +359,7 @@ pub fn build(owner: &Role) -> Result<Vec<Step>, String> {
         spi::set_config("client_min_messages", &saved, true);
         if !diffs.is_empty() {
             return Err(format!(
-                "a schema built from the squashed form differs from the replayed one (non-deterministic migrations, such as ones using now() or random() in data, do): {}",
+                "a schema built from the squashed form differs from the replayed one (something the squashed form does not reproduce, such as which unique index a foreign key uses when several fit, or an order of creation PostgreSQL keeps): {}",
                 first(&diffs, 5)
             ));
         }

@@ -111,6 +111,16 @@ pub fn relation_holders(oid: pg_sys::Oid) -> String {
     )
 }
 
+/// [`relation_holders`] without the sessions that only read it (`ACCESS SHARE`, which conflicts
+/// with nothing but `ACCESS EXCLUSIVE`).
+pub fn relation_writers(oid: pg_sys::Oid) -> String {
+    holders(
+        "l.locktype OPERATOR(pg_catalog.=) 'relation' AND l.relation OPERATOR(pg_catalog.=) $1 \
+         AND l.mode OPERATOR(pg_catalog.<>) 'AccessShareLock'",
+        vec![oid.into()],
+    )
+}
+
 fn holders(which: &str, args: Vec<pgrx::datum::DatumWithOid>) -> String {
     let pids = spi::get_one::<String>(
         &format!(

@@ -662,6 +662,20 @@ fn check_stored_text(version: &str, name: &str, sql: &str, stored: &str) {
 
 /// Deletes a registered migration (waiting for runs that are applying it, see
 /// [`registered_sql`]); returns the role recorded as its author, `None` when there was no row.
+/// Locks registered migration `version`'s row FOR UPDATE (as the DELETE that follows would),
+/// waiting under the caller's `lock_timeout`: runs applying it hold it `FOR KEY SHARE`
+/// ([`registered_sql`]). `remove_migration` takes it inside its bounded attempts so that its
+/// DELETE never waits while holding its other locks.
+pub fn lock_registered_row(version: &str) {
+    as_extension_owner(|| {
+        crate::db::spi::run_with_args(
+            "SELECT FROM tenancy.registered_migrations WHERE version OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+            &[version.into()],
+        )
+        .or_raise()
+    })
+}
+
 pub fn delete_registered(version: &str) -> Option<String> {
     as_extension_owner(|| {
         write_one::<String>(

@@ -128,6 +128,10 @@ pub fn lock_for_removal(label: &str, version: &str) {
                             pg_sys::LockRelationOid(rel, pg_sys::ExclusiveLock as pg_sys::LOCKMODE)
                         }
                     }
+                    // The row its DELETE will lock (runs at REPEATABLE READ, or applying more
+                    // than a few registered migrations, hold it FOR KEY SHARE): waited for here,
+                    // so that nothing is waited for while the locks above are held.
+                    crate::db::registry::lock_registered_row(version);
                 });
                 Ok(())
             },
@@ -143,11 +147,18 @@ pub fn lock_for_removal(label: &str, version: &str) {
         locks::sleep_ms(lock_wait::pause_ms(attempt, pid.rotate_left(attempt), left));
     }
     let holders: Vec<String> = [
-        locks::own_holders(locks::Own::Registered, key),
-        rel.map(locks::relation_holders).unwrap_or_default(),
+        (
+            locks::own_holders(locks::Own::Registered, key),
+            "applying it",
+        ),
+        (
+            rel.map(locks::relation_writers).unwrap_or_default(),
+            "signing up from the snapshot",
+        ),
     ]
     .into_iter()
-    .filter(|h| !h.is_empty())
+    .filter(|(h, _)| !h.is_empty())
+    .map(|(h, what)| format!("{h} ({what})"))
     .collect();
     let mut e = TenancyError::new(
         SqlState::LockNotAvailable,
@@ -158,7 +169,7 @@ pub fn lock_for_removal(label: &str, version: &str) {
     )
     .hint("Retry once they have committed, or give it more time: SET lock_timeout = '30s' before tenancy.remove_migration. While it waits it never holds sign-ups or runs back.");
     if !holders.is_empty() {
-        e = e.detail(format!("In progress in {}.", holders.join("; ")));
+        e = e.detail(format!("Held by {}.", holders.join(" and ")));
     }
     raise(e)
 }
@@ -238,11 +249,22 @@ pub fn shared_tables() -> Vec<String> {
     })
 }
 
+/// Errors that say nothing about the snapshot but about this moment: a cancel or
+/// `statement_timeout`, a lock timeout, a deadlock, a serialization failure. [`catching`] raises
+/// them again: a replay after them would wait or fail the same way, and the WARNING would blame
+/// a snapshot that is fine.
+const RAISED_AGAIN: [PgSqlErrorCode; 4] = [
+    PgSqlErrorCode::ERRCODE_QUERY_CANCELED,
+    PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
+    PgSqlErrorCode::ERRCODE_T_R_DEADLOCK_DETECTED,
+    PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
+];
+
 /// Runs `f` in a subtransaction of its own; an error inside rolls it back (undoing everything
-/// `f` did) and comes back as its message (with its detail), for the snapshot's `reason`. A
-/// cancel (`pg_cancel_backend`, `statement_timeout`: 57014) is raised again once the
-/// subtransaction is rolled back, as PL/pgSQL's `WHEN OTHERS` never catches it: a sign-up must
-/// not turn a timeout into a replay.
+/// `f` did) and comes back as its message (with its detail), for the snapshot's `reason`. The
+/// [`RAISED_AGAIN`] errors (a cancel, a timeout) are raised again once the subtransaction is
+/// rolled back, as PL/pgSQL's `WHEN OTHERS` never catches a cancel: a sign-up must not turn a
+/// timeout into a replay.
 pub fn catching<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
     // SAFETY: the sequence of db::locks::attempt (PL/pgSQL's exec_stmt_block).
     unsafe {
@@ -253,7 +275,7 @@ pub fn catching<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
         let outcome = PgTryBuilder::new(AssertUnwindSafe(|| Ok(f())))
             .catch_others(|e| match &e {
                 CaughtError::PostgresError(r) | CaughtError::ErrorReport(r)
-                    if r.sql_error_code() == PgSqlErrorCode::ERRCODE_QUERY_CANCELED =>
+                    if RAISED_AGAIN.contains(&r.sql_error_code()) =>
                 {
                     Err(Box::new(e))
                 }

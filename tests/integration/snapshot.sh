@@ -134,4 +134,31 @@ q -v VERBOSITY=verbose -c "SET statement_timeout = '1s'" -c "INSERT INTO organiz
 check "a statement_timeout during a snapshot sign-up cancels it (57014)" "57014" "$(grep -o 57014 "$dir/cancel.out" | head -1)"
 check "…with no replay after it" "0" "$(grep -c 'replaying' "$dir/cancel.out")"
 wait "$locker"
+# …and so is a lock timeout (the second review's F2): replaying would wait again, and the WARNING
+# would blame a snapshot that is fine.
+( q -c "BEGIN" -c "LOCK regions IN ROW EXCLUSIVE MODE" -c "SELECT pg_sleep(3)" -c "COMMIT" >/dev/null ) &
+locker=$!
+sleep 0.5
+q -v VERBOSITY=verbose -c "SET lock_timeout = '1s'" -c "INSERT INTO organizations VALUES (503)" >"$dir/locktimeout.out" 2>&1
+check "a lock timeout during a snapshot sign-up is raised (55P03)" "55P03" "$(grep -o 55P03 "$dir/locktimeout.out" | head -1)"
+check "…with no replay after it" "0" "$(grep -c 'replaying' "$dir/locktimeout.out")"
+wait "$locker"
+
+# remove_migration also waits for its row (runs at REPEATABLE READ hold it FOR KEY SHARE) inside its
+# bounded attempts, never while holding its other locks (the second review's F1): a sign-up from
+# the snapshot does not queue behind it.
+q -c "SELECT tenancy.add_migration('9008', 'gone3', 'CREATE TABLE gone3 (id int)')" >/dev/null
+# (the row lock of a run applying it, held here directly: a sign-up at REPEATABLE READ would also
+# hold 9007's lock on public.regions, which every sign-up needs)
+( q -c "BEGIN" -c "SELECT FROM tenancy.registered_migrations WHERE version = '9008' FOR KEY SHARE" -c "SELECT pg_sleep(5)" -c "COMMIT" >/dev/null ) &
+holder=$!
+sleep 1
+( q -v VERBOSITY=verbose -c "SET lock_timeout = '3s'" -c "SELECT tenancy.remove_migration('9008')" >"$dir/remove2.out" 2>&1 ) &
+remover=$!
+sleep 0.5
+q -c "SET statement_timeout = '2s'" -c "INSERT INTO organizations VALUES (602)" >/dev/null
+check "a sign-up does not queue behind remove_migration waiting for the migration's row" "$(known)" "$(from_snapshot org_602)"
+wait "$remover"
+check "…which gives up at its lock_timeout (55P03)" "55P03" "$(grep -o 55P03 "$dir/remove2.out" | head -1)"
+wait "$holder"
 finish snapshot
