@@ -247,7 +247,7 @@ pub fn build(owner: &Role) -> Result<Vec<Step>, String> {
     if citus::present() {
         return Err("Citus is installed: new tenants replay their migrations, so that each table is distributed as the statement that creates it runs (docs/citus.md)".into());
     }
-    catching(|| {
+    catching(store::CANCEL, || {
         let (a, b) = (
             scratch_name("tenancy_snapshot_replay_", 8),
             scratch_name("tenancy_snapshot_squash_", 8),
@@ -492,7 +492,7 @@ pub fn provision(t: &Tenant, owner: &Role, todo: &[Migration]) -> bool {
         return false;
     }
     let started = Instant::now();
-    match catching(|| {
+    match catching(store::MOMENTARY, || {
         run_batched(&t.name, owner, &steps);
         Ok(())
     }) {

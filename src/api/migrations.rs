@@ -132,6 +132,7 @@ fn remove_migration(version: Option<&str>) -> String {
         "tenancy.remove_migration('0006')",
     );
     migration_set::check_version(version).or_raise();
+    refuse_transaction_snapshot(version);
     // Not through the merged set: a registered migration that clashes with an embedded one (which
     // refuses every migration call) is what this function is for, too.
     let same = |m: &&Migration| cmp_versions(&m.version, version) == Ordering::Equal;
@@ -188,6 +189,26 @@ fn remove_migration(version: Option<&str>) -> String {
     registry::clear_errors_naming(&m.label());
     crate::snapshot::rebuild_after_change();
     m.label()
+}
+
+/// Refuses (0A000) to remove a migration at REPEATABLE READ or SERIALIZABLE: the ledger would be
+/// read with the transaction's snapshot, so a tenant that applied the migration after it began
+/// (or while it waited for that run's locks) would not be seen, and a migration a tenant has
+/// applied would be removed (the third hostile review's F1).
+fn refuse_transaction_snapshot(version: &str) {
+    // SAFETY: reads the transaction's isolation level.
+    if unsafe { pgrx::pg_sys::XactIsoLevel } >= pgrx::pg_sys::XACT_REPEATABLE_READ as i32 {
+        raise(
+            TenancyError::new(
+                SqlState::FeatureNotSupported,
+                format!("migration {version} cannot be removed at REPEATABLE READ or SERIALIZABLE: it must see every tenant that applied it, including ones that committed after this transaction began"),
+            )
+            .hint(format!(
+                "Run it in a transaction at READ COMMITTED (the default): SELECT tenancy.remove_migration({});",
+                crate::rules::names::quote_literal(version)
+            )),
+        )
+    }
 }
 
 /// A detached tenant of a managed table keeps its ledger (`tenancy.detached_tenants`) until its

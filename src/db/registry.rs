@@ -660,8 +660,6 @@ fn check_stored_text(version: &str, name: &str, sql: &str, stored: &str) {
     }
 }
 
-/// Deletes a registered migration (waiting for runs that are applying it, see
-/// [`registered_sql`]); returns the role recorded as its author, `None` when there was no row.
 /// Locks registered migration `version`'s row FOR UPDATE (as the DELETE that follows would),
 /// waiting under the caller's `lock_timeout`: runs applying it hold it `FOR KEY SHARE`
 /// ([`registered_sql`]). `remove_migration` takes it inside its bounded attempts so that its
@@ -676,6 +674,8 @@ pub fn lock_registered_row(version: &str) {
     })
 }
 
+/// Deletes a registered migration (waiting for runs that are applying it, see
+/// [`registered_sql`]); returns the role recorded as its author, `None` when there was no row.
 pub fn delete_registered(version: &str) -> Option<String> {
     as_extension_owner(|| {
         write_one::<String>(

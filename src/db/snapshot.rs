@@ -153,7 +153,7 @@ pub fn lock_for_removal(label: &str, version: &str) {
         ),
         (
             rel.map(locks::relation_writers).unwrap_or_default(),
-            "signing up from the snapshot",
+            "signing up from or building the snapshot",
         ),
     ]
     .into_iter()
@@ -167,7 +167,7 @@ pub fn lock_for_removal(label: &str, version: &str) {
             lock_wait::describe_ms(limit)
         ),
     )
-    .hint("Retry once they have committed, or give it more time: SET lock_timeout = '30s' before tenancy.remove_migration. While it waits it never holds sign-ups or runs back.");
+    .hint("Retry once they have committed, or give it more time: SET lock_timeout = '30s' before tenancy.remove_migration. While it waits it holds sign-ups and runs back for at most about 100 ms at a time.");
     if !holders.is_empty() {
         e = e.detail(format!("Held by {}.", holders.join(" and ")));
     }
@@ -249,11 +249,16 @@ pub fn shared_tables() -> Vec<String> {
     })
 }
 
-/// Errors that say nothing about the snapshot but about this moment: a cancel or
-/// `statement_timeout`, a lock timeout, a deadlock, a serialization failure. [`catching`] raises
-/// them again: a replay after them would wait or fail the same way, and the WARNING would blame
-/// a snapshot that is fine.
-const RAISED_AGAIN: [PgSqlErrorCode; 4] = [
+/// A cancel or `statement_timeout`: [`catching`] always raises it again (PL/pgSQL's `WHEN
+/// OTHERS` never catches it either).
+pub const CANCEL: &[PgSqlErrorCode] = &[PgSqlErrorCode::ERRCODE_QUERY_CANCELED];
+
+/// Errors that say nothing about the snapshot but about this moment: a cancel, a lock timeout, a
+/// deadlock, a serialization failure. A sign-up raises them again: a replay after them would wait
+/// or fail the same way, and its WARNING would blame a snapshot that is fine. (A build stores
+/// them as its reason instead, so that adding a migration never fails because a shared table is
+/// busy: only [`CANCEL`] is raised there.)
+pub const MOMENTARY: &[PgSqlErrorCode] = &[
     PgSqlErrorCode::ERRCODE_QUERY_CANCELED,
     PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
     PgSqlErrorCode::ERRCODE_T_R_DEADLOCK_DETECTED,
@@ -262,10 +267,12 @@ const RAISED_AGAIN: [PgSqlErrorCode; 4] = [
 
 /// Runs `f` in a subtransaction of its own; an error inside rolls it back (undoing everything
 /// `f` did) and comes back as its message (with its detail), for the snapshot's `reason`. The
-/// [`RAISED_AGAIN`] errors (a cancel, a timeout) are raised again once the subtransaction is
-/// rolled back, as PL/pgSQL's `WHEN OTHERS` never catches a cancel: a sign-up must not turn a
-/// timeout into a replay.
-pub fn catching<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+/// errors of `raised` ([`CANCEL`] or [`MOMENTARY`]) are raised again once the subtransaction is
+/// rolled back.
+pub fn catching<T>(
+    raised: &[PgSqlErrorCode],
+    f: impl FnOnce() -> Result<T, String>,
+) -> Result<T, String> {
     // SAFETY: the sequence of db::locks::attempt (PL/pgSQL's exec_stmt_block).
     unsafe {
         let context = pg_sys::CurrentMemoryContext;
@@ -275,7 +282,7 @@ pub fn catching<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
         let outcome = PgTryBuilder::new(AssertUnwindSafe(|| Ok(f())))
             .catch_others(|e| match &e {
                 CaughtError::PostgresError(r) | CaughtError::ErrorReport(r)
-                    if RAISED_AGAIN.contains(&r.sql_error_code()) =>
+                    if raised.contains(&r.sql_error_code()) =>
                 {
                     Err(Box::new(e))
                 }

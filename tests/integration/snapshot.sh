@@ -14,6 +14,28 @@ export PGOPTIONS="-c client_min_messages=warning"
 
 from_snapshot() { q -c "SELECT count(*) FROM tenancy.ledger WHERE schema_name = '$1' AND from_snapshot"; }
 known() { q -c "SELECT count(*) FROM tenancy.migrations"; }
+# hold SECONDS SQL…: runs SQL in a transaction of a background session that stays open SECONDS;
+# $held is its PID. Waits half a second for it to take its locks.
+hold() {
+  local secs=$1 args=()
+  shift
+  for s in "$@"; do args+=(-c "$s"); done
+  ( q -c "BEGIN" "${args[@]}" -c "SELECT pg_sleep($secs)" -c "COMMIT" >/dev/null ) &
+  held=$!
+  sleep 0.5
+}
+# removing VERSION OUT: remove_migration(VERSION) with a 3 s lock_timeout in a background session
+# (its output in OUT); $remover is its PID. Waits half a second for it to start waiting.
+removing() {
+  ( q -v VERBOSITY=verbose -c "SET lock_timeout = '3s'" -c "SELECT tenancy.remove_migration('$1')" >"$2" 2>&1 ) &
+  remover=$!
+  sleep 0.5
+}
+# raised_not_replayed NAME CODE OUT: OUT holds SQLSTATE CODE and no replay after it.
+raised_not_replayed() {
+  check "$1 ($2)" "$2" "$(grep -o "$2" "$3" | head -1)"
+  check "…with no replay after it" "0" "$(grep -c 'replaying' "$3")"
+}
 
 q -c "CREATE EXTENSION pg_tenancy" \
   -c "CREATE TABLE plans (id bigint PRIMARY KEY)" -c "INSERT INTO plans VALUES (1)" \
@@ -93,12 +115,8 @@ wait "$holder"
 # SHARE on tenancy.snapshot; remove_migration (EXCLUSIVE) waits for it in bounded steps and gives
 # up at its lock_timeout with 55P03, and a sign-up that starts meanwhile does not queue behind it.
 q -c "SELECT tenancy.add_migration('9005', 'gone', 'CREATE TABLE gone (id int)')" >/dev/null
-( q -c "BEGIN" -c "INSERT INTO organizations VALUES (401)" -c "SELECT pg_sleep(6)" -c "COMMIT" >/dev/null ) &
-signup=$!
-sleep 0.5
-( q -v VERBOSITY=verbose -c "SET lock_timeout = '4s'" -c "SELECT tenancy.remove_migration('9005')" >"$dir/remove.out" 2>&1 ) &
-remover=$!
-sleep 0.5
+hold 6 "INSERT INTO organizations VALUES (401)"
+removing 9005 "$dir/remove.out"
 q -c "SET statement_timeout = '2s'" -c "INSERT INTO organizations VALUES (402)" >/dev/null
 check "a sign-up does not queue behind a waiting remove_migration" "$(known)" "$(from_snapshot org_402)"
 q -c "SET statement_timeout = '2s'" -c "SET tenancy.use_snapshot = off" -c "INSERT INTO organizations VALUES (403)" >/dev/null
@@ -106,7 +124,7 @@ check "nor does a replayed sign-up applying the migration (its version's lock)" 
   "$(q -c "SELECT count(*) FROM tenancy.ledger WHERE schema_name = 'org_403'")"
 wait "$remover"
 check "remove_migration gives up at its lock_timeout with 55P03" "55P03" "$(grep -o 55P03 "$dir/remove.out" | head -1)"
-wait "$signup"
+wait "$held"
 
 # At REPEATABLE READ a sign-up reads the set with its transaction's snapshot: one that started
 # before a remove_migration committed must not record the removed migration from the snapshot
@@ -127,22 +145,16 @@ check "…it fails with a serialization failure instead" "1" "$(grep -c 'could n
 q -c "CREATE TABLE regions (id int PRIMARY KEY)" -c "GRANT REFERENCES ON regions TO tenant_owner" \
   -c "SELECT tenancy.add_migration('9007', 'sites', 'CREATE TABLE sites (id int PRIMARY KEY, region int REFERENCES public.regions (id))')" >/dev/null
 check "the snapshot covers it" "snapshot t" "$(q -F' ' -c "SELECT path, fresh FROM tenancy.snapshot_status")"
-( q -c "BEGIN" -c "LOCK regions IN ACCESS EXCLUSIVE MODE" -c "SELECT pg_sleep(4)" -c "COMMIT" >/dev/null ) &
-locker=$!
-sleep 0.5
+hold 4 "LOCK regions IN ACCESS EXCLUSIVE MODE"
 q -v VERBOSITY=verbose -c "SET statement_timeout = '1s'" -c "INSERT INTO organizations VALUES (502)" >"$dir/cancel.out" 2>&1
-check "a statement_timeout during a snapshot sign-up cancels it (57014)" "57014" "$(grep -o 57014 "$dir/cancel.out" | head -1)"
-check "…with no replay after it" "0" "$(grep -c 'replaying' "$dir/cancel.out")"
-wait "$locker"
+raised_not_replayed "a statement_timeout during a snapshot sign-up cancels it" 57014 "$dir/cancel.out"
+wait "$held"
 # …and so is a lock timeout (the second review's F2): replaying would wait again, and the WARNING
 # would blame a snapshot that is fine.
-( q -c "BEGIN" -c "LOCK regions IN ROW EXCLUSIVE MODE" -c "SELECT pg_sleep(3)" -c "COMMIT" >/dev/null ) &
-locker=$!
-sleep 0.5
+hold 3 "LOCK regions IN ROW EXCLUSIVE MODE"
 q -v VERBOSITY=verbose -c "SET lock_timeout = '1s'" -c "INSERT INTO organizations VALUES (503)" >"$dir/locktimeout.out" 2>&1
-check "a lock timeout during a snapshot sign-up is raised (55P03)" "55P03" "$(grep -o 55P03 "$dir/locktimeout.out" | head -1)"
-check "…with no replay after it" "0" "$(grep -c 'replaying' "$dir/locktimeout.out")"
-wait "$locker"
+raised_not_replayed "a lock timeout during a snapshot sign-up is raised" 55P03 "$dir/locktimeout.out"
+wait "$held"
 
 # remove_migration also waits for its row (runs at REPEATABLE READ hold it FOR KEY SHARE) inside its
 # bounded attempts, never while holding its other locks (the second review's F1): a sign-up from
@@ -150,15 +162,27 @@ wait "$locker"
 q -c "SELECT tenancy.add_migration('9008', 'gone3', 'CREATE TABLE gone3 (id int)')" >/dev/null
 # (the row lock of a run applying it, held here directly: a sign-up at REPEATABLE READ would also
 # hold 9007's lock on public.regions, which every sign-up needs)
-( q -c "BEGIN" -c "SELECT FROM tenancy.registered_migrations WHERE version = '9008' FOR KEY SHARE" -c "SELECT pg_sleep(5)" -c "COMMIT" >/dev/null ) &
-holder=$!
-sleep 1
-( q -v VERBOSITY=verbose -c "SET lock_timeout = '3s'" -c "SELECT tenancy.remove_migration('9008')" >"$dir/remove2.out" 2>&1 ) &
-remover=$!
-sleep 0.5
+hold 5 "SELECT FROM tenancy.registered_migrations WHERE version = '9008' FOR KEY SHARE"
+removing 9008 "$dir/remove2.out"
 q -c "SET statement_timeout = '2s'" -c "INSERT INTO organizations VALUES (602)" >/dev/null
 check "a sign-up does not queue behind remove_migration waiting for the migration's row" "$(known)" "$(from_snapshot org_602)"
 wait "$remover"
 check "…which gives up at its lock_timeout (55P03)" "55P03" "$(grep -o 55P03 "$dir/remove2.out" | head -1)"
-wait "$holder"
+wait "$held"
+
+# remove_migration refuses REPEATABLE READ (the third review's F1): it read the ledger with the
+# transaction's snapshot and removed a migration a tenant applied after that snapshot was taken.
+q -c "SELECT tenancy.add_migration('9009', 'late', 'CREATE TABLE late (id int)')" >/dev/null
+check "remove_migration at REPEATABLE READ is refused (0A000)" "0A000" \
+  "$(q -v VERBOSITY=verbose -c "BEGIN ISOLATION LEVEL REPEATABLE READ" -c "SELECT tenancy.remove_migration('9009')" 2>&1 | grep -o 0A000 | head -1)"
+
+# A build never fails because a shared table is busy (the third review's F2): with a lock_timeout,
+# add_migration's rebuild waits for a session writing to public.regions (9007's foreign key),
+# stores why, and the migration is added; new tenants replay until the snapshot is built again.
+hold 4 "INSERT INTO regions VALUES (7)"
+check "add_migration succeeds while a shared table is being written" "9010_more" \
+  "$(q -c "SET lock_timeout = '1s'" -c "SELECT tenancy.add_migration('9010', 'more', 'CREATE TABLE more (id int)')")"
+check "…the snapshot says why new tenants replay" "replay" "$(q -c "SELECT path FROM tenancy.snapshot_status")"
+wait "$held"
+check "…until it is built again" "snapshot" "$(q -c "SELECT path FROM tenancy.build_snapshot('tenant_owner')")"
 finish snapshot
