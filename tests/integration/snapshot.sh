@@ -31,6 +31,22 @@ removing() {
   remover=$!
   sleep 0.5
 }
+# while_removing VERSION HELD_SQL ORG WHAT: adds migration VERSION, holds HELD_SQL open for 6 s,
+# starts removing it (output in $dir/remove_VERSION.out), then signs ORG up with a 2 s
+# statement_timeout: it must be built from the snapshot, not queue behind the removal.
+while_removing() {
+  q -c "SELECT tenancy.add_migration('$1', 'gone_$1', 'CREATE TABLE gone_$1 (id int)')" >/dev/null
+  hold 6 "$2"
+  removing "$1" "$dir/remove_$1.out"
+  q -c "SET statement_timeout = '2s'" -c "INSERT INTO organizations VALUES ($3)" >/dev/null
+  check "a sign-up does not queue behind remove_migration waiting for $4" "$(known)" "$(from_snapshot "org_$3")"
+}
+# removal_gave_up VERSION: that removal ended at its lock_timeout with 55P03; the holder ends.
+removal_gave_up() {
+  wait "$remover"
+  check "…which gives up at its lock_timeout (55P03)" "55P03" "$(grep -o 55P03 "$dir/remove_$1.out" | head -1)"
+  wait "$held"
+}
 # raised_not_replayed NAME CODE OUT: OUT holds SQLSTATE CODE and no replay after it.
 raised_not_replayed() {
   check "$1 ($2)" "$2" "$(grep -o "$2" "$3" | head -1)"
@@ -111,20 +127,14 @@ check "nor does a replayed sign-up (its name's and 9003's old keys held)" "$(kno
   "$(q -c "SELECT count(*) FROM tenancy.ledger WHERE schema_name = 'org_301'")"
 wait "$holder"
 
-# remove_migration never holds snapshot sign-ups back while it waits: an open sign-up holds ROW
+# remove_migration does not hold snapshot sign-ups back while it waits: an open sign-up holds ROW
 # SHARE on tenancy.snapshot; remove_migration (EXCLUSIVE) waits for it in bounded steps and gives
 # up at its lock_timeout with 55P03, and a sign-up that starts meanwhile does not queue behind it.
-q -c "SELECT tenancy.add_migration('9005', 'gone', 'CREATE TABLE gone (id int)')" >/dev/null
-hold 6 "INSERT INTO organizations VALUES (401)"
-removing 9005 "$dir/remove.out"
-q -c "SET statement_timeout = '2s'" -c "INSERT INTO organizations VALUES (402)" >/dev/null
-check "a sign-up does not queue behind a waiting remove_migration" "$(known)" "$(from_snapshot org_402)"
+while_removing 9005 "INSERT INTO organizations VALUES (401)" 402 "an open sign-up"
 q -c "SET statement_timeout = '2s'" -c "SET tenancy.use_snapshot = off" -c "INSERT INTO organizations VALUES (403)" >/dev/null
 check "nor does a replayed sign-up applying the migration (its version's lock)" "$(known)" \
   "$(q -c "SELECT count(*) FROM tenancy.ledger WHERE schema_name = 'org_403'")"
-wait "$remover"
-check "remove_migration gives up at its lock_timeout with 55P03" "55P03" "$(grep -o 55P03 "$dir/remove.out" | head -1)"
-wait "$held"
+removal_gave_up 9005
 
 # At REPEATABLE READ a sign-up reads the set with its transaction's snapshot: one that started
 # before a remove_migration committed must not record the removed migration from the snapshot
@@ -159,16 +169,10 @@ wait "$held"
 # remove_migration also waits for its row (runs at REPEATABLE READ hold it FOR KEY SHARE) inside its
 # bounded attempts, never while holding its other locks (the second review's F1): a sign-up from
 # the snapshot does not queue behind it.
-q -c "SELECT tenancy.add_migration('9008', 'gone3', 'CREATE TABLE gone3 (id int)')" >/dev/null
 # (the row lock of a run applying it, held here directly: a sign-up at REPEATABLE READ would also
 # hold 9007's lock on public.regions, which every sign-up needs)
-hold 5 "SELECT FROM tenancy.registered_migrations WHERE version = '9008' FOR KEY SHARE"
-removing 9008 "$dir/remove2.out"
-q -c "SET statement_timeout = '2s'" -c "INSERT INTO organizations VALUES (602)" >/dev/null
-check "a sign-up does not queue behind remove_migration waiting for the migration's row" "$(known)" "$(from_snapshot org_602)"
-wait "$remover"
-check "…which gives up at its lock_timeout (55P03)" "55P03" "$(grep -o 55P03 "$dir/remove2.out" | head -1)"
-wait "$held"
+while_removing 9008 "SELECT FROM tenancy.registered_migrations WHERE version = '9008' FOR KEY SHARE" 602 "the migration's row"
+removal_gave_up 9008
 
 # remove_migration refuses REPEATABLE READ (the third review's F1): it read the ledger with the
 # transaction's snapshot and removed a migration a tenant applied after that snapshot was taken.
