@@ -51,36 +51,25 @@ dir=$(cluster_start bench "$PORT" "-c fsync=on")
 trap 'cluster_stop bench >/dev/null 2>&1 || true' EXIT
 args=(--host "$dir/sock" --port "$PORT" --results "$results" --django-dir "$work/django" --zabbix "$zdir/schema.sql" $flag)
 
+# phase NAME TITLE: bench.py's phase NAME, when this run measures it.
+phase() {
+  if wants "$1"; then
+    echo "== bench: $2"
+    "$py" bench/bench.py "$1" "${args[@]}"
+  fi
+}
 if wants shipped || wants fifty || wants peer; then
   install_extension
-  if wants shipped; then
-    echo "== bench: shipped migration set ($PROFILE build)"
-    "$py" bench/bench.py shipped "${args[@]}"
-  fi
-  if wants fifty; then
-    echo "== bench: ${BENCH_FIFTY_N:-50000} tenants of the shipped set ($PROFILE build)"
-    "$py" bench/bench.py fifty "${args[@]}"
-  fi
-  if wants peer; then
-    echo "== bench: django-tenants"
-    "$py" bench/bench.py peer "${args[@]}"
-  fi
+  phase shipped "shipped migration set ($PROFILE build)"
+  phase fifty "${BENCH_FIFTY_N:-50000} tenants of the shipped set ($PROFILE build)"
+  phase peer "django-tenants"
 fi
 if wants zabbix || wants scale || wants history; then
   echo "== bench: a build embedding no migrations (zabbix, scale curve, history curve; $PROFILE build)"
   TENANCY_MIGRATIONS_DIR="$work/empty-set" install_extension
-  if wants zabbix; then
-    echo "== bench: zabbix schema as the one migration"
-    "$py" bench/bench.py zabbix "${args[@]}"
-  fi
-  if wants scale; then
-    echo "== bench: scale curve"
-    "$py" bench/bench.py scale "${args[@]}"
-  fi
-  if wants history; then
-    echo "== bench: history curve"
-    "$py" bench/bench.py history "${args[@]}"
-  fi
+  phase zabbix "zabbix schema as the one migration"
+  phase scale "scale curve"
+  phase history "history curve"
 fi
 "$py" bench/bench.py report "${args[@]}" --out "$out" --plots "$plots" --discussion bench/discussion.md
 echo "== bench: report written to $out, plots in $plots"

@@ -6,7 +6,6 @@
 //! `text`, so an over-long name is refused instead of silently truncated.
 
 use std::cell::Cell;
-use std::time::Instant;
 
 use pgrx::datum::Interval;
 use pgrx::prelude::*;
@@ -506,32 +505,17 @@ enum Busy {
 /// `DROP SCHEMA` with a 1 ms `lock_timeout` for anything not foreseen. A busy lock rolls the attempt
 /// back (releasing all it took); past `lock_timeout_ms` the drop fails with 55P03.
 fn drop_locked(t: &registry::Tenant, lock_timeout_ms: u32) {
-    let started = Instant::now();
-    // Spreads the retries of sessions that started dropping at the same moment.
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    // SAFETY: reads this backend's PID.
-    let jitter = (unsafe { pg_sys::MyProcPid } as u32) ^ nanos;
-    let mut busy: Option<Busy> = None;
-    for attempt in 0u32.. {
-        let left = lock_wait::left(lock_timeout_ms, started.elapsed().as_millis() as u64);
-        let waiting = Cell::new(Busy::Unforeseen);
-        let outcome = locks::attempt(|| drop_attempt(t, busy, left, &waiting), || waiting.get());
-        let Err(stopped) = outcome else {
-            return;
-        };
-        let left = lock_wait::left(lock_timeout_ms, started.elapsed().as_millis() as u64);
-        if left == lock_wait::Left::Nothing {
-            raise(in_use(t, stopped, lock_timeout_ms));
-        }
-        locks::sleep_ms(lock_wait::pause_ms(
-            attempt,
-            jitter.rotate_left(attempt),
-            left,
-        ));
-        busy = Some(stopped);
+    let waiting = Cell::new(Busy::Unforeseen);
+    let outcome = locks::in_attempts(
+        lock_timeout_ms,
+        |left, busy| {
+            waiting.set(Busy::Unforeseen);
+            drop_attempt(t, busy, left, &waiting)
+        },
+        || waiting.get(),
+    );
+    if let Err(stopped) = outcome {
+        raise(in_use(t, stopped, lock_timeout_ms));
     }
 }
 

@@ -155,12 +155,10 @@ fn remove_migration(version: Option<&str>) -> String {
         raise(embedded_refusal(e));
     }
     require_author_rights(m);
-    // Locking and deleting first waits for runs applying it (they hold its advisory lock or its
-    // row, see registry::registered_sql); the ledger is read afterwards, so their commits are
-    // seen. A refusal rolls the delete back.
-    // A sign-up built from the snapshot records every migration without reading (and so
-    // locking) their rows: wait for those in flight too (src/snapshot.rs). Neither wait holds
-    // anyone back.
+    // Locking and deleting first waits for runs applying it (they hold its lock or its row, see
+    // registry::registered_sql) and for sign-ups built from the snapshot, which record every
+    // migration without reading (so locking) it; the ledger is read afterwards, so their commits
+    // are seen. A refusal rolls the delete back.
     crate::db::snapshot::lock_for_removal(&m.label(), &m.version);
     registry::delete_registered(&m.version);
     let (count, first) =

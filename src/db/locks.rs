@@ -6,6 +6,7 @@
 //! is checked first), no user code (nothing of the tenant runs), no name lookup.
 
 use std::panic::AssertUnwindSafe;
+use std::time::Instant;
 
 use pgrx::pg_sys;
 use pgrx::pg_sys::errcodes::PgSqlErrorCode;
@@ -14,6 +15,7 @@ use pgrx::prelude::*;
 
 use crate::db::settings;
 use crate::db::spi;
+use crate::rules::lock_wait;
 
 enum Outcome<T> {
     Returned(T),
@@ -65,6 +67,44 @@ pub fn attempt<T, E>(
             Outcome::LockTimedOut => Err(timed_out()),
             Outcome::Failed(e) => e.rethrow(),
         }
+    }
+}
+
+/// Runs `once` in [`attempt`]s (each a subtransaction: a failed one gives back every lock it
+/// took) until one succeeds or `limit_ms` (0: no limit) has run out, pausing between attempts
+/// (doubling, with jitter so that sessions starting together do not retry in step; never past
+/// what is left). `once` gets what is left of the limit and why the previous attempt stopped;
+/// `timed_out` is that reason when a lock wait inside ran out of `lock_timeout`. `Err` carries
+/// the last attempt's reason. The retry loop of `drop_tenant` and `remove_migration`: a session
+/// that only ever waits while holding nothing of its lock set cannot hold others back for
+/// longer than one wait.
+pub fn in_attempts<E: Copy>(
+    limit_ms: u32,
+    mut once: impl FnMut(lock_wait::Left, Option<E>) -> Result<(), E>,
+    timed_out: impl Fn() -> E,
+) -> Result<(), E> {
+    let started = Instant::now();
+    let left = || lock_wait::left(limit_ms, started.elapsed().as_millis() as u64);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    // SAFETY: reads this backend's PID.
+    let jitter = (unsafe { pg_sys::MyProcPid } as u32) ^ nanos;
+    let mut previous: Option<E> = None;
+    let mut n = 0u32;
+    loop {
+        let stopped = match attempt(|| once(left(), previous), &timed_out) {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        let rest = left();
+        if rest == lock_wait::Left::Nothing {
+            return Err(stopped);
+        }
+        sleep_ms(lock_wait::pause_ms(n, jitter.rotate_left(n), rest));
+        previous = Some(stopped);
+        n += 1;
     }
 }
 

@@ -8,8 +8,6 @@ use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
 
-use std::time::Instant;
-
 use crate::db::identity::as_extension_owner;
 use crate::db::locks;
 use crate::db::report::raise;
@@ -34,12 +32,7 @@ pub struct Stored {
 /// UPDATE` the new library runs with the old catalog, which has no snapshot (nor the ledger's
 /// `from_snapshot`), and every path works as before.
 pub fn has_catalog() -> bool {
-    // SAFETY: syscache lookups by name; missing_ok.
-    unsafe {
-        let nsp = pg_sys::get_namespace_oid(c"tenancy".as_ptr(), true);
-        nsp != pg_sys::InvalidOid
-            && pg_sys::get_relname_relid(c"snapshot".as_ptr(), nsp) != pg_sys::InvalidOid
-    }
+    relation().is_some()
 }
 
 /// The stored snapshot, if one was built.
@@ -99,53 +92,45 @@ pub fn lock_use(exclusive: bool) {
     } as pg_sys::LOCKMODE);
 }
 
-/// `remove_migration`'s locks, taken without holding anyone back while it waits: its version's
-/// lock (exclusive, against runs applying the migration, which hold it shared) and, when the
-/// snapshot catalog exists, EXCLUSIVE on `tenancy.snapshot` (see [`lock_use`]: sign-ups built
-/// from the snapshot record every migration without reading it). A waiting request would make
-/// every later sign-up or run queue behind it for as long as it waits; so both are taken in one
-/// attempt whose waits last at most [`lock_wait::SHARED_WAIT_MS`], then the attempt gives both
-/// back, pauses and tries again, until the session's `lock_timeout` (0: no limit) runs out:
+/// `remove_migration`'s locks, taken without holding anyone back for longer than one short wait:
+/// its version's lock (exclusive, against runs applying the migration, which hold it shared),
+/// EXCLUSIVE on `tenancy.snapshot` when the catalog has it (see [`lock_use`]: sign-ups built from
+/// the snapshot record every migration without reading it) and its row (which runs at
+/// REPEATABLE READ, or applying more than a few registered migrations, hold FOR KEY SHARE). A
+/// waiting request would make every later sign-up or run queue behind it for as long as it
+/// waits; so all three are taken in [`locks::in_attempts`] whose waits last at most
+/// [`lock_wait::SHARED_WAIT_MS`], until the session's `lock_timeout` (0: no limit) runs out:
 /// 55P03 naming the sessions. `label` names the migration in the error.
 pub fn lock_for_removal(label: &str, version: &str) {
-    let rel = if has_catalog() { relation() } else { None };
-    let key = locks::own_key(version);
-    // SAFETY: reads the lock_timeout setting (milliseconds) and this backend's PID.
-    let (limit, pid) = unsafe { (pg_sys::LockTimeout.max(0) as u32, pg_sys::MyProcPid as u32) };
-    let started = Instant::now();
-    let elapsed = || started.elapsed().as_millis() as u64;
-    for attempt in 0u32.. {
-        let Some(wait) = lock_wait::wait_ms(lock_wait::left(limit, elapsed()), false) else {
-            break;
-        };
-        let taken = locks::attempt(
-            || {
-                locks::with_lock_timeout(wait, || {
-                    crate::db::registry::lock_registered_exclusive(version);
-                    if let Some(rel) = rel {
-                        // SAFETY: a heavyweight lock by OID, held until the transaction ends.
-                        unsafe {
-                            pg_sys::LockRelationOid(rel, pg_sys::ExclusiveLock as pg_sys::LOCKMODE)
-                        }
+    let rel = relation();
+    // SAFETY: reads the lock_timeout setting (milliseconds).
+    let limit = unsafe { pg_sys::LockTimeout }.max(0) as u32;
+    let taken = locks::in_attempts(
+        limit,
+        |left, _| {
+            let Some(wait) = lock_wait::wait_ms(left, false) else {
+                return Err(());
+            };
+            locks::with_lock_timeout(wait, || {
+                crate::db::registry::lock_registered_exclusive(version);
+                if let Some(rel) = rel {
+                    // SAFETY: a heavyweight lock by OID, held until the transaction ends.
+                    unsafe {
+                        pg_sys::LockRelationOid(rel, pg_sys::ExclusiveLock as pg_sys::LOCKMODE)
                     }
-                    // The row its DELETE will lock (runs at REPEATABLE READ, or applying more
-                    // than a few registered migrations, hold it FOR KEY SHARE): waited for here,
-                    // so that nothing is waited for while the locks above are held.
-                    crate::db::registry::lock_registered_row(version);
-                });
-                Ok(())
-            },
-            || (),
-        );
-        if taken.is_ok() {
-            return;
-        }
-        let left = lock_wait::left(limit, elapsed());
-        if left == lock_wait::Left::Nothing {
-            break;
-        }
-        locks::sleep_ms(lock_wait::pause_ms(attempt, pid.rotate_left(attempt), left));
+                }
+                // Its DELETE's row lock, waited for here: nothing is waited for while the locks
+                // above are held.
+                crate::db::registry::lock_registered_row(version);
+            });
+            Ok(())
+        },
+        || (),
+    );
+    if taken.is_ok() {
+        return;
     }
+    let key = locks::own_key(version);
     let holders: Vec<String> = [
         (
             locks::own_holders(locks::Own::Registered, key),

@@ -18,6 +18,11 @@ pub(super) struct Inline {
     pub order: Vec<String>,
 }
 
+/// A constraint as a CREATE TABLE clause.
+fn clause(name: &str, def: &str) -> String {
+    format!("CONSTRAINT {} {def}", quote_ident(name))
+}
+
 fn plain(t: &Table) -> bool {
     t.partition_by.is_none() && t.partition_of.is_none()
 }
@@ -77,11 +82,10 @@ fn take_inline(s: &mut Schema, foreign_keys: bool) -> Inline {
                     .or_default()
                     .push(c.columns.iter().cloned().collect());
             }
-            clauses.entry(t.clone()).or_default().push(format!(
-                "CONSTRAINT {} {}",
-                quote_ident(&name),
-                c.def
-            ));
+            clauses
+                .entry(t.clone())
+                .or_default()
+                .push(clause(&name, &c.def));
         }
     }
     // Foreign keys that may go inline: name → the schema's table they need created first.
@@ -117,11 +121,10 @@ fn take_inline(s: &mut Schema, foreign_keys: bool) -> Inline {
         let table = s.tables.get_mut(&t).expect("a table of the schema");
         for (name, _) in list {
             let c = table.constraints.remove(&name).expect("listed above");
-            clauses.entry(t.clone()).or_default().push(format!(
-                "CONSTRAINT {} {}",
-                quote_ident(&name),
-                c.def
-            ));
+            clauses
+                .entry(t.clone())
+                .or_default()
+                .push(clause(&name, &c.def));
         }
     }
     Inline { clauses, order }
